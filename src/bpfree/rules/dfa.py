@@ -1,0 +1,40 @@
+"""Direct feedback alignment (Nøkland 2016, NeurIPS, arXiv 1609.01596).
+
+The output error e = ∂L/∂z (z the output pre-activation; (ŷ − y)/N for softmax + cross-entropy
+averaged over a batch of N) is sent straight to every hidden layer through a fixed random B_l of shape
+(units_l, output_dim):
+    δ_l = (e B_lᵀ) ⊙ f'(a_l),   ΔW_l = −η h_{l−1}ᵀ δ_l,
+and the output layer gets its ordinary gradient. Surrogate: with detached block inputs,
+    J = L + Σ_l Σ stop_gradient(e) ⊙ (h_l B_l),
+where e is not computed separately: `broadcast_output_error` is an identity on z whose backward pass
+hands ∂L/∂z to every projection p_l = h_l B_l, so the single gradient call of the train step delivers
+e B_lᵀ to h_l for whatever loss the model was compiled with.
+"""
+
+import tensorflow as tf
+
+from bpfree.rules.base import LearningRule, register
+
+
+@register
+class DirectFeedbackAlignment(LearningRule):
+    name = "dfa"
+    summary = "direct feedback alignment: the output error projected to every hidden layer"
+    feedback = "direct"
+    detach_blocks = True
+
+    def output_preactivation(self, z, projections):
+        return broadcast_output_error(z, projections) if projections else z
+
+
+def broadcast_output_error(z, projections):
+    """Identity on `z`; in the backward pass every projection receives the gradient that z receives."""
+
+    @tf.custom_gradient
+    def route(z, *projections):
+        def grad(upstream):
+            return (upstream,) + tuple(upstream for _ in projections)
+
+        return tf.identity(z), grad
+
+    return route(z, *projections)

@@ -1,0 +1,47 @@
+"""Direct random target projection (Frenkel, Lefebvre, Bol 2021, Front. Neurosci. 15:629892).
+
+Hidden layers learn from the one-hot target alone, projected through a fixed random B_l of shape
+(units_l, output_dim); nothing from the output error reaches them:
+    δ_l = (y B_lᵀ) ⊙ f'(a_l) / N,   ΔW_l = −η h_{l−1}ᵀ δ_l,
+with N the batch size (signals are averaged over the batch like Keras losses). The output layer gets
+its ordinary gradient. Surrogate, with detached block inputs: J = L + Σ_l Σ (y/N) ⊙ (h_l B_l).
+
+DRTP needs class targets, so reconstruction is refused; with unbounded activations (relu, lrelu,
+swish, linear) the target projection does not saturate and training tends to diverge (a warning).
+"""
+
+import logging
+
+import keras
+
+from bpfree.rules.base import LearningRule, register
+
+UNBOUNDED_ACTIVATIONS = ("relu", "lrelu", "swish", "linear")
+
+
+@register
+class DirectRandomTargetProjection(LearningRule):
+    name = "drtp"
+    summary = "direct random target projection: the one-hot target projected to every hidden layer"
+    feedback = "direct"
+    detach_blocks = True
+
+    def validate(self, config):
+        if config.problem_type != "classification":
+            raise ValueError(
+                f"drtp needs class targets: problem_type {config.problem_type!r} is not supported "
+                "(valid: 'classification'). Use dfa, cce→mse or mse for reconstruction."
+            )
+        if config.activation in UNBOUNDED_ACTIVATIONS:
+            logging.getLogger("bpfree").warning(
+                "drtp with the unbounded activation %r tends to diverge; bounded ones (tanh, sigmoid) "
+                "are what DRTP was designed for.",
+                config.activation,
+            )
+
+    def local_losses(self, projections, y, config):
+        if not projections:
+            return []
+        target = keras.ops.stop_gradient(keras.ops.cast(y, projections[0].dtype))
+        batch = keras.ops.cast(keras.ops.shape(target)[0], target.dtype)
+        return [keras.ops.sum(target * p) / batch for p in projections]
