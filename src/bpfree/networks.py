@@ -247,6 +247,13 @@ class Network(keras.Model):
             loss = "categorical_crossentropy" if self.network_config.problem_type == "classification" else "mse"
         super().compile(optimizer=optimizer, loss=loss, metrics=bpfree_metrics.resolve(metrics), **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips compile_from_config for models that override compile(); ours only fills in
+        # defaults, so the saved compile arguments replay through it unchanged.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         tracking = bool(self.network_config.trackers)

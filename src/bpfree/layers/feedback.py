@@ -101,6 +101,25 @@ class FeedbackAlignmentDense(keras.layers.Dense):
             outputs = self.activation(outputs)
         return outputs
 
+    # Dense's own (de)serialisation knows only kernel and bias (and quantisation variables); the
+    # fixed feedback matrix must travel with them.
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._saved_variables()):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        variables = self._saved_variables()
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"Layer {self.name!r} expected {len(variables)} saved variables "
+                f"(kernel, bias, feedback), found {len(store.keys())}."
+            )
+        for i, variable in enumerate(variables):
+            variable.assign(store[str(i)])
+
+    def _saved_variables(self):
+        return [v for v in (self.kernel, self.bias, self.feedback) if v is not None]
+
     def get_config(self):
         return {**super().get_config(), "bw_init": self.bw_init, "feedback_seed": self.feedback_seed}
 

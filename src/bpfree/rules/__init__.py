@@ -1,5 +1,10 @@
 """Learning rules, one module each, registered by name (see `bpfree.rules.registry`)."""
 
-from bpfree.rules import bp, dfa, drtp, fa, local_loss  # noqa: F401  (registration)
+# Registration order is the order users see (help texts, the hypermodel's choices).
+from bpfree.rules import bp  # noqa: F401,I001
+from bpfree.rules import fa  # noqa: F401
+from bpfree.rules import dfa  # noqa: F401
+from bpfree.rules import drtp  # noqa: F401
+from bpfree.rules import local_loss  # noqa: F401
 from bpfree.rules.base import LearningRule
 from bpfree.rules.registry import get, names, register
