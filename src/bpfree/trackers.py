@@ -21,6 +21,8 @@ import os
 import keras
 import tensorflow as tf
 
+from bpfree.rules.base import projected_loss
+
 TRACKERS = ("bp_cosine", "local_loss", "weights", "gradients", "weight_alignment")
 _EPS = 1e-12
 
@@ -76,11 +78,9 @@ def compute(model, grad_of, bp_grads, projections, y, local_losses):
             for l, (block, bp) in enumerate(zip(model.blocks, bp_grads), start=1):
                 values[f"bp_cosine_{l}"] = cosine(grad_of[id(block.dense.kernel)], bp)
         elif tracker == "local_loss" and model.rule.feedback == "direct":
-            if local_losses and model.rule.name in ("cce", "mse"):
+            if model.rule.local_losses_are_projected:
                 losses = local_losses
             else:
-                from bpfree.rules.base import projected_loss
-
                 losses = [projected_loss(p, y, c) for p in projections]
             for l, loss in enumerate(losses, start=1):
                 values[f"local_loss_{l}"] = loss

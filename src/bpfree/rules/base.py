@@ -26,6 +26,9 @@ class LearningRule:
     summary = ""
     feedback = None
     detach_blocks = False
+    # True when `local_losses` returns the projected losses themselves (so the local_loss tracker
+    # reuses them instead of computing them again).
+    local_losses_are_projected = False
     extra_hparams = {}
 
     def validate(self, config):

@@ -17,6 +17,7 @@ from bpfree.rules.base import LearningRule, projected_loss, register
 class LocalLoss(LearningRule):
     feedback = "direct"
     detach_blocks = True
+    local_losses_are_projected = True
 
     def local_losses(self, projections, y, config):
         return [projected_loss(p, y, config) for p in projections]
