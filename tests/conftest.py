@@ -1,7 +1,6 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("BPFREE_CACHE_DIR_FOR_TESTS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -16,3 +15,10 @@ def toy_classification():
     teacher = rng.normal(size=(12, 3))
     y = keras.utils.to_categorical(np.argmax(x @ teacher, axis=1), 3).astype("float32")
     return x, y
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Dataset caches of the test session go to a temporary folder, not ~/.cache/bpfree."""
+    os.environ["BPFREE_CACHE_DIR"] = str(tmp_path_factory.mktemp("bpfree-cache"))
+    yield

@@ -1,0 +1,47 @@
+"""`load`: one split of a dataset as scaled float32 numpy arrays."""
+
+from bpfree.datasets import catalog, preprocess
+from bpfree.datasets.errors import DatasetError
+
+SPLITS = ("train", "validation", "test")
+VALIDATION_SEED = 20240229  # the carve-out is fixed, whatever the training seed
+
+
+def load(name, split="train", *, examples_frac=0.0, scaler="standard", seed=None, validation_frac=0.0,
+         image_size=catalog.DEFAULT_IMAGE_SIZE, data_dir=None, download=True):
+    """(x float32 (N, features...), y int64 (N,)) of `split` of dataset `name`.
+
+    - ``split``: "train", "test", or "validation" (a set's own validation split, e.g. yinyang's; or,
+      with ``validation_frac`` > 0, a stratified fraction carved deterministically from train, which
+      "train" then excludes).
+    - ``examples_frac`` in (0, 1): a stratified subsample of the training split, class proportions
+      kept, reproducible from ``seed``; 0 keeps everything.
+    - ``scaler``: "standard" ([−1, 1]), "zero_one" ([0, 1]) or "identity" (raw values as float32).
+    """
+    if split not in SPLITS:
+        raise DatasetError(f"Unknown split {split!r}; valid: {', '.join(SPLITS)}.")
+    preprocess.check_scaler(scaler)
+    for label, value in (("examples_frac", examples_frac), ("validation_frac", validation_frac)):
+        if not 0.0 <= float(value) < 1.0:
+            raise DatasetError(f"Invalid {label} {value!r}: a fraction in [0, 1).")
+    meta = catalog.info(name, image_size=image_size, data_dir=data_dir) if catalog.resolve(name)[0] != "tfds" else None
+    own_validation = meta is not None and "validation" in meta.splits
+    if split == "validation" and not own_validation and not validation_frac:
+        raise DatasetError(f"Dataset {name!r} has no validation split; pass validation_frac > 0 to carve one from train.")
+
+    source = "train" if split == "validation" and not own_validation else split
+    if source == "validation" and validation_frac:
+        source = "train"  # an explicit carve-out wins over the set's own split
+    arrays, value_range = catalog.raw_splits(name, image_size=image_size, data_dir=data_dir, download=download,
+                                             split=source)
+    x, y = arrays[f"x_{source}"], arrays[f"y_{source}"]
+    if value_range is None:  # data-dependent range: the training split's (mnist1d)
+        value_range = (float(arrays["x_train"].min()), float(arrays["x_train"].max()))
+    if source == "train" and validation_frac:
+        rest, carved = preprocess.split_off(y, validation_frac, VALIDATION_SEED)
+        keep = carved if split == "validation" else rest
+        x, y = x[keep], y[keep]
+    if examples_frac and split == "train":
+        keep = preprocess.stratified_indices(y, examples_frac, 0 if seed is None else seed)
+        x, y = x[keep], y[keep]
+    return preprocess.scale(x, scaler, value_range), y.astype("int64")

@@ -1,0 +1,94 @@
+"""`pipeline`: a tf.data input pipeline for `fit`, from any dataset name.
+
+    numpy split (load) → from_tensor_slices → cache → shuffle (training) → batch
+    → augment (training; brightness, rotation, zoom, translation; each off by default)
+    → flatten for dense networks → one-hot targets, or (x, x) for reconstruction → prefetch
+"""
+
+import dataclasses
+
+from bpfree.datasets import catalog, preprocess
+from bpfree.datasets.errors import DatasetError
+from bpfree.datasets.loading import load
+
+PROBLEM_TYPES = ("classification", "reconstruction")
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Random image augmentation factors (Keras preprocessing layers); 0 switches one off.
+
+    brightness: ± fraction of the value range; rotation: ± fraction of a full turn; zoom: ± fraction
+    of the size; translation: ± fraction of height and width.
+    """
+
+    brightness: float = 0.0
+    rotation: float = 0.0
+    zoom: float = 0.0
+    translation: float = 0.0
+
+    @property
+    def enabled(self):
+        return any(dataclasses.astuple(self))
+
+    def layers(self, value_range, seed):
+        import keras
+
+        layers = []
+        if self.brightness:
+            layers.append(keras.layers.RandomBrightness(self.brightness, value_range=value_range, seed=seed))
+        if self.rotation:
+            layers.append(keras.layers.RandomRotation(self.rotation, fill_mode="constant", seed=seed))
+        if self.zoom:
+            layers.append(keras.layers.RandomZoom(self.zoom, fill_mode="constant", seed=seed))
+        if self.translation:
+            layers.append(keras.layers.RandomTranslation(self.translation, self.translation,
+                                                         fill_mode="constant", seed=seed))
+        return layers
+
+
+def pipeline(name, split, *, batch_size, problem_type="classification", training=False, examples_frac=0.0,
+             scaler="standard", seed=None, validation_frac=0.0, augment=None, flatten=True,
+             image_size=catalog.DEFAULT_IMAGE_SIZE, data_dir=None, download=True, drop_remainder=False):
+    """A `tf.data.Dataset` of (x, one-hot y) batches, or (x, x) for reconstruction.
+
+    ``training`` shuffles every epoch (seeded) and applies ``augment`` (an `Augmentation` or a dict of
+    its fields); ``flatten`` reshapes each example to a vector for the dense networks.
+    """
+    import tensorflow as tf
+
+    if problem_type not in PROBLEM_TYPES:
+        raise DatasetError(f"Unknown problem_type {problem_type!r}; valid: {', '.join(PROBLEM_TYPES)}.")
+    if int(batch_size) <= 0:
+        raise DatasetError(f"Invalid batch_size {batch_size!r}: must be a positive integer.")
+    augment = Augmentation(**augment) if isinstance(augment, dict) else (augment or Augmentation())
+    meta = catalog.info(name, image_size=image_size, data_dir=data_dir)
+    if augment.enabled and not meta.is_image:
+        raise DatasetError(f"Augmentation needs images; dataset {name!r} has input shape {meta.input_shape}.")
+    x, y = load(name, split, examples_frac=examples_frac, scaler=scaler, seed=seed,
+                validation_frac=validation_frac, image_size=image_size, data_dir=data_dir, download=download)
+    num_classes = meta.num_classes
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if training:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    if training and augment.enabled:
+        value_range = preprocess.scaled_range(scaler, (0.0, 255.0))
+        layers = augment.layers(value_range, seed)
+
+        def apply(xb, yb):
+            for layer in layers:
+                xb = layer(xb, training=True)
+            return xb, yb
+
+        ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def finish(xb, yb):
+        if flatten:
+            xb = tf.reshape(xb, (-1, meta.features))
+        if problem_type == "reconstruction":
+            return xb, xb
+        return xb, tf.one_hot(yb, num_classes, dtype=tf.float32)
+
+    return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

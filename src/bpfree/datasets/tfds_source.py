@@ -1,0 +1,85 @@
+"""tensorflow-datasets image classification sets, read into numpy through `tfds.load`.
+
+Prepared data lives where tfds keeps it (`data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).
+Offline, a dataset that was never prepared fails with one `DatasetError` saying where tfds looked and
+how to prepare it by hand.
+"""
+
+import os
+
+import numpy as np
+
+from bpfree.datasets.errors import DatasetError
+
+# Our short names → tfds names, and how our train/test map onto each set's tfds splits.
+ALIASES = {
+    "mnist": "mnist",
+    "fmnist": "fashion_mnist",
+    "fashion_mnist": "fashion_mnist",
+    "kmnist": "kmnist",
+    "cifar10": "cifar10",
+    "cifar100": "cifar100",
+    "eurosat": "eurosat/rgb",
+}
+SPLITS = {"eurosat/rgb": {"train": "train[:80%]", "test": "train[80%:]"}}  # EuroSAT ships one split
+# Split sizes for info() without preparing (tfds knows them only once the data is there).
+KNOWN_SIZES = {
+    "mnist": {"train": 60000, "test": 10000},
+    "fashion_mnist": {"train": 60000, "test": 10000},
+    "kmnist": {"train": 60000, "test": 10000},
+    "cifar10": {"train": 50000, "test": 10000},
+    "cifar100": {"train": 50000, "test": 10000},
+    "eurosat/rgb": {"train": 21600, "test": 5400},
+}
+
+
+def data_dir(explicit=None):
+    return explicit or os.environ.get("TFDS_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+
+
+def describe(tfds_name, directory=None):
+    """(input_shape, num_classes, split sizes or None) from the builder's metadata, reading no data."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(tfds_name, data_dir=data_dir(directory))
+    except Exception as e:  # tfds raises several types for unknown names
+        raise DatasetError(f"tfds has no dataset {tfds_name!r}: {e}") from None
+    image_key, label_key = builder.info.supervised_keys or ("image", "label")
+    features = builder.info.features
+    if image_key not in features or label_key not in features or not hasattr(features[label_key], "num_classes"):
+        raise DatasetError(f"tfds dataset {tfds_name!r} is not an image classification set (features: {features}).")
+    sizes = KNOWN_SIZES.get(tfds_name)
+    if sizes is None and builder.info.splits:
+        sizes = {k: v.num_examples for k, v in builder.info.splits.items()}
+    return tuple(features[image_key].shape), int(features[label_key].num_classes), sizes
+
+
+def load(tfds_name, split, directory=None, download=True):
+    """(x uint8 (N, H, W, C), y int64 (N,)) of one split."""
+    import tensorflow_datasets as tfds
+
+    tfds_split = SPLITS.get(tfds_name, {}).get(split, split)
+    where = data_dir(directory)
+    try:
+        ds = tfds.load(tfds_name, split=tfds_split, as_supervised=True, data_dir=where, download=download)
+    except Exception as e:  # offline download errors, missing data, unknown splits
+        raise DatasetError(_not_prepared_message(tfds_name, where, e)) from None
+    xs, ys = [], []
+    for x, y in tfds.as_numpy(ds.batch(4096)):
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise DatasetError(f"tfds dataset {tfds_name!r} split {tfds_split!r} is empty in {where}.")
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+
+
+def _not_prepared_message(tfds_name, where, error):
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"tfds dataset {tfds_name!r} could not be loaded: it is not prepared in {where} "
+        f"(TFDS_DATA_DIR={os.environ.get('TFDS_DATA_DIR', '<unset>')}) and could not be downloaded here "
+        f"({first_line}). Prepare it by hand on a machine with network access: "
+        f"`python -c \"import tensorflow_datasets as tfds; tfds.builder('{tfds_name}', data_dir='DIR').download_and_prepare()\"`, "
+        f"then copy DIR/{tfds_name.split('/')[0]} into {where} (or point TFDS_DATA_DIR at DIR)."
+    )
