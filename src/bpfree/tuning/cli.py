@@ -1,0 +1,106 @@
+"""`python -m bpfree EXPERIMENT_DIR [flags]`: a resumable grid search (absl flags, as the ancestor).
+
+Every hparam flag given (--algorithm, --arch, --activation, --batch_norm, --bw_init, --lr, --reg_rate)
+is fixed; the others are searched over the preset's lists (--hparams, default hparams/default.toml).
+Search settings come from the flag, else the preset's [search] table, else the defaults.
+Exit codes: 0 done; 1 a flag that does not parse; 2 bad input (one line on stderr, nothing trained);
+3 a crash (train.bash restarts the search, which resumes).
+"""
+
+import os
+import sys
+import traceback
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+flags.DEFINE_string("hparams", None, "Search-space preset (TOML). Default: hparams/default.toml.")
+flags.DEFINE_string("experiment_dir", None, "Where the experiment lives (or give it as the first argument).")
+flags.DEFINE_string("dataset", None, "Dataset name (see bpfree.datasets.names()).")
+flags.DEFINE_string("problem_type", None, "classification | reconstruction.")
+flags.DEFINE_string("objective", None, "loss | val_loss | error_rate | val_error_rate (error, val_error).")
+flags.DEFINE_string("scaler", None, "standard | zero_one | identity.")
+flags.DEFINE_integer("batch_size", None, "Batch size.")
+flags.DEFINE_integer("num_epochs", None, "Epochs per execution.")
+flags.DEFINE_integer("executions_per_trial", None, "Executions (distinct seeds) per grid point.")
+flags.DEFINE_integer("histogram_freq", None, "Activation histograms every N epochs (0: off).")
+flags.DEFINE_float("examples_frac", None, "Stratified fraction of the training set (0: all).")
+flags.DEFINE_float("validation_frac", None, "Validation carved from train (0: the test split validates).")
+flags.DEFINE_float("weight_decay", None, "L2 on kernels.")
+flags.DEFINE_bool("use_bias", None, "Dense layers with bias.")
+flags.DEFINE_bool("use_xla", None, "Compile train steps with XLA.")
+flags.DEFINE_bool("use_early_stopping", None, "Stop an execution when the objective stops improving.")
+flags.DEFINE_integer("early_stopping_patience", None, "Epochs without improvement before stopping.")
+flags.DEFINE_multi_string("tracker", None, "Tracker(s): bp_cosine, local_loss, weights, gradients, weight_alignment.")
+flags.DEFINE_integer("seed", None, "Base seed; execution k uses seed + k.")
+flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
+# Hparams: given = fixed.
+flags.DEFINE_string("algorithm", None, "Fix the learning rule.")
+flags.DEFINE_string("arch", None, "Fix the hidden widths, e.g. 500-1000-500.")
+flags.DEFINE_string("activation", None, "Fix the activation.")
+flags.DEFINE_bool("batch_norm", None, "Fix batch normalisation on/off.")
+flags.DEFINE_string("bw_init", None, "Fix the feedback-matrix init.")
+flags.DEFINE_float("lr", None, "Fix the learning rate.")
+flags.DEFINE_float("reg_rate", None, "Fix the dropout rate.")
+
+SEARCH_FLAGS = ("dataset", "problem_type", "objective", "scaler", "batch_size", "num_epochs", "executions_per_trial",
+                "histogram_freq", "examples_frac", "validation_frac", "weight_decay", "use_bias", "use_xla",
+                "use_early_stopping", "early_stopping_patience", "seed")
+HPARAM_FLAGS = {"algorithm": "algorithm", "arch": "arch", "activation": "activation", "batch_norm": "batchnorm",
+                "bw_init": "bw_init", "lr": "lr", "reg_rate": "dropout"}
+
+
+def resolve(argv):
+    """(experiment_dir, SearchConfig, SearchSpace) from the flags; ValueError on bad input."""
+    from bpfree.tuning.config import SearchConfig
+    from bpfree.tuning.space import SearchSpace, load_preset
+
+    positional = argv[1:]
+    if len(positional) > 1:
+        raise ValueError(f"Unexpected arguments {' '.join(positional[1:])!r}; usage: python -m bpfree EXPERIMENT_DIR [flags].")
+    experiment_dir = FLAGS.experiment_dir or (positional[0] if positional else None)
+    if not experiment_dir:
+        raise ValueError("No experiment directory: python -m bpfree EXPERIMENT_DIR [flags].")
+    preset = FLAGS.hparams or os.path.join(REPO, "hparams", "default.toml")
+    search, space = load_preset(preset)
+    unknown = set(search) - set(SEARCH_FLAGS) - {"trackers"}
+    if unknown:
+        raise ValueError(f"Hparams file {preset!r}: unknown [search] key(s) {', '.join(sorted(unknown))}; "
+                         f"valid: {', '.join(SEARCH_FLAGS)}, trackers.")
+    settings = dict(search)
+    for name in SEARCH_FLAGS:
+        if getattr(FLAGS, name) is not None:
+            settings[name] = getattr(FLAGS, name)
+    if FLAGS.tracker:
+        settings["trackers"] = FLAGS.tracker
+    settings["trackers"] = tuple(settings.get("trackers", ()))
+    config = SearchConfig(**settings)
+    fixed = {hp: getattr(FLAGS, flag) for flag, hp in HPARAM_FLAGS.items()}
+    return experiment_dir, config, SearchSpace.create(space, fixed, tune_dropout=config.tunes_dropout)
+
+
+def main(argv):
+    from bpfree.tuning.lock import ExperimentLocked
+    from bpfree.tuning.search import run_search
+
+    try:
+        experiment_dir, config, space = resolve(argv)
+        summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training)
+    except (ValueError, ExperimentLocked) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception:  # a crash: train.bash restarts the search, which resumes where it stopped
+        traceback.print_exc()
+        return 3
+    overhead = summary["seconds"] - summary["fit_seconds"]
+    print(f"search done: {summary['ran']} grid points run in {summary['seconds']:.0f} s "
+          f"({overhead:.0f} s outside fit); records in {summary['project_dir']}\n"
+          f"best per algorithm: python -m bpfree.results {summary['project_dir']} --by algorithm "
+          f"--objective {config.objective}")
+    return 0
+
+
+def run():
+    app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,56 @@
+"""The keras-tuner HyperModel: every hparam of the space as a Choice (or Fixed), one compiled model."""
+
+import keras
+import keras_tuner
+
+from bpfree import build_model, rules
+
+
+class BpfreeHyperModel(keras_tuner.HyperModel):
+    """Builds `bpfree.build_model(...)` from hparams, compiled with Adam(lr) and error_rate.
+
+    Choices come from the search space (whose algorithm values come from the rule registry), so a
+    rule added to the registry is searchable without touching this class. A rule's own hparams
+    (`extra_hparams`) are declared under a condition on the algorithm.
+    """
+
+    def __init__(self, space, config, input_dim, output_dim, **kwargs):
+        super().__init__(name="bpfree", **kwargs)
+        self.space = space
+        self.config = config
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+
+    def declare(self, hp):
+        values = {}
+        for name, choices in self.space.values:
+            if len(choices) == 1:
+                values[name] = hp.Fixed(name, choices[0])
+            else:
+                values[name] = hp.Choice(name, list(choices), ordered=name in ("lr", "dropout"))
+        for algorithm in self.space.as_dict()["algorithm"]:
+            extras = rules.get(algorithm).extra_hparams
+            if extras:
+                with hp.conditional_scope("algorithm", [algorithm]):
+                    for extra, (default, choices) in extras.items():
+                        value = hp.Choice(extra, list(choices), default=default)
+                        if values["algorithm"] == algorithm:
+                            values[extra] = value
+        return values
+
+    def declare_hyperparameters(self, hp):
+        self.declare(hp)
+
+    def build(self, hp, seed=None):
+        values = self.declare(hp)
+        c = self.config
+        extras = {k: v for k, v in values.items() if k in rules.get(values["algorithm"]).extra_hparams}
+        model = build_model(
+            values["algorithm"], values["arch"], self.input_dim, self.output_dim,
+            activation=values["activation"], batchnorm=values["batchnorm"], dropout=values["dropout"],
+            bw_init=values["bw_init"], use_bias=c.use_bias, weight_decay=c.weight_decay,
+            problem_type=c.problem_type, trackers=c.trackers, seed=c.seed if seed is None else seed, **extras,
+        )
+        metrics = ["error_rate"] if c.problem_type == "classification" else []
+        model.compile(optimizer=keras.optimizers.Adam(values["lr"]), metrics=metrics, jit_compile=c.use_xla)
+        return model

@@ -1,0 +1,40 @@
+"""One search per experiment: an exclusive, non-blocking lock on a file in the project directory.
+
+`fcntl.flock` is released by the kernel when the process dies, so a search killed with SIGKILL never
+leaves a stale lock behind.
+"""
+
+import fcntl
+import os
+
+
+class ExperimentLocked(RuntimeError):
+    pass
+
+
+class ExperimentLock:
+    def __init__(self, directory):
+        self.path = os.path.join(directory, ".search.lock")
+        self._file = None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise ExperimentLocked(
+                f"Another search is running on {os.path.dirname(self.path)} (pid {holder}); wait for it or stop it."
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
