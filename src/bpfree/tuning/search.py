@@ -5,7 +5,7 @@ import os
 import shutil
 import time
 
-from bpfree import datasets, records
+from bpfree import datasets, records, rules
 from bpfree.tuning import tensorboard_hparams
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
@@ -33,8 +33,9 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
             for sub in (records.RECORDS_DIRNAME, "tensorboard", "keras_tuner", CONFIG_FILE):
                 path = os.path.join(directory, sub)
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
-        _write_or_check_config(directory, config, space)
         points = space.grid()
+        validate_points(points, config)
+        _write_or_check_config(directory, config, space)
         finished = finished_trials(directory, config.executions_per_trial)
         todo = [p for p in points if trial_id(p) not in finished]
         log(f"{directory}: {len(points)} grid points, {len(points) - len(todo)} already finished, {len(todo)} to run")
@@ -58,6 +59,24 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         total = time.perf_counter() - start
         return {"project_dir": directory, "grid_points": len(points), "ran": len(todo), "seconds": total,
                 "fit_seconds": tuner.fit_seconds}
+
+
+def validate_points(points, config):
+    """Every grid point is a valid network for this search (e.g. no drtp with reconstruction),
+    checked before anything trains."""
+    from bpfree.networks import NetworkConfig, parse_arch
+    from bpfree.rules.base import LearningRule
+
+    seen = set()
+    for p in points:
+        key = (p["algorithm"], p["activation"], p["bw_init"])
+        if key in seen or not isinstance(rules.get(p["algorithm"]), LearningRule):
+            continue
+        seen.add(key)
+        NetworkConfig(algorithm=p["algorithm"], arch=parse_arch(p["arch"]), input_dim=1, output_dim=1,
+                      activation=p["activation"], bw_init=p["bw_init"], problem_type=config.problem_type,
+                      trackers=config.trackers, output_activation="softmax" if config.problem_type == "classification"
+                      else "tanh")
 
 
 def finished_trials(directory, executions_per_trial):

@@ -48,7 +48,7 @@ class SearchSpace:
             if not vals:
                 raise SpaceError(f"The search space gives no value for {name!r}.")
             ordered.append((name, tuple(_validate(name, v) for v in vals)))
-        return cls(tuple(ordered), frozenset(fixed) | ({"dropout"} if not tune_dropout else set()))
+        return cls(tuple(ordered), frozenset(fixed))
 
     def as_dict(self):
         return dict(self.values)
