@@ -84,7 +84,7 @@ class GridTuner(keras_tuner.Tuner):
         start = time.perf_counter()
         try:
             model.fit(train_data, validation_data=validation_data, epochs=self.config.num_epochs,
-                      callbacks=callbacks, verbose=0)
+                      callbacks=callbacks, verbose=0, shuffle=False)  # the pipeline shuffles
         except Exception as e:  # a broken trial is recorded and the grid goes on
             record.finish("failed", error=f"{type(e).__name__}: {e}", wall_clock=time.monotonic())
             return None
