@@ -56,8 +56,14 @@ def describe(tfds_name, directory=None):
 
 
 def load(tfds_name, split, directory=None, download=True):
-    """(x uint8 (N, H, W, C), y int64 (N,)) of one split."""
+    """(x uint8 (N, H, W, C), y int64 (N,)) of one split.
+
+    Setting BPFREE_TFDS_DOWNLOAD=0 in the environment forbids downloads everywhere (offline machines,
+    `tfds.testing.mock_data` runs).
+    """
     import tensorflow_datasets as tfds
+
+    download = download and os.environ.get("BPFREE_TFDS_DOWNLOAD", "1") != "0"
 
     tfds_split = SPLITS.get(tfds_name, {}).get(split, split)
     where = data_dir(directory)

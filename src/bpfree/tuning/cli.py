@@ -85,6 +85,7 @@ def main(argv):
     from bpfree.tuning.lock import ExperimentLocked
     from bpfree.tuning.search import run_search
 
+    _gpu_memory_growth()
     try:
         experiment_dir, config, space = resolve(argv)
         summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training)
@@ -100,6 +101,14 @@ def main(argv):
           f"best per algorithm: python -m bpfree.results {summary['project_dir']} --by algorithm "
           f"--objective {config.objective}")
     return 0
+
+
+def _gpu_memory_growth():
+    """GPU memory grows as needed (as the ancestor sets it), so several searches can share a GPU."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
 
 
 def run():
