@@ -36,6 +36,8 @@ flags.DEFINE_integer("early_stopping_patience", None, "Epochs without improvemen
 flags.DEFINE_multi_string("tracker", None, "Tracker(s): bp_cosine, local_loss, weights, gradients, weight_alignment.")
 flags.DEFINE_integer("seed", None, "Base seed; execution k uses seed + k.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
+flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
+                     "(keras-tuner chief/worker mode; see README for several hosts).")
 # Hparams: given = fixed.
 flags.DEFINE_string("algorithm", None, "Fix the learning rule.")
 flags.DEFINE_string("arch", None, "Fix the hidden widths, e.g. 500-1000-500.")
@@ -82,12 +84,20 @@ def resolve(argv):
 
 
 def main(argv):
+    from bpfree.tuning import distributed
     from bpfree.tuning.lock import ExperimentLocked
     from bpfree.tuning.search import run_search
 
-    _gpu_memory_growth()
+    _configure_tensorflow()
     try:
         experiment_dir, config, space = resolve(argv)
+        if FLAGS.workers < 0:
+            raise ValueError(f"Invalid --workers {FLAGS.workers}: must be ≥ 0.")
+        if FLAGS.workers and distributed.role() is None:
+            from bpfree.tuning.search import validate_points
+
+            validate_points(space.grid(), config)
+            return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers)
         summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training)
     except (ValueError, ExperimentLocked) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -103,12 +113,17 @@ def main(argv):
     return 0
 
 
-def _gpu_memory_growth():
-    """GPU memory grows as needed (as the ancestor sets it), so several searches can share a GPU."""
+def _configure_tensorflow():
+    """GPU memory grows as needed (as the ancestor sets it), so several searches can share a GPU;
+    a worker of a distributed search gets its share of the CPU threads."""
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
         tf.config.experimental.set_memory_growth(gpu, True)
+    threads = int(os.environ.get("BPFREE_INTRA_OP_THREADS", 0))
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def run():

@@ -18,6 +18,7 @@ class GridOracle(keras_tuner.Oracle):
             max_consecutive_failed_trials=2**31,  # a failed point is recorded and the grid goes on
             **kwargs,
         )
+        self.verbose = 0  # the tuner logs one line per execution instead of keras-tuner's tables
         self.points = list(points)
         self.finished_ids = set(finished_ids)
         self.handed_out = set()

@@ -6,7 +6,7 @@ import shutil
 import time
 
 from bpfree import datasets, records, rules
-from bpfree.tuning import tensorboard_hparams
+from bpfree.tuning import distributed, tensorboard_hparams
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
 from bpfree.tuning.oracle import GridOracle
@@ -25,40 +25,55 @@ def project_dir(experiment_dir, config, space):
 
 
 def run_search(experiment_dir, config, space, *, reset_training=False, log=print):
-    """Runs (or resumes) the grid; returns a summary dict. Raises ValueError subclasses on bad input."""
+    """Runs (or resumes) the grid; returns a summary dict. Raises ValueError subclasses on bad input.
+
+    Under keras-tuner's distributed environment variables (see `bpfree.tuning.distributed`) the chief
+    only serves the grid oracle and the workers only run trials; otherwise one process does both.
+    """
     directory = project_dir(experiment_dir, config, space)
     _check_writable(experiment_dir)
+    points = space.grid()
+    validate_points(points, config)
+    role = distributed.role()
+    if role == "worker":
+        return _run(directory, config, space, points, finished_trials(directory, config.executions_per_trial),
+                    role, log)
     with ExperimentLock(directory):
         if reset_training:
             for sub in (records.RECORDS_DIRNAME, "tensorboard", "keras_tuner", CONFIG_FILE):
                 path = os.path.join(directory, sub)
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
-        points = space.grid()
-        validate_points(points, config)
         _write_or_check_config(directory, config, space)
         finished = finished_trials(directory, config.executions_per_trial)
-        todo = [p for p in points if trial_id(p) not in finished]
-        log(f"{directory}: {len(points)} grid points, {len(points) - len(todo)} already finished, {len(todo)} to run")
-
-        meta = datasets.info(config.dataset)
-        output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
-        common = dict(batch_size=config.batch_size, problem_type=config.problem_type, scaler=config.scaler,
-                      validation_frac=config.validation_frac)
-        train = datasets.pipeline(config.dataset, "train", training=True, examples_frac=config.examples_frac,
-                                  seed=config.seed, **common)
-        validation = datasets.pipeline(config.dataset, config.validation_split, training=False, **common)
-        sample = next(iter(validation))[0][:256] if config.histogram_freq else None
-
+        log(f"{directory}: {len(points)} grid points, {len(finished & {trial_id(p) for p in points})} already "
+            f"finished, {len(points) - len(finished & {trial_id(p) for p in points})} to run")
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space)
-        oracle = GridOracle(points, finished, config.objective)
-        hypermodel = BpfreeHyperModel(space, config, meta.features, output_dim)
-        tuner = GridTuner(oracle, hypermodel, directory, config, directory=os.path.join(directory, "keras_tuner"),
-                          project_name="state", overwrite=True)
-        start = time.perf_counter()
-        tuner.search(train, validation, histogram_sample=sample, log=log, verbose=0)
-        total = time.perf_counter() - start
-        return {"project_dir": directory, "grid_points": len(points), "ran": len(todo), "seconds": total,
-                "fit_seconds": tuner.fit_seconds}
+        return _run(directory, config, space, points, finished, role, log)
+
+
+def _run(directory, config, space, points, finished, role, log):
+    meta = datasets.info(config.dataset)
+    output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
+    oracle = GridOracle(points, finished, config.objective)
+    hypermodel = BpfreeHyperModel(space, config, meta.features, output_dim)
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
+    tuner = GridTuner(oracle, hypermodel, directory, config, directory=os.path.join(directory, "keras_tuner"),
+                      project_name=tuner_id, overwrite=True)
+    start = time.perf_counter()
+    if role == "chief":
+        distributed.serve(tuner.oracle)
+        return {"project_dir": directory, "grid_points": len(points), "ran": len(oracle.handed_out),
+                "seconds": time.perf_counter() - start, "fit_seconds": 0.0}
+    common = dict(batch_size=config.batch_size, problem_type=config.problem_type, scaler=config.scaler,
+                  validation_frac=config.validation_frac)
+    train = datasets.pipeline(config.dataset, "train", training=True, examples_frac=config.examples_frac,
+                              seed=config.seed, **common)
+    validation = datasets.pipeline(config.dataset, config.validation_split, training=False, **common)
+    sample = next(iter(validation))[0][:256] if config.histogram_freq else None
+    start = time.perf_counter()
+    tuner.search(train, validation, histogram_sample=sample, log=log, verbose=0)
+    return {"project_dir": directory, "grid_points": len(points), "ran": tuner.trials_run,
+            "seconds": time.perf_counter() - start, "fit_seconds": tuner.fit_seconds}
 
 
 def validate_points(points, config):

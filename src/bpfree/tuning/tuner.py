@@ -39,6 +39,7 @@ class GridTuner(keras_tuner.Tuner):
         self.config = config
         self.tensorboard_dir = os.path.join(experiment_dir, "tensorboard")
         self.fit_seconds = 0.0
+        self.trials_run = 0
 
     def _activate_all_conditions(self):
         # The hypermodel declares every conditional hparam itself; no exploratory model builds.
@@ -47,6 +48,7 @@ class GridTuner(keras_tuner.Tuner):
     def run_trial(self, trial, train_data, validation_data, histogram_sample=None, log=print, **unused):
         point = dict(trial.hyperparameters.values)
         tid = trial_id(point)
+        self.trials_run += 1
         scores = []
         for execution in range(self.config.executions_per_trial):
             score = self._run_execution(trial, point, tid, execution, train_data, validation_data, histogram_sample)
@@ -69,6 +71,7 @@ class GridTuner(keras_tuner.Tuner):
         keras.utils.set_random_seed(seed)
         model = self.hypermodel.build(trial.hyperparameters, seed=seed)
         record = records.ExecutionRecord(self.experiment_dir, tid, execution, point, seed=seed)
+        record.data["worker"] = self.tuner_id
         record.start(time.monotonic())
         run_dir = os.path.join(self.tensorboard_dir, tid, f"execution_{execution}")
         callbacks = [

@@ -1,0 +1,171 @@
+"""Distributed grid search on keras-tuner's chief/worker mode: one coordinator, many workers.
+
+keras-tuner runs the Oracle in a *chief* process behind a gRPC server; *workers* (any number, on any
+host) ask it for trials and run them. Roles come from keras-tuner's environment variables:
+
+    KERASTUNER_TUNER_ID      "chief" for the coordinator, a unique name per worker ("worker0", ...)
+    KERASTUNER_ORACLE_IP     the address the chief listens on / workers connect to (127.0.0.1 here)
+    KERASTUNER_ORACLE_PORT   its port
+
+Our `GridOracle` takes its state from the records, which the workers write into the (shared)
+experiment directory, so records, TensorBoard and `bpfree.results.load` see one experiment whatever
+the number of workers. Failure handling, decided by tests/test_distributed.py:
+
+- a worker killed mid-trial is restarted under the same KERASTUNER_TUNER_ID (by `supervise`), and
+  keras-tuner's oracle hands it back the trial it was running, which it re-runs from scratch;
+- a coordinator killed: `supervise` stops the workers and exits with 3, train.bash re-runs the whole
+  command, and the new chief resumes from the records;
+- a worker that starts late simply connects (keras-tuner waits up to 60 minutes for the chief, #990).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from bpfree import records
+
+CHIEF = "chief"
+RESTARTS = 5
+
+
+def role():
+    """"chief", "worker" or None (a plain single-process search)."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return None
+    for name in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+        if name not in os.environ:
+            raise ValueError(f"KERASTUNER_ORACLE_IP is set but {name} is not; set both for a distributed search.")
+    return "chief" if CHIEF in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+
+
+def serve(oracle, poll_seconds=0.5):
+    """Serves `oracle` to the workers until every worker has been told the grid is done.
+
+    keras-tuner's `oracle_chief.start_server` does the same but polls every 20 s once stopping, which
+    adds up to 20 s to every search; this is its loop with a short poll.
+    """
+    import grpc
+    from concurrent import futures
+
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    if server.add_insecure_port(address) == 0:
+        raise ValueError(f"The coordinator cannot listen on {address} (port in use?).")
+    server.start()
+    try:
+        while not (servicer.stop_triggered and exit_chief(oracle)):
+            time.sleep(poll_seconds)
+    finally:
+        server.stop(grace=2).wait()
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def gpu_count():
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def worker_env(index, workers, gpus, cores):
+    """GPUs round-robin when present; otherwise the CPU cores split between the workers."""
+    env = {"KERASTUNER_TUNER_ID": f"worker{index}"}
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        threads = str(max(1, cores // workers))
+        env.update(BPFREE_INTRA_OP_THREADS=threads, OMP_NUM_THREADS=threads)
+    return env
+
+
+def supervise(experiment_dir, args, workers, host="127.0.0.1", log=print):
+    """Runs `python -m bpfree *args` (the command line, experiment dir included) as a coordinator and
+    `workers` workers on this host; restarts crashed workers; returns the exit code (0 done, 2 bad
+    input, 3 crashed)."""
+    port = int(os.environ.get("KERASTUNER_ORACLE_PORT") or free_port(host))
+    base = {**os.environ, "KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": str(port)}
+    command = [sys.executable, "-m", "bpfree", *args, "--workers=0"]
+    gpus, cores = gpu_count(), os.cpu_count() or 1
+    state_path = os.path.join(experiment_dir, "distributed.json")
+
+    def start(tuner_id, extra):
+        return subprocess.Popen(command, env={**base, **extra, "KERASTUNER_TUNER_ID": tuner_id})
+
+    chief = start(CHIEF, {"CUDA_VISIBLE_DEVICES": ""})
+    envs = {f"worker{i}": worker_env(i, workers, gpus, cores) for i in range(workers)}
+    procs = {tid: start(tid, env) for tid, env in envs.items()}
+    restarts = dict.fromkeys(procs, 0)
+    finished = set()
+    log(f"coordinator on {host}:{port} (pid {chief.pid}), {workers} workers "
+        f"({'GPUs round-robin over ' + str(gpus) if gpus else str(max(1, cores // workers)) + ' CPU threads each'})")
+
+    def write_state():
+        records.write_json_atomic(state_path, {"host": host, "port": port, "chief": chief.pid,
+                                               "workers": {t: p.pid for t, p in procs.items()}})
+
+    def stop_all(sig=signal.SIGTERM):
+        for p in [chief, *procs.values()]:
+            if p.poll() is None:
+                p.send_signal(sig)
+        for p in [chief, *procs.values()]:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    write_state()
+    try:
+        while True:
+            time.sleep(0.5)
+            rc = chief.poll()
+            if rc is not None:
+                if rc != 0:
+                    log(f"coordinator exited with {rc}; stopping the workers")
+                    stop_all()
+                    return 2 if rc in (1, 2) else 3
+                for p in procs.values():  # the grid is done: workers have been told so
+                    try:
+                        p.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        p.terminate()
+                return 0
+            for tid, p in list(procs.items()):
+                rc = p.poll()
+                if rc is None or tid in finished:
+                    continue
+                if rc == 0:
+                    finished.add(tid)
+                elif rc in (1, 2):
+                    log(f"{tid} refused its input (exit {rc}); stopping")
+                    stop_all()
+                    return 2
+                elif restarts[tid] < RESTARTS:
+                    restarts[tid] += 1
+                    log(f"{tid} exited with {rc}; restart {restarts[tid]} of {RESTARTS} (it resumes its trial)")
+                    procs[tid] = start(tid, envs[tid])
+                    write_state()
+                else:
+                    finished.add(tid)
+            if len(finished) == len(procs) and any(restarts[t] >= RESTARTS for t in finished):
+                log("every worker gave up; stopping the coordinator")
+                stop_all()
+                return 3
+    except KeyboardInterrupt:
+        stop_all(signal.SIGINT)
+        return 130

@@ -1,0 +1,167 @@
+"""Distributed search on loopback: a coordinator and workers (keras-tuner chief/worker mode)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bpfree import records
+from bpfree.tuning.distributed import free_port
+
+PRESET = """
+[search]
+dataset = "digits"
+objective = "val_error_rate"
+batch_size = 64
+num_epochs = {epochs}
+executions_per_trial = 1
+
+[space]
+algorithm = ["bp", "fa", "dfa"]
+arch = ["16"]
+activation = ["tanh"]
+batchnorm = [false]
+bw_init = ["ortho"]
+lr = [1e-3, 1e-2]
+dropout = [0.0]
+"""
+POINTS = 6
+
+
+def launch(exp, preset, *extra, env=None):
+    return subprocess.Popen([sys.executable, "-m", "bpfree", str(exp), "--hparams", str(preset), *extra],
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def found(exp):
+    out = {}
+    for path in records.iter_record_paths(str(exp)):
+        data = records.read(path)
+        out[data["trial_id"]] = data
+    return out
+
+
+def wait_for(predicate, proc, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def assert_complete(exp, epochs):
+    done = found(exp)
+    assert len(done) == POINTS, sorted(done)
+    for data in done.values():
+        assert data["status"] == "completed" and len(data["history"]["loss"]) == epochs
+    assert len(list(exp.rglob("execution_*.json"))) == POINTS  # each point exactly once
+
+
+@pytest.fixture
+def preset(tmp_path):
+    def make(epochs):
+        path = tmp_path / f"p{epochs}.toml"
+        path.write_text(PRESET.format(epochs=epochs))
+        return path
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftovers():
+    procs = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_coordinator_and_two_workers_complete_the_grid(tmp_path, preset, _kill_leftovers):
+    exp = tmp_path / "exp"
+    proc = launch(exp, preset(1), "--workers", "2")
+    _kill_leftovers.append(proc)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert_complete(exp, 1)
+    assert {d["worker"] for d in found(exp).values()} <= {"worker0", "worker1"}
+    state = json.loads((exp / "distributed.json").read_text())
+    assert state["host"] == "127.0.0.1" and set(state["workers"]) == {"worker0", "worker1"}
+    from bpfree import results
+
+    assert len(results.load(str(exp))) == POINTS
+
+
+def test_worker_killed_mid_trial_is_restarted_and_reruns_its_trial(tmp_path, preset, _kill_leftovers):
+    exp = tmp_path / "exp"
+    proc = launch(exp, preset(8), "--workers", "2")
+    _kill_leftovers.append(proc)
+    running = {}
+
+    def a_trial_is_midway():
+        for tid, data in found(exp).items():
+            if data["status"] == "running" and data["history"].get("loss"):
+                running.update(tid=tid, worker=data["worker"])
+                return True
+        return False
+
+    wait_for(a_trial_is_midway, proc)
+    pid = json.loads((exp / "distributed.json").read_text())["workers"][running["worker"]]
+    os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert f"{running['worker']} exited with -9; restart 1" in out
+    assert_complete(exp, 8)
+    trial_dir = next(exp.rglob(f"records/{running['tid']}"))
+    assert any(f.startswith("interrupted_") for f in os.listdir(trial_dir))
+
+
+def test_coordinator_killed_then_command_rerun_resumes(tmp_path, preset, _kill_leftovers):
+    exp = tmp_path / "exp"
+    proc = launch(exp, preset(6), "--workers", "2")
+    _kill_leftovers.append(proc)
+    wait_for(lambda: any(d["status"] == "completed" for d in found(exp).values()), proc)
+    chief = json.loads((exp / "distributed.json").read_text())["chief"]
+    os.kill(chief, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out[-3000:]
+    completed_before = {t: d["history"] for t, d in found(exp).items() if d["status"] == "completed"}
+    again = launch(exp, preset(6), "--workers", "2")
+    _kill_leftovers.append(again)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out[-3000:]
+    assert_complete(exp, 6)
+    for tid, history in completed_before.items():
+        assert found(exp)[tid]["history"] == history
+
+
+def run_late_worker(tmp_path, preset, delay, leftovers):
+    exp = tmp_path / "exp"
+    net = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(free_port())}
+    chief = launch(exp, preset(1), env={**net, "KERASTUNER_TUNER_ID": "chief"})
+    leftovers.append(chief)
+    time.sleep(delay)
+    assert chief.poll() is None
+    worker = launch(exp, preset(1), env={**net, "KERASTUNER_TUNER_ID": "late-worker"})
+    leftovers.append(worker)
+    out, _ = worker.communicate(timeout=300)
+    assert worker.returncode == 0, out[-3000:]
+    out, _ = chief.communicate(timeout=60)
+    assert chief.returncode == 0, out[-3000:]
+    assert_complete(exp, 1)
+    assert {d["worker"] for d in found(exp).values()} == {"late-worker"}
+
+
+def test_a_late_worker_joins(tmp_path, preset, _kill_leftovers):
+    run_late_worker(tmp_path, preset, 15, _kill_leftovers)
+
+
+@pytest.mark.slow
+def test_a_worker_minutes_late_joins(tmp_path, preset, _kill_leftovers):
+    run_late_worker(tmp_path, preset, 150, _kill_leftovers)
