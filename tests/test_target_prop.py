@@ -93,3 +93,18 @@ def test_non_invertible_setups_are_refused(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         build_model("gait", args.pop("arch"), 16, 4, **args)
+
+
+def test_gait_runs_in_a_tiny_grid_next_to_bp(tmp_path):
+    from bpfree import results
+    from bpfree.tuning import SearchConfig, SearchSpace, run_search
+
+    space = {"algorithm": ["bp", "gait"], "arch": ["64"], "activation": ["lrelu"], "batchnorm": [False],
+             "bw_init": ["ortho"], "lr": [1e-3], "dropout": [0.0]}
+    config = SearchConfig(dataset="digits", objective="loss", num_epochs=2)
+    run_search(str(tmp_path), config, SearchSpace.create(space), log=lambda *a: None)
+    frame = results.load(str(tmp_path))
+    assert set(frame["algorithm"]) == {"bp", "gait"} and set(frame["status"]) == {"completed"}
+    assert "orthogonal_reg" in frame  # the rule's own hparams are recorded
+    with pytest.raises(ValueError, match="needs an invertible"):
+        run_search(str(tmp_path / "bad"), config, SearchSpace.create({**space, "arch": ["32"]}), log=lambda *a: None)

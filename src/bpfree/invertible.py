@@ -21,6 +21,29 @@ from bpfree.rules import registry
 ACTIVATIONS = ("lrelu", "linear")
 
 
+def validate(algorithm, arch, input_dim, output_dim, *, activation="lrelu", batchnorm=False, dropout=0.0,
+             use_bias=True, weight_decay=0.0, problem_type="classification", trackers=()):
+    """The hidden widths, or a ValueError naming what cannot be inverted or is not supported."""
+    widths = parse_arch(arch)
+    if any(w != input_dim for w in widths) or output_dim > input_dim:
+        raise ValueError(
+            f"{algorithm} needs an invertible (square) network: every width in arch {arch!r} must equal "
+            f"input_dim {input_dim}, and output_dim {output_dim} must not exceed it."
+        )
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"Invalid activation {activation!r} for {algorithm}; valid: {', '.join(ACTIVATIONS)} "
+                         "(exactly invertible).")
+    for name, value, default in (("batchnorm", batchnorm, False), ("dropout", dropout, 0.0),
+                                 ("use_bias", use_bias, True), ("weight_decay", weight_decay, 0.0),
+                                 ("problem_type", problem_type, "classification")):
+        if value != default:
+            raise ValueError(f"{algorithm} does not support {name}={value!r} (only {default!r}).")
+    for tracker in trackers:
+        if tracker != "bp_cosine":
+            raise ValueError(f"Unknown tracker {tracker!r} for {algorithm}; valid: bp_cosine.")
+    return widths
+
+
 @keras.saving.register_keras_serializable(package="bpfree")
 class InvertibleNetwork(keras.Model):
     def __init__(self, algorithm, arch, input_dim, output_dim, *, activation="lrelu", orthogonal_init=True,
@@ -28,23 +51,9 @@ class InvertibleNetwork(keras.Model):
                  use_bias=True, weight_decay=0.0, bw_init="ortho", problem_type="classification", **kwargs):
         super().__init__(**kwargs)
         self.rule = registry.get(algorithm)
-        widths = parse_arch(arch)
-        if any(w != input_dim for w in widths) or output_dim > input_dim:
-            raise ValueError(
-                f"{algorithm} needs an invertible (square) network: every width in arch {arch!r} must equal "
-                f"input_dim {input_dim}, and output_dim {output_dim} must not exceed it."
-            )
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"Invalid activation {activation!r} for {algorithm}; valid: {', '.join(ACTIVATIONS)} "
-                             "(exactly invertible).")
-        for name, value, default in (("batchnorm", batchnorm, False), ("dropout", dropout, 0.0),
-                                     ("use_bias", use_bias, True), ("weight_decay", weight_decay, 0.0),
-                                     ("problem_type", problem_type, "classification")):
-            if value != default:
-                raise ValueError(f"{algorithm} does not support {name}={value!r} (only {default!r}).")
-        for tracker in trackers:
-            if tracker != "bp_cosine":
-                raise ValueError(f"Unknown tracker {tracker!r} for {algorithm}; valid: bp_cosine.")
+        widths = validate(algorithm, arch, input_dim, output_dim, activation=activation, batchnorm=batchnorm,
+                          dropout=dropout, use_bias=use_bias, weight_decay=weight_decay, problem_type=problem_type,
+                          trackers=trackers)
         self.algorithm, self.arch = algorithm, "-".join(map(str, widths))
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.activation_name, self.orthogonal_init = activation, bool(orthogonal_init)

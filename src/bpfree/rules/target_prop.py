@@ -24,6 +24,14 @@ from bpfree.rules.base import LearningRule, register
 class InverseTargetRule(LearningRule):
     extra_hparams = {"orthogonal_reg": (0.0, (0.0, 0.1, 1.0)), "orthogonal_init": (True, (True, False))}
 
+    def validate_point(self, point, config, input_dim, output_dim):
+        """Refuses a grid point this rule cannot train, before the search starts."""
+        from bpfree.invertible import validate
+
+        validate(self.name, point["arch"], input_dim, output_dim, activation=point["activation"],
+                 batchnorm=point["batchnorm"], dropout=point["dropout"], use_bias=config.use_bias,
+                 weight_decay=config.weight_decay, problem_type=config.problem_type, trackers=config.trackers)
+
     def build_model(self, arch, input_dim, output_dim, **options):
         from bpfree.invertible import InvertibleNetwork
 

@@ -96,7 +96,7 @@ def main(argv):
         if FLAGS.workers and distributed.role() is None:
             from bpfree.tuning.search import validate_points
 
-            validate_points(space.grid(), config)
+            validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
             return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers)
         summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training)
     except (ValueError, ExperimentLocked) as e:

@@ -33,7 +33,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
     directory = project_dir(experiment_dir, config, space)
     _check_writable(experiment_dir)
     points = space.grid()
-    validate_points(points, config)
+    validate_points(points, config, datasets.info(config.dataset))
     role = distributed.role()
     if role == "worker":
         return _run(directory, config, space, points, finished_trials(directory, config.executions_per_trial),
@@ -76,16 +76,22 @@ def _run(directory, config, space, points, finished, role, log):
             "seconds": time.perf_counter() - start, "fit_seconds": tuner.fit_seconds}
 
 
-def validate_points(points, config):
-    """Every grid point is a valid network for this search (e.g. no drtp with reconstruction),
-    checked before anything trains."""
+def validate_points(points, config, meta=None):
+    """Every grid point is a valid network for this search (e.g. no drtp with reconstruction, square
+    archs for invertible rules), checked before anything trains."""
     from bpfree.networks import NetworkConfig, parse_arch
     from bpfree.rules.base import LearningRule
 
+    meta = meta or datasets.info(config.dataset)
+    output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     seen = set()
     for p in points:
+        rule = rules.get(p["algorithm"])
+        if hasattr(rule, "validate_point"):
+            rule.validate_point(p, config, meta.features, output_dim)
+            continue
         key = (p["algorithm"], p["activation"], p["bw_init"])
-        if key in seen or not isinstance(rules.get(p["algorithm"]), LearningRule):
+        if key in seen or not isinstance(rule, LearningRule):
             continue
         seen.add(key)
         NetworkConfig(algorithm=p["algorithm"], arch=parse_arch(p["arch"]), input_dim=1, output_dim=1,
