@@ -22,3 +22,34 @@ def _isolated_cache(tmp_path_factory):
     """Dataset caches of the test session go to a temporary folder, not ~/.cache/bpfree."""
     os.environ["BPFREE_CACHE_DIR"] = str(tmp_path_factory.mktemp("bpfree-cache"))
     yield
+
+
+TINY_PRESET = """
+[search]
+dataset = "digits"
+objective = "val_error_rate"
+batch_size = 64
+num_epochs = {epochs}
+executions_per_trial = {executions}
+
+[space]
+algorithm = ["bp", "fa", "dfa"]
+arch = ["16"]
+activation = ["tanh"]
+batchnorm = [false]
+bw_init = ["ortho"]
+lr = [1e-3, 1e-2]
+dropout = [0.0]
+"""
+
+
+@pytest.fixture
+def tiny_preset(tmp_path):
+    """write(epochs, executions=1) -> path of a 6-point digits grid preset (bp, fa, dfa × 2 lr)."""
+
+    def write(epochs, executions=1):
+        path = tmp_path / f"preset-{epochs}-{executions}.toml"
+        path.write_text(TINY_PRESET.format(epochs=epochs, executions=executions))
+        return path
+
+    return write

@@ -12,23 +12,6 @@ import pytest
 from bpfree import records
 from bpfree.tuning.distributed import free_port
 
-PRESET = """
-[search]
-dataset = "digits"
-objective = "val_error_rate"
-batch_size = 64
-num_epochs = {epochs}
-executions_per_trial = 1
-
-[space]
-algorithm = ["bp", "fa", "dfa"]
-arch = ["16"]
-activation = ["tanh"]
-batchnorm = [false]
-bw_init = ["ortho"]
-lr = [1e-3, 1e-2]
-dropout = [0.0]
-"""
 POINTS = 6
 
 
@@ -65,13 +48,8 @@ def assert_complete(exp, epochs):
 
 
 @pytest.fixture
-def preset(tmp_path):
-    def make(epochs):
-        path = tmp_path / f"p{epochs}.toml"
-        path.write_text(PRESET.format(epochs=epochs))
-        return path
-
-    return make
+def preset(tiny_preset):
+    return tiny_preset
 
 
 @pytest.fixture(autouse=True)

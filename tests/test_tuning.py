@@ -16,23 +16,6 @@ from bpfree.tuning.lock import ExperimentLock
 
 SPACE = {"algorithm": ["bp", "dfa"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False],
          "bw_init": ["ortho"], "lr": [1e-3, 1e-2], "dropout": [0.0]}
-PRESET = """
-[search]
-dataset = "digits"
-objective = "val_error_rate"
-batch_size = 64
-num_epochs = {epochs}
-executions_per_trial = {executions}
-
-[space]
-algorithm = ["bp", "fa", "dfa"]
-arch = ["16"]
-activation = ["tanh"]
-batchnorm = [false]
-bw_init = ["ortho"]
-lr = [1e-3, 1e-2]
-dropout = [0.0]
-"""
 
 
 def cli(*args, cwd=None, **kwargs):
@@ -82,9 +65,8 @@ def test_grid_runs_every_point_once_and_resume_skips_finished(tmp_path):
     assert os.path.isdir(os.path.join(run, "train")) and os.path.isdir(os.path.join(run, "validation"))
 
 
-def test_kill9_mid_trial_then_resume_completes_every_point_once(tmp_path):
-    preset = tmp_path / "p.toml"
-    preset.write_text(PRESET.format(epochs=12, executions=1))
+def test_kill9_mid_trial_then_resume_completes_every_point_once(tmp_path, tiny_preset):
+    preset = tiny_preset(12)
     exp = tmp_path / "exp"
     proc = cli(str(exp), "--hparams", str(preset))
     project = None

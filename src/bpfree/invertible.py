@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from bpfree.layers.invertible import InvertibleDense
-from bpfree.networks import parse_arch
+from bpfree.networks import parse_arch, replay_compile
 from bpfree.rules import registry
 
 ACTIVATIONS = ("lrelu", "linear")
@@ -155,6 +155,4 @@ class InvertibleNetwork(keras.Model):
                 "gamma": self.gamma, "trackers": list(self.trackers), "seed": self.seed}
 
     def compile_from_config(self, config):
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        replay_compile(self, config)

@@ -248,11 +248,7 @@ class Network(keras.Model):
         super().compile(optimizer=optimizer, loss=loss, metrics=bpfree_metrics.resolve(metrics), **kwargs)
 
     def compile_from_config(self, config):
-        # Keras skips compile_from_config for models that override compile(); ours only fills in
-        # defaults, so the saved compile arguments replay through it unchanged.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        replay_compile(self, config)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -319,6 +315,17 @@ class Network(keras.Model):
             "seed": c.seed,
             "output_activation": c.output_activation,
         }
+
+
+def replay_compile(model, config):
+    """`compile_from_config` for models that override `compile`.
+
+    Keras skips compile_from_config for models whose compile() is custom; ours only fill in defaults,
+    so the saved compile arguments replay through it unchanged.
+    """
+    model.compile(**keras.saving.deserialize_keras_object(config))
+    if model.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 def build_model(algorithm, arch, input_dim, output_dim, **options):
