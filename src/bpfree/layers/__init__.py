@@ -2,3 +2,4 @@
 
 from bpfree.layers.block import ACTIVATIONS, DenseBlock, activation_function
 from bpfree.layers.feedback import BW_INITS, FeedbackAlignmentDense, FeedbackProjection, feedback_initializer
+from bpfree.layers.gle import GLEDense  # noqa: E402
