@@ -1,9 +1,17 @@
-"""Square invertible networks trained by target propagation through exact inverses (GAIT-prop, TP).
+"""Invertible networks trained by target propagation through exact inverses (GAIT-prop, TP, BP).
 
-Every layer is an `InvertibleDense` as wide as the input (arch "64-64" with input_dim 64: two hidden
-layers and a 64-wide output layer); classes are read from the first `output_dim` output units and the
-other output units are targeted at their own value: t_L = [y, h_L[:, C:]]. The global loss is the
-seed's ½ · mean_n Σ_units (h_L − t_L)².
+Every layer is a square `InvertibleDense` (k_l × k_l) applied to the first k_l units of the layer
+below, as in the GAIT-prop seed's `inv_net.py`:
+
+- square: every width equals the input width (arch "64-64" with input_dim 64: two hidden layers and a
+  64-wide output layer); classes are read from the first `output_dim` output units and the other
+  output units are targeted at their own value: t_L = [y, h_L[:, C:]];
+- tower: non-increasing widths (arch "784-500-200" with input_dim 784 and 10 classes: layers of 784,
+  500, 200 and 10 units); layer l sees h_{l−1}[:, :k_l], the dropped units h_{l−1}[:, k_l:] are
+  auxiliary activity, carried unchanged into the targets of layer l−1 (so they get zero error), and
+  the output layer is `output_dim` wide.
+
+The global loss is the seed's ½ · mean_n Σ_units (h_L − t_L)².
 
 The rule turns the forward activities into per-layer errors δ_l (already multiplied by D_l); the train
 step minimises the surrogate Σ_l Σ stop_gradient(δ_l) ⊙ a_l / N over detached inputs (a_l the
@@ -21,15 +29,29 @@ from bpfree.rules import registry
 ACTIVATIONS = ("lrelu", "linear")
 
 
+def layer_widths(algorithm, arch, input_dim, output_dim):
+    """The width of every invertible layer, the output layer last; a ValueError if `arch` cannot be
+    inverted: square (every width = input_dim; the output layer is input_dim wide too) or tower
+    (non-increasing widths ≤ input_dim; the output layer is output_dim wide, ≤ the last width)."""
+    widths = parse_arch(arch)
+    if all(w == input_dim for w in widths) and output_dim <= input_dim:
+        return widths + (input_dim,)
+    chain = (input_dim,) + widths + (output_dim,)
+    if any(b > a for a, b in zip(chain, chain[1:])):
+        raise ValueError(
+            f"{algorithm} needs an invertible network and arch {arch!r} (input_dim {input_dim}, output_dim "
+            f"{output_dim}) is not one: either square (every width = input_dim {input_dim}) or a tower "
+            f"(widths non-increasing from input_dim down to output_dim, e.g. '{input_dim}-"
+            f"{max(output_dim, input_dim // 2)}')."
+        )
+    return widths + (output_dim,)
+
+
 def validate(algorithm, arch, input_dim, output_dim, *, activation="lrelu", batchnorm=False, dropout=0.0,
              use_bias=True, weight_decay=0.0, problem_type="classification", trackers=()):
-    """The hidden widths, or a ValueError naming what cannot be inverted or is not supported."""
-    widths = parse_arch(arch)
-    if any(w != input_dim for w in widths) or output_dim > input_dim:
-        raise ValueError(
-            f"{algorithm} needs an invertible (square) network: every width in arch {arch!r} must equal "
-            f"input_dim {input_dim}, and output_dim {output_dim} must not exceed it."
-        )
+    """The layer widths (see `layer_widths`), or a ValueError naming what cannot be inverted or is not
+    supported."""
+    widths = layer_widths(algorithm, arch, input_dim, output_dim)
     if activation not in ACTIVATIONS:
         raise ValueError(f"Invalid activation {activation!r} for {algorithm}; valid: {', '.join(ACTIVATIONS)} "
                          "(exactly invertible).")
@@ -54,7 +76,7 @@ class InvertibleNetwork(keras.Model):
         widths = validate(algorithm, arch, input_dim, output_dim, activation=activation, batchnorm=batchnorm,
                           dropout=dropout, use_bias=use_bias, weight_decay=weight_decay, problem_type=problem_type,
                           trackers=trackers)
-        self.algorithm, self.arch = algorithm, "-".join(map(str, widths))
+        self.algorithm, self.arch = algorithm, "-".join(map(str, parse_arch(arch)))
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.activation_name, self.orthogonal_init = activation, bool(orthogonal_init)
         self.orthogonal_reg, self.gamma = float(orthogonal_reg), float(gamma)
@@ -62,11 +84,11 @@ class InvertibleNetwork(keras.Model):
         self.seed = 0 if seed is None else int(seed)
         self.inv_layers = [InvertibleDense(linear=activation == "linear", orthogonal_init=orthogonal_init,
                                            seed=self.seed + i, name=f"invertible_{i + 1}")
-                           for i in range(len(widths) + 1)]
+                           for i in range(len(widths))]
         self.tracker_metrics = [keras.metrics.Mean(name=f"bp_cosine_{l}") for l in range(1, len(self.inv_layers) + 1)
                                 ] if "bp_cosine" in self.trackers else []
-        for layer in self.inv_layers:
-            layer.build((None, self.input_dim))
+        for layer, width in zip(self.inv_layers, widths):
+            layer.build((None, width))
         self.built = True
 
     @property
@@ -78,9 +100,10 @@ class InvertibleNetwork(keras.Model):
         return []
 
     def activities(self, x):
+        """[x, h_1, ..., h_L]: each layer on the first k_l units of the one below."""
         hs = [x]
         for layer in self.inv_layers:
-            hs.append(layer(hs[-1]))
+            hs.append(layer(hs[-1][:, : layer.units]))
         return hs
 
     def call(self, inputs, training=None):
@@ -113,7 +136,7 @@ class InvertibleNetwork(keras.Model):
         with tf.GradientTape() as tape:
             hs, pre = [x], []
             for layer in self.inv_layers:
-                a = tf.matmul(tf.stop_gradient(hs[-1]), layer.kernel) + layer.bias
+                a = tf.matmul(tf.stop_gradient(hs[-1][:, : layer.units]), layer.kernel) + layer.bias
                 pre.append(a)
                 hs.append(layer.activation(a))
             deltas = self.rule.layer_errors(self, [tf.stop_gradient(h) for h in hs], y)

@@ -27,6 +27,10 @@ class InvertibleDense(keras.layers.Layer):
         self.kernel = self.add_weight(name="kernel", shape=(d, d), initializer=init)
         self.bias = self.add_weight(name="bias", shape=(d,), initializer="zeros")
 
+    @property
+    def units(self):
+        return int(self.kernel.shape[0])
+
     def call(self, inputs):
         return self.activation(keras.ops.matmul(inputs, self.kernel) + self.bias)
 

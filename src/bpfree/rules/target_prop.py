@@ -14,6 +14,13 @@ With orthogonal W (W⁻¹ = Wᵀ) this is exactly backprop's error recursion.
 
 TP (the same paper's baseline): τ_{l−1} = g_l(τ_l) (full, non-incremental inverse),
 δ_l = (h_l − τ_l) ⊙ D_l, no rescaling.
+
+BP on the same network (`bp_inv`, the seed's BP baseline): e_L = h_L − t_L, δ_l = e_l ⊙ D_l,
+e_{l−1} = δ_l W_lᵀ.
+
+Towers: layer l sees the first k_l units of h_{l−1}; the auxiliary units h_{l−1}[:, k_l:] keep their
+own activity as target (TP: τ_{l−1} = [g_l(τ_l), h_{l−1}[:, k_l:]]), i.e. zero error — the scaled
+difference and BP's error are zero-padded.
 """
 
 import tensorflow as tf
@@ -63,7 +70,7 @@ class GaitProp(InverseTargetRule):
             exact = (layer.activation_inverse(h + step) - layer.activation_inverse(h)) / (gamma * scale)
             crossing = tf.not_equal(h + step >= 0, h >= 0)
             q = tf.where(crossing, exact, d * s)
-            s = tf.matmul(q, layer.kernel_inverse())
+            s = _pad_to(tf.matmul(q, layer.kernel_inverse()), hs[l])
             scale = scale * gamma
         return deltas
 
@@ -81,5 +88,28 @@ class TargetPropagation(InverseTargetRule):
             h = tf.cast(hs[l + 1], tf.float64)
             deltas[l] = (h - tau) * layers[l].derivative(h)
             if l:
-                tau = layers[l].inverse(tau)
+                below = tf.cast(hs[l], tf.float64)
+                tau = tf.concat([layers[l].inverse(tau), below[:, layers[l].units:]], axis=1)
         return deltas
+
+
+@register
+class InvertibleBackprop(InverseTargetRule):
+    name = "bp_inv"
+    summary = "backpropagation on the invertible network (the GAIT-prop seed's BP baseline)"
+
+    def layer_errors(self, model, hs, y):
+        layers = model.inv_layers
+        e = hs[-1] - model.output_target(hs[-1], y)
+        deltas = [None] * len(layers)
+        for l in reversed(range(len(layers))):
+            deltas[l] = e * layers[l].derivative(hs[l + 1])
+            if l:
+                e = _pad_to(tf.matmul(deltas[l], layers[l].kernel, transpose_b=True), hs[l])
+        return deltas
+
+
+def _pad_to(s, h):
+    """`s` (batch × k) zero-padded on the right to the width of `h` (a tower's auxiliary units)."""
+    extra = tf.shape(h)[1] - tf.shape(s)[1]
+    return tf.pad(s, [[0, 0], [0, extra]])

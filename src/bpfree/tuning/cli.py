@@ -35,6 +35,8 @@ flags.DEFINE_bool("use_early_stopping", None, "Stop an execution when the object
 flags.DEFINE_integer("early_stopping_patience", None, "Epochs without improvement before stopping.")
 flags.DEFINE_multi_string("tracker", None, "Tracker(s): bp_cosine, local_loss, weights, gradients, weight_alignment.")
 flags.DEFINE_integer("seed", None, "Base seed; execution k uses seed + k.")
+flags.DEFINE_string("optimizer", None, "adam (default) | uncorrected_adam (the GAIT-prop seed's: beta_2 0.99, "
+                    "no bias correction) | sgd.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
 flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
                      "(keras-tuner chief/worker mode; see README for several hosts).")
@@ -46,10 +48,12 @@ flags.DEFINE_bool("batch_norm", None, "Fix batch normalisation on/off.")
 flags.DEFINE_string("bw_init", None, "Fix the feedback-matrix init.")
 flags.DEFINE_float("lr", None, "Fix the learning rate.")
 flags.DEFINE_float("reg_rate", None, "Fix the dropout rate.")
+flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, NAME=VALUE (repeatable), e.g. "
+                          "orthogonal_reg=0.1; applies to the rules that have it.")
 
 SEARCH_FLAGS = ("dataset", "problem_type", "objective", "scaler", "batch_size", "num_epochs", "executions_per_trial",
                 "histogram_freq", "examples_frac", "validation_frac", "weight_decay", "use_bias", "use_xla",
-                "use_early_stopping", "early_stopping_patience", "seed")
+                "use_early_stopping", "early_stopping_patience", "seed", "optimizer")
 HPARAM_FLAGS = {"algorithm": "algorithm", "arch": "arch", "activation": "activation", "batch_norm": "batchnorm",
                 "bw_init": "bw_init", "lr": "lr", "reg_rate": "dropout"}
 
@@ -80,6 +84,11 @@ def resolve(argv):
     settings["trackers"] = tuple(settings.get("trackers", ()))
     config = SearchConfig(**settings)
     fixed = {hp: getattr(FLAGS, flag) for flag, hp in HPARAM_FLAGS.items()}
+    for item in FLAGS.rule_hparam or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"Invalid --rule_hparam {item!r}: expected NAME=VALUE, e.g. orthogonal_reg=0.1.")
+        fixed[name.strip()] = value.strip()
     return experiment_dir, config, SearchSpace.create(space, fixed, tune_dropout=config.tunes_dropout)
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from bpfree import optimizers
 from bpfree import trackers as trackers_lib
 from bpfree.datasets import SCALERS, catalog
 from bpfree.networks import PROBLEM_TYPES
@@ -38,6 +39,7 @@ class SearchConfig:
     early_stopping_patience: int = 10
     trackers: tuple = ()
     seed: int = 0
+    optimizer: str = "adam"  # adam | uncorrected_adam (the GAIT-prop seed's) | sgd
 
     def __post_init__(self):
         object.__setattr__(self, "objective", canonical_objective(self.objective))
@@ -59,6 +61,8 @@ class SearchConfig:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"Invalid {name} {getattr(self, name)!r}: a fraction in [0, 1).")
         trackers_lib.validate(self.trackers)
+        if self.optimizer not in optimizers.NAMES:
+            raise ValueError(f"Unknown optimizer {self.optimizer!r}; valid: {', '.join(optimizers.NAMES)}.")
 
     @property
     def tunes_dropout(self):

@@ -1,13 +1,12 @@
 """The keras-tuner HyperModel: every hparam of the space as a Choice (or Fixed), one compiled model."""
 
-import keras
 import keras_tuner
 
-from bpfree import build_model, rules
+from bpfree import build_model, optimizers, rules
 
 
 class BpfreeHyperModel(keras_tuner.HyperModel):
-    """Builds `bpfree.build_model(...)` from hparams, compiled with Adam(lr) and error_rate.
+    """Builds `bpfree.build_model(...)` from hparams, compiled with the search's optimizer (Adam) at lr and error_rate.
 
     Choices come from the search space (whose algorithm values come from the rule registry), so a
     rule added to the registry is searchable without touching this class. A rule's own hparams
@@ -31,9 +30,11 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
         for algorithm in self.space.as_dict()["algorithm"]:
             extras = rules.get(algorithm).extra_hparams
             if extras:
+                searched = self.space.extra_values(algorithm)
                 with hp.conditional_scope("algorithm", [algorithm]):
                     for extra, (default, choices) in extras.items():
-                        value = hp.Choice(extra, list(choices), default=default)
+                        options = list(dict.fromkeys([*searched[extra], *choices]))  # the space's first
+                        value = hp.Choice(extra, options, default=searched[extra][0])
                         if values["algorithm"] == algorithm:
                             values[extra] = value
         return values
@@ -52,5 +53,5 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
             problem_type=c.problem_type, trackers=c.trackers, seed=c.seed if seed is None else seed, **extras,
         )
         metrics = ["error_rate"] if c.problem_type == "classification" else []
-        model.compile(optimizer=keras.optimizers.Adam(values["lr"]), metrics=metrics, jit_compile=c.use_xla)
+        model.compile(optimizer=optimizers.get(c.optimizer, values["lr"]), metrics=metrics, jit_compile=c.use_xla)
         return model

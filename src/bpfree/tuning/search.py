@@ -114,7 +114,7 @@ def finished_trials(directory, executions_per_trial):
 
 
 def _write_or_check_config(directory, config, space):
-    payload = {"search": config.to_json(), "space": {k: list(v) for k, v in space.values},
+    payload = {"search": config.to_json(), "space": {k: list(v) for k, v in space.values + space.extras},
                "fixed": sorted(space.fixed)}
     path = os.path.join(directory, CONFIG_FILE)
     if os.path.exists(path):

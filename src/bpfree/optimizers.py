@@ -1,0 +1,55 @@
+"""Optimizers the seed projects used that Keras does not have, and the name → optimizer lookup.
+
+`UncorrectedAdam` is the GAIT-prop seed's "adaptive" update (run.py, always on): Adam *without* bias
+correction, β1 = 0.9, β2 = 0.99, ε = 1e-8 added to √v,
+
+    m ← β1 m + (1 − β1) g,   v ← β2 v + (1 − β2) g²,   θ ← θ − η m / (√v + ε).
+
+Keras's `Adam(beta_2=0.99, epsilon=1e-8)` is not the same: it divides m by (1 − β1^t) and v by
+(1 − β2^t). Without that, the step of a steady gradient is η (1 − β1^t)/√(1 − β2^t) · sign(g): η at t = 1,
+about 2.1 η around t = 10, η again after a few hundred steps. Written by hand because no Keras
+optimizer has a switch for the correction.
+"""
+
+import keras
+
+NAMES = ("adam", "uncorrected_adam", "sgd")
+
+
+@keras.saving.register_keras_serializable(package="bpfree")
+class UncorrectedAdam(keras.optimizers.Optimizer):
+    """Adam without bias correction (the GAIT-prop seed's optimiser); see the module docstring."""
+
+    def __init__(self, learning_rate=1e-4, beta_1=0.9, beta_2=0.99, epsilon=1e-8, name="uncorrected_adam", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
+
+    def update_step(self, gradient, variable, learning_rate):
+        ops = keras.ops
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = ops.cast(gradient, variable.dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, ops.multiply(ops.subtract(g, m), 1 - self.beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(g), v), 1 - self.beta_2))
+        self.assign_sub(variable, ops.divide(ops.multiply(m, lr), ops.add(ops.sqrt(v), self.epsilon)))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+def get(name, learning_rate):
+    """The optimizer called `name` (one of NAMES) at `learning_rate`; ValueError naming the valid ones."""
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "uncorrected_adam":
+        return UncorrectedAdam(learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate)
+    raise ValueError(f"Unknown optimizer {name!r}; valid: {', '.join(NAMES)}.")
