@@ -1,8 +1,9 @@
 """Fully connected networks trained by a learning rule: the arch string, the config, the `Network`.
 
 `Network.train_step` is the same for every feedforward rule (DESIGN.md): one forward pass recording
-the hidden activities h_l (each block's input detached when the rule says so), the rule's surrogate
-objective J = L + Σ_l ℓ_l, one gradient call, one `optimizer.apply`. Trackers, when asked for, add a
+the hidden activities h_l (each block's input detached when the rule says so) into a `ForwardPass`,
+the rule's surrogate objective J = L + Σ_k ℓ_k (its `local_losses` of that pass), one gradient call,
+one `optimizer.apply`. Trackers, when asked for, add a
 second (plain backprop) pass for the true gradient and nothing else; with none, nothing extra runs.
 """
 
@@ -17,6 +18,7 @@ from bpfree import trackers as trackers_lib
 from bpfree.layers import ACTIVATIONS, BW_INITS, DenseBlock, FeedbackAlignmentDense, FeedbackProjection
 from bpfree.layers import activation_function, feedback_initializer
 from bpfree.rules import registry
+from bpfree.rules.base import ForwardPass
 
 PROBLEM_TYPES = ("classification", "reconstruction")
 OUTPUT_ACTIVATIONS = {"classification": ("softmax",), "reconstruction": ("tanh", "sigmoid")}
@@ -66,9 +68,14 @@ class NetworkConfig:
     trackers: tuple = ()
     seed: int = 0
     output_activation: str = "softmax"
+    rule_hparams: tuple = ()  # ((name, value), ...): the rule's own hparams (its `extra_hparams`)
 
     def __post_init__(self):
         rule = registry.get(self.algorithm)
+        for name, _ in self.rule_hparams:
+            if name not in rule.extra_hparams:
+                valid = ", ".join(rule.extra_hparams) or "none"
+                raise ValueError(f"{name!r} is not an hparam of {self.algorithm!r}; its own hparams: {valid}.")
         activation_function(self.activation)
         feedback_initializer(self.bw_init, 0)
         if self.problem_type not in PROBLEM_TYPES:
@@ -88,6 +95,13 @@ class NetworkConfig:
         if self.init_fw_weight_aligned and rule.feedback is None:
             raise ValueError(f"init_fw_weight_aligned needs feedback matrices; {self.algorithm!r} has none.")
         rule.validate(self)
+
+    def hparam(self, name):
+        """The value of the rule's own hparam `name` (its default when not given)."""
+        given = dict(self.rule_hparams)
+        if name in given:
+            return given[name]
+        return registry.get(self.algorithm).extra_hparams[name][0]
 
     @property
     def local_loss_kind(self):
@@ -109,11 +123,12 @@ class Network(keras.Model):
                  dropout=0.0, use_bias=True, weight_decay=0.0, bw_init="ortho",
                  problem_type="classification", init_fw_weight_aligned=False, trackers=(), seed=None,
                  output_activation=None, **kwargs):
-        super().__init__(**kwargs)
         if seed is None:
             seed = random.SystemRandom().randrange(2**31 - _FEEDBACK_SEED_OFFSET * 2)
         if output_activation is None:
             output_activation = OUTPUT_ACTIVATIONS.get(problem_type, ("softmax",))[0]
+        rule_hparams = _pop_rule_hparams(algorithm, kwargs)
+        super().__init__(**kwargs)
         self.network_config = NetworkConfig(
             algorithm=algorithm,
             arch=parse_arch(arch),
@@ -130,10 +145,12 @@ class Network(keras.Model):
             trackers=tuple(trackers),
             seed=int(seed),
             output_activation=output_activation,
+            rule_hparams=rule_hparams,
         )
         self.rule = registry.get(algorithm)
         self._build_layers()
         self.tracker_metrics = [keras.metrics.Mean(name=n) for n in trackers_lib.metric_names(self)]
+        self.rule_metrics = [keras.metrics.Mean(name=n) for n in self.rule.reported_losses(self.network_config)]
         self.build((None, self.network_config.input_dim))
         if self.network_config.init_fw_weight_aligned:
             self._align_forward_weights()
@@ -171,6 +188,8 @@ class Network(keras.Model):
                 for i in range(len(c.arch))
             ]
         self._output_activation = keras.activations.get(c.output_activation)
+        # The rule's own layers (DTP's learned inverses), built by the rule.
+        self.rule_layers = list(self.rule.build_layers(c))
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -250,6 +269,18 @@ class Network(keras.Model):
     def compile_from_config(self, config):
         replay_compile(self, config)
 
+    def forward_pass(self, x, y, sample_weight=None, training=True):
+        """The forward pass wired for the rule, with the global loss: a `ForwardPass` (what the rule's
+        `local_losses` read). The loss head runs under its own tape so that a rule may ask for ∂L/∂z."""
+        hidden, z = self.forward(x, training=training, rule=True)
+        projections = [proj(h) for proj, h in zip(self.projections, hidden)]
+        with tf.GradientTape(watch_accessed_variables=False) as head:
+            z = self.rule.output_preactivation(z, projections)
+            head.watch(z)
+            y_pred = self._output_activation(z)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        return ForwardPass(self, x, y, sample_weight, hidden, z, projections, y_pred, loss, head)
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         tracking = bool(self.network_config.trackers)
@@ -257,12 +288,10 @@ class Network(keras.Model):
         with tf.GradientTape(persistent=needs_bp) as tape:
             if needs_bp:
                 state = [tf.identity(v) for v in self._replayable_state()]
-            hidden, z = self.forward(x, training=True, rule=True)
-            projections = [proj(h) for proj, h in zip(self.projections, hidden)]
-            y_pred = self._output_activation(self.rule.output_preactivation(z, projections))
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            local = self.rule.local_losses(projections, y, self.network_config)
-            objective = loss + keras.ops.sum(keras.ops.stack(local)) if local else loss
+            forward = self.forward_pass(x, y, sample_weight, training=True)
+            loss = forward.loss
+            local = self.rule.local_losses(forward)
+            objective = loss + keras.ops.sum(keras.ops.stack(list(local.values()))) if local else loss
             self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
             objective = self.optimizer.scale_loss(objective)
             if needs_bp:
@@ -277,22 +306,25 @@ class Network(keras.Model):
         if needs_bp:
             del tape
         self.optimizer.apply(grads, variables)
+        for metric in self.rule_metrics:
+            metric.update_state(local[metric.name])
         if tracking:
             values = trackers_lib.compute(self, dict(zip((id(v) for v in variables), grads)), bp_grads,
-                                          projections, y, local)
+                                          forward, local)
             for metric in self.tracker_metrics:
                 metric.update_state(values[metric.name])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self.compute_metrics(x, y, forward.y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):
         logs = super().test_step(data)
-        names = {m.name for m in self.tracker_metrics}
+        names = {m.name for m in self.tracker_metrics + self.rule_metrics}
         return {k: v for k, v in logs.items() if k not in names}
 
     def _replayable_state(self):
-        # Dropout seed-generator states and batch-norm moving statistics, not the feedback matrices.
+        # The blocks' dropout seed-generator states and batch-norm moving statistics: not the feedback
+        # matrices, not the rule's own layers (whose noise must not repeat from step to step).
         fixed = {id(b) for b in self.feedback_matrices}
-        return [v for v in self.non_trainable_variables if id(v) not in fixed]
+        return [v for block in self.blocks for v in block.non_trainable_variables if id(v) not in fixed]
 
     # ----------------------------------------------------------------------------------- config
     def get_config(self):
@@ -314,7 +346,18 @@ class Network(keras.Model):
             "trackers": list(c.trackers),
             "seed": c.seed,
             "output_activation": c.output_activation,
+            **dict(c.rule_hparams),
         }
+
+
+def _pop_rule_hparams(algorithm, kwargs):
+    """Takes the rule's own hparams (and any other rule's, refused by `NetworkConfig`) out of `kwargs`:
+    ((name, value), ...) with every one of the rule's hparams, its default where not given."""
+    rule = registry.get(algorithm)
+    known = {name for r in registry.names() for name in getattr(registry.get(r), "extra_hparams", {})}
+    given = {name: kwargs.pop(name) for name in list(kwargs) if name in known}
+    values = {name: given.pop(name, default) for name, (default, _) in rule.extra_hparams.items()}
+    return tuple(values.items()) + tuple(given.items())
 
 
 def replay_compile(model, config):
@@ -334,6 +377,7 @@ def build_model(algorithm, arch, input_dim, output_dim, **options):
     Options (feedforward rules): activation ("tanh"), batchnorm (False), dropout (0.0), use_bias
     (True), weight_decay (0.0, L2 on kernels), bw_init ("ortho"), problem_type ("classification"),
     init_fw_weight_aligned (False), trackers (()), seed (None), output_activation (None: softmax for
-    classification, tanh for reconstruction). Raises ValueError naming the valid choices on bad input.
+    classification, tanh for reconstruction), and the rule's own hparams (`rules.get(algorithm).extra_hparams`,
+    e.g. alpha_t for dtp). Raises ValueError naming the valid choices on bad input.
     """
     return registry.get(algorithm).build_model(arch, input_dim, output_dim, **options)

@@ -68,8 +68,9 @@ def metric_names(model):
     return names
 
 
-def compute(model, grad_of, bp_grads, projections, y, local_losses):
-    """Tracker values by metric name. `grad_of` maps id(variable) to the rule's gradient."""
+def compute(model, grad_of, bp_grads, forward, local_losses):
+    """Tracker values by metric name. `grad_of` maps id(variable) to the rule's gradient, `forward` is
+    the step's `bpfree.rules.base.ForwardPass` and `local_losses` the rule's {name: term}."""
     c = model.network_config
     layers = model.weighted_layers
     values = {}
@@ -79,9 +80,9 @@ def compute(model, grad_of, bp_grads, projections, y, local_losses):
                 values[f"bp_cosine_{l}"] = cosine(grad_of[id(block.dense.kernel)], bp)
         elif tracker == "local_loss" and model.rule.feedback == "direct":
             if model.rule.local_losses_are_projected:
-                losses = local_losses
+                losses = list(local_losses.values())
             else:
-                losses = [projected_loss(p, y, c) for p in projections]
+                losses = [projected_loss(p, forward.y, c) for p in forward.projections]
             for l, loss in enumerate(losses, start=1):
                 values[f"local_loss_{l}"] = loss
         elif tracker == "weights":

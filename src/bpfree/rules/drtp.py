@@ -39,9 +39,10 @@ class DirectRandomTargetProjection(LearningRule):
                 config.activation,
             )
 
-    def local_losses(self, projections, y, config):
-        if not projections:
-            return []
-        target = keras.ops.stop_gradient(keras.ops.cast(y, projections[0].dtype))
+    def local_losses(self, forward):
+        if not forward.projections:
+            return {}
+        target = keras.ops.stop_gradient(keras.ops.cast(forward.y, forward.projections[0].dtype))
         batch = keras.ops.cast(keras.ops.shape(target)[0], target.dtype)
-        return [keras.ops.sum(target * p) / batch for p in projections]
+        return {f"target_projection_{l}": keras.ops.sum(target * p) / batch
+                for l, p in enumerate(forward.projections, start=1)}

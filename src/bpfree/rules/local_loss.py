@@ -19,8 +19,10 @@ class LocalLoss(LearningRule):
     detach_blocks = True
     local_losses_are_projected = True
 
-    def local_losses(self, projections, y, config):
-        return [projected_loss(p, y, config) for p in projections]
+    def local_losses(self, forward):
+        config = forward.model.network_config
+        return {f"local_loss_{l}": projected_loss(p, forward.y, config)
+                for l, p in enumerate(forward.projections, start=1)}
 
 
 @register
