@@ -214,3 +214,45 @@ def test_cli_runs_the_seeds_tower_command_with_rule_hparams_and_its_optimizer(tm
     args[3] = str(tmp_path / "bad")
     bad = subprocess.run(args + ["--optimizer", "adamw"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Unknown optimizer 'adamw'; valid: adam, uncorrected_adam, sgd" in bad.stderr
+
+
+def readme_commands(prefix):
+    import os
+    import shlex
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
+        text = f.read().replace("\\\n", " ")
+    return [shlex.split(line) for line in text.splitlines() if line.startswith(prefix)]
+
+
+def test_readme_gait_prop_commands_parse_and_the_tower_one_trains_on_mock_mnist(tmp_path, monkeypatch):
+    import dataclasses
+
+    import tensorflow_datasets as tfds
+    from absl import flags
+
+    from bpfree import results
+    from bpfree.tuning import cli, run_search
+    from bpfree.tuning.search import validate_points
+
+    commands = readme_commands("./train.bash data/gait_prop")
+    assert len(commands) == 5
+    resolved = []
+    try:
+        for command in commands:
+            flags.FLAGS.unparse_flags()
+            argv = flags.FLAGS(["bpfree"] + command[1:])
+            _, config, space = cli.resolve(argv)
+            validate_points(space.grid(), config)  # every point is a network the rule can train
+            resolved.append((config, space))
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert {p["algorithm"] for _, s in resolved for p in s.grid()} == {"bp_inv", "gait", "tp"}
+    assert all(c.optimizer == "uncorrected_adam" and c.batch_size == 60 for c, _ in resolved)
+    config, space = resolved[3]
+    assert space.grid()[0]["arch"] == "784-500-200"
+    monkeypatch.setenv("BPFREE_TFDS_DOWNLOAD", "0")
+    with tfds.testing.mock_data(num_examples=120):
+        run_search(str(tmp_path), dataclasses.replace(config, num_epochs=1), space, log=lambda *a: None)
+    frame = results.load(str(tmp_path))
+    assert list(frame["status"]) == ["completed"] and frame["orthogonal_reg"].iloc[0] == 0.1
