@@ -10,3 +10,4 @@ from bpfree.rules.base import LearningRule
 from bpfree.rules.registry import get, names, register
 from bpfree.rules import target_prop  # noqa: F401,E402
 from bpfree.rules import dtp, tp_inverse  # noqa: F401,E402
+from bpfree.rules import gle  # noqa: F401,E402

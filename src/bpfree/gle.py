@@ -1,0 +1,384 @@
+"""A stack of GLE layers run in continuous time: `GLENetwork` and its builder for the rule registry.
+
+Every dt step t of a batch (the seed's `GLEAbstractNet.forward`, `plastic_e2e.py`), from the old state
+of every layer (`bpfree.layers.gle` for one layer's equations):
+
+    output error    e_top = β (onehot(y) − softmax(r_L))   (loss "ce")   or   β (y − r_L)   ("mse")
+    layer l         r_in = x_t (l = 0) or r_{l−1};  e_in = e_top (l = L) or e_bottom_{l+1}
+                    (new state_l, ∇W_l, ∇b_l, ∇τ_m,l) = gle_step(...)
+    commit          all layers take their new state together (a one-step delay per layer each way)
+    optimiser       one update with the GLE gradients, at every dt step
+    output          logits_t = r_L (the old r, as the seed returns it); loss_t = CE(logits_t, y) or MSE
+
+The prediction is the time average of logits_t (its argmax is the seed's argmax Σ_t logits_t); the
+reported loss is the mean over steps of loss_t (the seed's logged per-step loss). The state persists
+from batch to batch (the seed never resets it), tiled/narrowed to the batch size; layers built with
+``stateful=False`` start every batch from zero (the seed's static LagNet). Layers that are not
+trainable run the forward dynamics only (no error neurons, no error passed down).
+
+Evaluation (`call`, `evaluate`, `predict`) runs the forward dynamics only (ê = 0), starting from the
+stored training state, and does not write the state back. (The seed also runs its error neurons at
+test time with a zero output error; with γ = 0 they cannot affect the output.)
+
+Speed: a batch's whole time loop is one XLA-compiled `tf.while_loop` with the weights, the state and
+the Adam moments as loop variables, read once before and written once after the loop. With a plain
+`keras.optimizers.Adam` (constant learning rate, no clipping/EMA/weight decay/amsgrad) the Adam update
+is fused into the loop by hand, with Keras's exact formula and Keras's own slot variables (so saving,
+loading and the learning-rate callbacks work as usual); any other optimizer is called through
+`optimizer.apply` at every step inside the same loop (slower: it reads and writes every variable
+per step; see bench/gle_speed.py).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bpfree.layers.gle import ACTIVATIONS, GLEDense, GLEParams, adjust_batch, gle_forward_step, gle_step
+
+LOSSES = ("ce", "mse")
+INPUT_MODES = ("sequence", "static")
+
+
+def _fusable(optimizer):
+    """Whether `optimizer` is a plain Keras Adam whose update the time loop can fuse."""
+    return (type(optimizer) is keras.optimizers.Adam and not optimizer.amsgrad and optimizer.weight_decay is None
+            and optimizer.clipnorm is None and optimizer.clipvalue is None and optimizer.global_clipnorm is None
+            and not optimizer.use_ema and not optimizer.gradient_accumulation_steps
+            and isinstance(optimizer._learning_rate, keras.Variable))
+
+
+@keras.saving.register_keras_serializable(package="bpfree")
+class GLENetwork(keras.Model):
+    """A stack of `GLEDense` layers trained by GLE in continuous time (module docstring).
+
+    Args:
+        gle_layers: the `GLEDense` layers (or their serialised configs), bottom to top.
+        input_dim: features per time step.
+        loss: "ce" (the output layer's r are logits) or "mse".
+        beta: output error scale β.
+        input_mode: "sequence": x is (batch, T, input_dim), or (batch, T) when input_dim is 1, fed one
+            step per dt; "static": x is (batch, input_dim), held for `steps` dt steps.
+        steps: dt steps per sample in static mode.
+        weight_decay: L2 added to the kernel gradients, ∇W += λ W.
+        fuse_optimizer: fuse a plain Adam into the time loop (module docstring); False always calls
+            `optimizer.apply` (for comparison).
+        jit_compile: compile the time loop with XLA.
+    """
+
+    def __init__(self, gle_layers, input_dim, *, loss="ce", beta=1.0, input_mode="sequence", steps=None,
+                 weight_decay=0.0, fuse_optimizer=True, jit_compile=True, **kwargs):
+        super().__init__(**kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown GLE loss {loss!r}; valid: {', '.join(LOSSES)}.")
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"Unknown input_mode {input_mode!r}; valid: {', '.join(INPUT_MODES)}.")
+        if input_mode == "static" and (steps is None or int(steps) <= 0):
+            raise ValueError(f"input_mode 'static' needs a positive number of dt steps per sample; got steps={steps!r}.")
+        if weight_decay < 0:
+            raise ValueError(f"Invalid weight_decay {weight_decay!r}: must be ≥ 0.")
+        layers = [keras.saving.deserialize_keras_object(l) if isinstance(l, dict) else l for l in gle_layers]
+        if not layers or not all(isinstance(l, GLEDense) for l in layers):
+            raise ValueError("gle_layers must be a non-empty list of GLEDense layers.")
+        dts = {l.dt for l in layers}
+        if len(dts) != 1:
+            raise ValueError(f"All GLE layers must share one dt; got {sorted(dts)}.")
+        self.gle_layers = layers
+        self.input_dim = int(input_dim)
+        self.loss_name, self.beta = loss, float(beta)
+        self.input_mode, self.steps = input_mode, None if steps is None else int(steps)
+        self.weight_decay = float(weight_decay)
+        self.fuse_optimizer, self.jit_loop = bool(fuse_optimizer), bool(jit_compile)
+        width = self.input_dim
+        for layer in layers:
+            if not layer.built:
+                layer.build((layer.state_batch_size, width))
+            elif layer.input_dim != width:
+                raise ValueError(f"Layer {layer.name} expects {layer.input_dim} inputs, the layer below gives {width}.")
+            width = layer.units
+        self.output_dim = width
+        self.built = True
+        self._loops = {}
+
+    @property
+    def dt(self):
+        return self.gle_layers[0].dt
+
+    # ----------------------------------------------------------------------------------- state
+    def reset_state(self, batch_size=None):
+        """Zeroes every layer's state (re-sized to `batch_size` if given; compiled functions re-trace)."""
+        for layer in self.gle_layers:
+            layer.reset_state(batch_size)
+        if batch_size is not None:
+            self._loops = {}
+            self.train_function = self.test_function = self.predict_function = None
+
+    def _initial_states(self, n):
+        return [layer.state(n) if layer.stateful else layer.zero_state(n) for layer in self.gle_layers]
+
+    # ----------------------------------------------------------------------------------- the time loop
+    def _inputs(self, x):
+        """(time-major inputs or None, number of steps, static input or None)."""
+        x = tf.convert_to_tensor(x, self.compute_dtype)
+        if self.input_mode == "static":
+            if x.shape.rank != 2 or x.shape[-1] != self.input_dim:
+                raise ValueError(f"input_mode 'static' expects x of shape (batch, {self.input_dim}); got {x.shape}.")
+            return None, self.steps, x
+        if x.shape.rank == 2 and self.input_dim == 1:
+            x = x[:, :, None]
+        if x.shape.rank != 3 or x.shape[-1] != self.input_dim:
+            raise ValueError(f"input_mode 'sequence' expects x of shape (batch, T, {self.input_dim})"
+                             f"{' or (batch, T)' if self.input_dim == 1 else ''}; got {x.shape}.")
+        return tf.transpose(x, (1, 0, 2)), tf.shape(x)[1], None
+
+    def _targets(self, y):
+        y = tf.convert_to_tensor(y)
+        if self.loss_name == "ce" and y.shape.rank == 1:
+            y = tf.one_hot(tf.cast(y, "int32"), self.output_dim)
+        y = tf.cast(y, self.compute_dtype)
+        return tf.transpose(y, (1, 0, 2)) if y.shape.rank == 3 else y  # per-step targets → time-major
+
+    def output_error(self, r_out, y):
+        """(loss per example, β-scaled output error) at the old output rate r_L."""
+        if self.loss_name == "ce":
+            log_p = tf.nn.log_softmax(r_out)
+            return -tf.reduce_sum(y * log_p, axis=-1), self.beta * (y - tf.exp(log_p))
+        diff = y - r_out
+        return tf.reduce_mean(tf.square(diff), axis=-1), self.beta * diff
+
+    def _loop(self, kind):
+        if kind not in self._loops:
+            fn = {"eval": self._eval_loop, "train": self._train_loop}[kind]
+            self._loops[kind] = tf.function(fn, jit_compile=self.jit_loop, autograph=False)
+        return self._loops[kind]
+
+    def _eval_loop(self, x, y):
+        """Forward dynamics only: (time-mean output, mean per-step loss or 0)."""
+        xs, steps, x_static = self._inputs(x)
+        n = tf.shape(x)[0]
+        ys = None if y is None else self._targets(y)
+        layers = self.gle_layers
+        params = [layer.params() for layer in layers]
+        params = [GLEParams(*(None if p is None else tf.convert_to_tensor(p) for p in ps)) for ps in params]
+
+        def body(t, states, out_sum, loss_sum):
+            r_top = states[-1].r
+            if ys is not None:
+                loss_t, _ = self.output_error(r_top, ys[t] if ys.shape.rank == 3 else ys)
+                loss_sum += tf.reduce_mean(loss_t)
+            new = []
+            for l, layer in enumerate(layers):
+                r_in = (x_static if xs is None else xs[t]) if l == 0 else states[l - 1].r
+                new.append(gle_forward_step(params[l], states[l], r_in, layer.config))
+            return t + 1, new, out_sum + r_top, loss_sum
+
+        init = (tf.constant(0), self._initial_states(n), tf.zeros((n, self.output_dim), self.compute_dtype),
+                tf.constant(0.0, self.compute_dtype))
+        _, _, out_sum, loss_sum = tf.while_loop(lambda t, *_: t < steps, body, init)
+        steps_f = tf.cast(steps, self.compute_dtype)
+        return out_sum / steps_f, loss_sum / steps_f
+
+    def _trainable_slots(self):
+        """[(layer index, field name, variable)] of every variable GLE trains, in a fixed order."""
+        slots = []
+        for l, layer in enumerate(self.gle_layers):
+            if not layer.trainable:
+                continue
+            for field in ("kernel", "bias", "tau_m"):
+                var = getattr(layer, field)
+                if var is not None and var.trainable:
+                    slots.append((l, field, var))
+        return slots
+
+    def _train_loop(self, x, y):
+        """The whole time loop of one batch with an optimizer step every dt: (time-mean output, mean loss)."""
+        xs, steps, x_static = self._inputs(x)
+        n = tf.shape(x)[0]
+        ys = self._targets(y)
+        layers = self.gle_layers
+        slots = self._trainable_slots()
+        opt = self.optimizer
+        fused = self.fuse_optimizer and _fusable(opt)
+        learns = [layer.trainable for layer in layers]
+        fixed = [GLEParams(*(None if p is None else tf.convert_to_tensor(p) for p in layer.params()))
+                 for layer in layers]
+        if fused:
+            lr = tf.cast(opt.learning_rate, self.compute_dtype)
+            b1, b2, eps = (tf.constant(float(v), self.compute_dtype) for v in (opt.beta_1, opt.beta_2, opt.epsilon))
+            moments = [opt._momentums[opt._get_variable_index(var)] for _, _, var in slots]
+            velocities = [opt._velocities[opt._get_variable_index(var)] for _, _, var in slots]
+            carry_vars = ([tf.convert_to_tensor(v) for _, _, v in slots], [tf.convert_to_tensor(m) for m in moments],
+                          [tf.convert_to_tensor(v) for v in velocities],
+                          tf.cast(opt.iterations, self.compute_dtype))
+        else:
+            carry_vars = ()
+
+        def current_params(values):
+            params = [p._asdict() for p in fixed]
+            if fused:
+                for (l, field, _), value in zip(slots, values):
+                    params[l][field] = value
+            else:
+                for l, field, var in slots:
+                    params[l][field] = tf.convert_to_tensor(var)
+            return [GLEParams(**p) for p in params]
+
+        def body(t, states, out_sum, loss_sum, carried):
+            params = current_params(carried[0] if fused else None)
+            r_top = states[-1].r
+            loss_t, e_top = self.output_error(r_top, ys[t] if ys.shape.rank == 3 else ys)
+            new, grads = [], {}
+            for l, layer in enumerate(layers):
+                r_in = (x_static if xs is None else xs[t]) if l == 0 else states[l - 1].r
+                if not learns[l]:
+                    new.append(gle_forward_step(params[l], states[l], r_in, layer.config))
+                    continue
+                e_in = e_top if l == len(layers) - 1 else states[l + 1].e_bottom
+                state, g = gle_step(params[l], states[l], r_in, e_in, layer.config,
+                                    need_e_bottom=l > 0 and learns[l - 1])
+                new.append(state)
+                grads[l] = g._asdict()
+            grad_list = []
+            for l, field, var in slots:
+                g = grads[l][field]
+                if field == "kernel" and self.weight_decay:
+                    g = g + self.weight_decay * params[l].kernel
+                grad_list.append(g)
+            if fused:
+                values, ms, vs, k = carried
+                k = k + 1.0
+                alpha = lr * tf.sqrt(1.0 - tf.pow(b2, k)) / (1.0 - tf.pow(b1, k))
+                ms = [m + (g - m) * (1.0 - b1) for m, g in zip(ms, grad_list)]
+                vs = [v + (tf.square(g) - v) * (1.0 - b2) for v, g in zip(vs, grad_list)]
+                values = [w - m * alpha / (tf.sqrt(v) + eps) for w, m, v in zip(values, ms, vs)]
+                values = [var.constraint(w) if var.constraint is not None else w
+                          for w, (_, _, var) in zip(values, slots)]
+                carried = (values, ms, vs, k)
+            else:
+                opt.apply(grad_list, [var for _, _, var in slots])
+            return t + 1, new, out_sum + r_top, loss_sum + tf.reduce_mean(loss_t), carried
+
+        init = (tf.constant(0), self._initial_states(n), tf.zeros((n, self.output_dim), self.compute_dtype),
+                tf.constant(0.0, self.compute_dtype), carry_vars)
+        _, states, out_sum, loss_sum, carried = tf.while_loop(lambda t, *_: t < steps, body, init)
+        if fused:
+            values, ms, vs, k = carried
+            for (_, _, var), value in zip(slots, values):
+                var.assign(value)
+            for var, value in zip(moments, ms):
+                var.assign(value)
+            for var, value in zip(velocities, vs):
+                var.assign(value)
+            opt.iterations.assign(tf.cast(k, opt.iterations.dtype))
+        for layer, state in zip(layers, states):
+            if layer.stateful:
+                layer.assign_state(state)
+        steps_f = tf.cast(steps, self.compute_dtype)
+        return out_sum / steps_f, loss_sum / steps_f
+
+    # ----------------------------------------------------------------------------------- Keras
+    def call(self, inputs, training=None):
+        """The time-mean output over the sequence (forward dynamics only; the state is not written back)."""
+        out, _ = self._loop("eval")(inputs, None)
+        return out
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """As `keras.Model.compile`; the loss is the network's own (``loss`` must be None), ``"error_rate"``
+        is understood. The optimizer is built at once (the time loop updates it from inside)."""
+        from bpfree import metrics as bpfree_metrics
+
+        if loss is not None:
+            raise ValueError(f"GLENetwork computes its own loss ({self.loss_name!r}, set at construction); "
+                             f"compile got loss={loss!r}.")
+        super().compile(optimizer=optimizer, metrics=bpfree_metrics.resolve(metrics), **kwargs)
+        self.optimizer.build(self.trainable_variables)
+        self._loops = {}
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("loss", None)
+        self.compile(**config)
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred, loss = self._loop("train")(x, y)
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        return self.compute_metrics(x, y, y_pred)
+
+    def test_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred, loss = self._loop("eval")(x, y)
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        return self.compute_metrics(x, y, y_pred)
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self._loop("eval")(x, None)[0]
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        y = tf.convert_to_tensor(y)
+        if self.loss_name == "ce" and y.shape.rank == 1:
+            y = tf.one_hot(tf.cast(y, "int32"), self.output_dim)
+        if y.shape.rank == 3:
+            y = tf.reduce_mean(tf.cast(y, y_pred.dtype), axis=1)
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "gle_layers": [keras.saving.serialize_keras_object(l) for l in self.gle_layers],
+                "input_dim": self.input_dim, "loss": self.loss_name, "beta": self.beta,
+                "input_mode": self.input_mode, "steps": self.steps, "weight_decay": self.weight_decay,
+                "fuse_optimizer": self.fuse_optimizer, "jit_compile": self.jit_loop}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+# --------------------------------------------------------------------------------------- builder
+TAU_PROFILES = ("mixed", "lag", "le")
+
+
+def hidden_time_constants(width, tau, dt, profile):
+    """(τ_m, τ_r) per unit of a hidden layer. "mixed" is the seed's E2E split: the first ⌈2n/3⌉ units are
+    leaky integrators (τ_r = dt), half of them with τ_m = τ/2, the rest τ_m = τ; the remaining ⌊n/3⌋ are
+    LE units (τ_m = τ_r = τ). For n = 53: 18 × (τ/2, dt), 18 × (τ, dt), 17 × (τ, τ). "lag": all (τ, dt);
+    "le": all (τ, τ)."""
+    if profile not in TAU_PROFILES:
+        raise ValueError(f"Unknown tau_profile {profile!r}; valid: {', '.join(TAU_PROFILES)}.")
+    tau_m = np.full(width, float(tau))
+    tau_r = np.full(width, float(tau))
+    if profile == "lag":
+        tau_r[:] = dt
+    elif profile == "mixed":
+        slow = width - width // 3
+        tau_r[:slow] = dt
+        tau_m[: slow // 2] = tau / 2
+    return [float(v) for v in tau_m], [float(v) for v in tau_r]
+
+
+def build_gle_network(arch, input_dim, output_dim, *, activation="tanh", input_activation=None, mode="gle",
+                      dt=0.2, tau=1.2, tau_profile="mixed", gamma=0.0, beta=1.0, loss="ce", use_bias=True,
+                      input_mode="static", steps=30, weight_decay=0.0, state_batch_size=1, seed=None,
+                      name=None, **network_kwargs):
+    """A `GLENetwork`: GLEDense(input_dim→w_1) [input_activation], GLEDense(w_i→w_{i+1}) [activation],
+    GLEDense(w_L→output_dim) linear with τ_m = τ_r = τ. Hidden time constants from `tau_profile`
+    (`hidden_time_constants`); mode "le" forces τ_r = τ_m everywhere."""
+    from bpfree.networks import parse_arch
+
+    widths = parse_arch(arch)
+    if not tau >= dt:
+        raise ValueError(f"tau {tau!r} must be ≥ dt = {dt} (explicit Euler).")
+    for label, act in (("activation", activation), ("input_activation", input_activation)):
+        if act is not None and act not in ACTIVATIONS:
+            raise ValueError(f"Invalid {label} {act!r} for GLE; valid: {', '.join(ACTIVATIONS)}.")
+    seed = 0 if seed is None else int(seed)
+    common = dict(dt=dt, gamma=gamma, mode=mode, use_bias=use_bias, state_batch_size=state_batch_size)
+    layers = []
+    for i, width in enumerate(widths):
+        tau_m, tau_r = hidden_time_constants(width, tau, dt, "le" if mode == "le" else tau_profile)
+        act = (input_activation or activation) if i == 0 else activation
+        layers.append(GLEDense(width, tau_m=tau_m, tau_r=None if mode == "le" else tau_r, activation=act,
+                               seed=seed + 2 * i, name=f"gle_{i + 1}", **common))
+    layers.append(GLEDense(output_dim, tau_m=tau, tau_r=None, activation="linear", seed=seed + 2 * len(widths),
+                           name="gle_out", **common))
+    return GLENetwork(layers, input_dim, loss=loss, beta=beta, input_mode=input_mode, steps=steps,
+                      weight_decay=weight_decay, name=name, **network_kwargs)
