@@ -38,6 +38,23 @@ class LearnedInverse(keras.layers.Layer):
         """ε ~ N(0, stddev²) of the given shape, from this layer's own seed generator."""
         return keras.random.normal(shape, dtype=dtype, seed=self.noise_generator) * keras.ops.cast(stddev, dtype)
 
+    # Keras saves a layer's weights but not its seed generators' states; the noise stream must go on
+    # where it stopped after a reload, so the state travels with V and c.
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._saved_variables()):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        variables = self._saved_variables()
+        if len(store.keys()) != len(variables):
+            raise ValueError(f"Layer {self.name!r} expected {len(variables)} saved variables (kernel, bias, "
+                             f"noise seed state), found {len(store.keys())}.")
+        for i, variable in enumerate(variables):
+            variable.assign(store[str(i)])
+
+    def _saved_variables(self):
+        return [self.kernel, self.bias, self.noise_generator.state]
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 

@@ -27,16 +27,19 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
                 values[name] = hp.Fixed(name, choices[0])
             else:
                 values[name] = hp.Choice(name, list(choices), ordered=name in ("lr", "dropout"))
+        # One hparam per name, active for every rule that has it: keras-tuner keys values by name, so
+        # the same name declared under one scope per rule would be dropped for all but the last.
+        owners = {}
         for algorithm in self.space.as_dict()["algorithm"]:
-            extras = rules.get(algorithm).extra_hparams
-            if extras:
-                searched = self.space.extra_values(algorithm)
-                with hp.conditional_scope("algorithm", [algorithm]):
-                    for extra, (default, choices) in extras.items():
-                        options = list(dict.fromkeys([*searched[extra], *choices]))  # the space's first
-                        value = hp.Choice(extra, options, default=searched[extra][0])
-                        if values["algorithm"] == algorithm:
-                            values[extra] = value
+            for extra, (_default, choices) in rules.get(algorithm).extra_hparams.items():
+                owners.setdefault(extra, []).append((algorithm, self.space.extra_values(algorithm)[extra], choices))
+        for extra, uses in owners.items():
+            algorithms = [a for a, _, _ in uses]
+            options = list(dict.fromkeys(v for _, searched, choices in uses for v in (*searched, *choices)))
+            with hp.conditional_scope("algorithm", algorithms):
+                value = hp.Choice(extra, options, default=uses[0][1][0])  # the space's first
+            if values["algorithm"] in algorithms:
+                values[extra] = value
         return values
 
     def declare_hyperparameters(self, hp):

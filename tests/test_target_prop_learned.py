@@ -1,0 +1,371 @@
+"""dtp, tp_lsq and tp_rinv on ordinary feedforward networks: targets against numpy (float64), the
+difference correction, the inverses' training, learning, save/load, a grid next to bp, bad input."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bpfree import build_model
+from bpfree.rules import tp_inverse
+
+RULES = ("dtp", "tp_lsq", "tp_rinv")
+N = 8
+
+
+# ------------------------------------------------------------------------------------ numpy references
+def np_act(name, a):
+    return {"tanh": np.tanh, "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "relu": lambda v: np.maximum(v, 0),
+            "lrelu": lambda v: np.where(v > 0, v, 0.2 * v), "linear": lambda v: v}[name](a)
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def weights(model):
+    Ws = [np.array(l.kernel, np.float64) for l in model.weighted_layers]
+    bs = [np.array(l.bias, np.float64) if l.bias is not None else np.zeros(l.units) for l in model.weighted_layers]
+    return Ws, bs
+
+
+def np_forward(model, x):
+    """([h_0..h_L], [a_1..a_L], z) in float64."""
+    Ws, bs = weights(model)
+    act = model.network_config.activation
+    hs, As = [x.astype(np.float64)], []
+    for W, b in zip(Ws[:-1], bs[:-1]):
+        As.append(hs[-1] @ W + b)
+        hs.append(np_act(act, As[-1]))
+    return hs, As, hs[-1] @ Ws[-1] + bs[-1]
+
+
+def np_top_target(z, y, alpha):
+    return z - alpha * (softmax(z) - y)  # z − α N ∂(mean CE)/∂z
+
+
+def np_act_inv(name, t, a):
+    if name == "tanh":
+        return np.arctanh(np.clip(t, -0.99, 0.99))
+    if name == "sigmoid":
+        t = np.clip(t, 0.01, 0.99)
+        return np.log(t / (1 - t))
+    if name == "relu":
+        return np.where(t > 0, t, np.where(a >= 0, 0.0, a))
+    if name == "lrelu":
+        return np.where(t > 0, t, t / 0.2)
+    return t
+
+
+def np_rinv_act(name, y, x0, gamma, steps, lr):
+    if name == "linear":
+        return (y + gamma * x0) / (1 + gamma)
+    if name in ("relu", "lrelu"):
+        s = 0.2 if name == "lrelu" else 0.0
+        cands = [np.maximum((y + gamma * x0) / (1 + gamma), 0), np.minimum((s * y + gamma * x0) / (s * s + gamma), 0)]
+        costs = [(np_act(name, c) - y) ** 2 + gamma * (c - x0) ** 2 for c in cands]
+        return np.where(costs[0] <= costs[1], cands[0], cands[1])
+    x = np_act_inv(name, y, x0)
+    for _ in range(steps):
+        f = np_act(name, x)
+        fp = 1 - f**2 if name == "tanh" else f * (1 - f)
+        x = x - lr * (2 * (f - y) * fp + 2 * gamma * (x - x0))
+    return x
+
+
+def np_targets(model, x, y):
+    """[t_1..t_L, t_z] of the model's rule, from the equations in float64."""
+    c = model.network_config
+    hs, As, z = np_forward(model, x)
+    Ws, bs = weights(model)
+    t = np_top_target(z, y, c.hparam("alpha_t"))
+    targets = [t]
+    L = len(c.arch)
+    for l in range(L + 1, 1, -1):  # layer l (1-based): input h_{l−1}, kernel Ws[l−1]
+        W, b, x0 = Ws[l - 1], bs[l - 1], hs[l - 1]
+        if c.algorithm == "dtp":
+            inv = model.rule_layers[l - 2]
+            V, cc = np.array(inv.kernel, np.float64), np.array(inv.bias, np.float64)
+            out = hs[l] if l <= L else z
+            t = x0 + np_act(c.activation, t @ V + cc) - np_act(c.activation, out @ V + cc)
+        elif c.algorithm == "tp_lsq":
+            if l <= L:
+                t = np_act_inv(c.activation, t, As[l - 1])
+            t = x0 + ((t - b) - x0 @ W) @ np.linalg.pinv(W)
+        else:
+            g = c.hparam("gamma")
+            if l <= L:
+                t = np_rinv_act(c.activation, t, As[l - 1], g, c.hparam("num_steps_rinv"), c.hparam("lr_rinv"))
+            t = (t - b + g * (x0 @ W)) / (1 + g)
+            t = np.linalg.solve(W @ W.T + g * np.eye(len(W)), (t @ W.T + g * x0).T).T
+        targets.insert(0, t)
+    return targets
+
+
+def data(n=N, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, classes, n), classes).astype("float32")
+    return x, y
+
+
+def model_targets(model, x, y):
+    if not model.compiled:
+        model.compile(optimizer=keras.optimizers.SGD(1.0))  # the default loss: CE on softmax
+    forward = model.forward_pass(x, y, training=False)
+    return [np.array(t, np.float64) for t in model.rule.targets(forward)]
+
+
+def randomise_biases(model, seed=1):
+    rng = np.random.default_rng(seed)
+    for layer in model.weighted_layers + list(model.rule_layers):
+        if layer.bias is not None:
+            layer.bias.assign(rng.normal(scale=0.2, size=layer.bias.shape).astype("float32"))
+
+
+# ------------------------------------------------------------------------------------ targets
+@pytest.mark.parametrize("rule,activation", [
+    ("dtp", "tanh"), ("dtp", "relu"),
+    ("tp_lsq", "tanh"), ("tp_lsq", "sigmoid"), ("tp_lsq", "relu"), ("tp_lsq", "lrelu"), ("tp_lsq", "linear"),
+    ("tp_rinv", "tanh"), ("tp_rinv", "sigmoid"), ("tp_rinv", "relu"), ("tp_rinv", "lrelu"), ("tp_rinv", "linear"),
+])
+def test_targets_match_the_equations(rule, activation):
+    # Widths that grow and shrink: over- and under-determined least-squares steps.
+    x, y = data()
+    extra = {"gamma": 0.05, "num_steps_rinv": 3, "lr_rinv": 0.3} if rule == "tp_rinv" else {}
+    model = build_model(rule, "9-5-7", 6, 3, activation=activation, alpha_t=0.7, seed=4, **extra)
+    randomise_biases(model)
+    got, want = model_targets(model, x, y), np_targets(model, x, y)
+    assert len(got) == 4
+    for l, (g, w) in enumerate(zip(got, want), start=1):
+        hs, _, z = np_forward(model, x)
+        activity = hs[l] if l < 4 else z
+        assert np.abs(w - activity).max() > 1e-3, f"layer {l}: a target equal to the activity tests nothing"
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(w).max()), err_msg=f"target {l}")
+
+
+@pytest.mark.parametrize("shape", [(7, 4), (4, 7)])
+def test_lsq_step_is_the_minimum_change_least_squares_solution(shape):
+    rng = np.random.default_rng(3)
+    W, x0, y = rng.normal(size=shape), rng.normal(size=(5, shape[0])), rng.normal(size=(5, shape[1]))
+    x = np.array(tp_inverse.lsq_linear_inverse(tf.constant(y), tf.constant(x0), tf.constant(W)))
+    # Normal equations of min ‖x W − y‖: (x W − y) Wᵀ = 0.
+    np.testing.assert_allclose((x @ W - y) @ W.T, 0, atol=1e-9)
+    # Least change from x0: the same as numpy's minimum-norm lstsq on (y − x0 W), and x − x0 ⟂ {v : v W = 0}.
+    delta = np.linalg.lstsq(W.T, (y - x0 @ W).T, rcond=None)[0].T
+    np.testing.assert_allclose(x, x0 + delta, atol=1e-9)
+    np.testing.assert_allclose(x, x0 + (y - x0 @ W) @ np.linalg.pinv(W), atol=1e-9)
+    u, s, vt = np.linalg.svd(W.T)
+    null = vt[(s > 1e-10).sum():]  # rows span {v : v W = 0}
+    np.testing.assert_allclose((x - x0) @ null.T, 0, atol=1e-9)
+
+
+def test_rinv_linear_and_bias_steps_are_the_regularised_argmin():
+    rng = np.random.default_rng(5)
+    W, x0, y, gamma = rng.normal(size=(6, 4)), rng.normal(size=(5, 6)), rng.normal(size=(5, 4)), 0.3
+    x = np.array(tp_inverse.rinv_linear(tf.constant(y), tf.constant(x0), tf.constant(W), gamma))
+    np.testing.assert_allclose(x, (y @ W.T + gamma * x0) @ np.linalg.inv(W @ W.T + gamma * np.eye(6)), atol=1e-9)
+    np.testing.assert_allclose(2 * (x @ W - y) @ W.T + 2 * gamma * (x - x0), 0, atol=1e-9)  # ∇ = 0
+    b = rng.normal(size=4)
+    x0b = rng.normal(size=(5, 4))
+    xb = np.array(tp_inverse.rinv_bias(tf.constant(y), tf.constant(b), tf.constant(x0b), gamma))
+    np.testing.assert_allclose(2 * (xb + b - y) + 2 * gamma * (xb - x0b), 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "lrelu", "linear"])
+def test_rinv_closed_forms_are_the_global_minimum(activation):
+    rng = np.random.default_rng(6)
+    y, x0, gamma = rng.normal(size=200) * 2, rng.normal(size=200) * 2, 0.1
+    x = np.array(tp_inverse.rinv_activation(tf.constant(y), tf.constant(x0), activation, gamma))
+    grid = np.linspace(-60, 60, 240_001)[:, None]  # brute force, step 5e-4
+    cost = (np_act(activation, grid) - y) ** 2 + gamma * (grid - x0) ** 2
+    best = grid[np.argmin(cost, axis=0), 0]
+    np.testing.assert_allclose(x, best, atol=1e-3)
+    got_cost = (np_act(activation, x) - y) ** 2 + gamma * (x - x0) ** 2
+    assert np.all(got_cost <= cost.min(axis=0) + 1e-9)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_rinv_gradient_steps_decrease_the_objective(activation):
+    rng = np.random.default_rng(7)
+    lo, hi = (-1.2, 1.2) if activation == "tanh" else (-0.2, 1.2)  # some targets out of range
+    y = tf.constant(rng.uniform(lo, hi, size=(16, 10)))
+    x0 = tf.constant(rng.normal(size=(16, 10)))
+    gamma = 0.2
+
+    def objective(steps):
+        x = tp_inverse.rinv_activation(y, x0, activation, gamma, num_steps=steps, lr=0.1)
+        return np.array(tp_inverse.rinv_objective(x, y, x0, activation, gamma))
+
+    start = objective(0)
+    np.testing.assert_allclose(np.array(tp_inverse.rinv_activation(y, x0, activation, gamma, num_steps=0)),
+                               np_act_inv(activation, np.array(y), None))  # the clipped exact inverse
+    after = [objective(k) for k in (1, 2, 4)]
+    assert np.all(after[0] <= start + 1e-12) and np.all(after[2] <= after[1] + 1e-12)
+    assert after[2].sum() < 0.9 * start.sum()
+
+
+def test_activation_inverses_of_the_seed():
+    t = tf.constant([2.0, 0.5, -0.5, -2.0, -0.3, 0.0])
+    a = tf.constant([1.0, 1.0, 1.0, 1.0, -0.7, 0.4])
+    np.testing.assert_allclose(tp_inverse.activation_inverse(t, a, "relu"), [2.0, 0.5, 0.0, 0.0, -0.7, 0.0])
+    np.testing.assert_allclose(tp_inverse.activation_inverse(t, a, "lrelu"), [2.0, 0.5, -2.5, -10.0, -1.5, 0.0])
+    np.testing.assert_allclose(tp_inverse.activation_inverse(t, a, "tanh")[0], np.arctanh(0.99), rtol=1e-6)
+    np.testing.assert_allclose(tp_inverse.activation_inverse(t, a, "sigmoid")[3], np.log(0.01 / 0.99), rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------ dtp
+def snapshot(variables):
+    return [np.array(v) for v in variables]
+
+
+@pytest.mark.parametrize("case", ["alpha_zero", "y_is_the_prediction"])
+def test_dtp_difference_correction_leaves_the_network_alone_when_the_output_is_on_target(case):
+    x, y = data(n=16)
+    model = build_model("dtp", "9-5-7", 6, 3, alpha_t=0.0 if case == "alpha_zero" else 0.5, seed=2)
+    randomise_biases(model)
+    if case == "y_is_the_prediction":
+        y = model.predict(x, verbose=0)
+    hs, _, z = np_forward(model, x)
+    for t, h in zip(model_targets(model, x, y), hs[1:] + [z]):
+        np.testing.assert_allclose(t, h, atol=1e-5)
+    if case == "alpha_zero":
+        forward = model.forward_pass(x, y, training=False)
+        for t, h in zip(model.rule.targets(forward), forward.hidden + [forward.z]):
+            np.testing.assert_array_equal(np.array(t), np.array(h))  # exactly, by the difference form
+    model.compile(optimizer=keras.optimizers.SGD(1.0))
+    hidden = [v for b in model.blocks for v in b.trainable_variables]
+    out = model.output_layer.trainable_variables
+    inverses = [v for g in model.rule_layers for v in g.trainable_variables]
+    before = snapshot(hidden + out + inverses)
+    model.train_on_batch(x, y)
+    moved = [np.abs(np.array(v) - b).max() for v, b in zip(hidden + out + inverses, before)]
+    n_hidden, n_out = len(hidden), len(out)
+    assert max(moved[:n_hidden]) == 0.0 if case == "alpha_zero" else max(moved[:n_hidden]) < 1e-7
+    if case == "y_is_the_prediction":
+        assert max(moved[n_hidden:n_hidden + n_out]) < 1e-6
+    assert min(moved[n_hidden + n_out:]) > 1e-5  # the inverses learn regardless
+
+
+def np_inverse_losses(model, x):
+    """½ mean((g_l(f_l(h_{l−1})) − h_{l−1})²) without noise, l = 2..L+1."""
+    hs, _, z = np_forward(model, x)
+    outs = hs[1:] + [z]
+    losses = []
+    for l, g in enumerate(model.rule_layers, start=2):
+        V, c = np.array(g.kernel, np.float64), np.array(g.bias, np.float64)
+        rebuilt = np_act(model.network_config.activation, outs[l - 1] @ V + c)
+        losses.append(0.5 * np.mean((rebuilt - hs[l - 1]) ** 2))
+    return np.array(losses)
+
+
+def test_dtp_inverses_learn_to_reconstruct(toy_classification):
+    x, y = toy_classification
+    model = build_model("dtp", "16-12-8", 12, 3, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = np_inverse_losses(model, x)
+    history = model.fit(x, y, batch_size=32, epochs=8, verbose=0).history
+    after = np_inverse_losses(model, x)
+    assert np.all(after < 0.5 * before), (before, after)
+    for l in (2, 3, 4):
+        assert history[f"inverse_loss_{l}"][-1] < history[f"inverse_loss_{l}"][0]
+    assert {"target_loss_1", "target_loss_2", "target_loss_3"} <= set(history)
+
+
+def test_dtp_inverse_loss_detaches_the_forward_weights_and_uses_the_noise_schedule():
+    x, y = data(n=16)
+    model = build_model("dtp", "9-5", 6, 3, inverse_noise=0.0, seed=2)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    with tf.GradientTape() as tape:
+        losses = model.rule.local_losses(model.forward_pass(x, y))
+        inverse = losses["inverse_loss_2"] + losses["inverse_loss_3"]
+    forward_vars = [v for layer in model.weighted_layers for v in layer.trainable_variables]
+    assert all(g is None for g in tape.gradient(inverse, forward_vars))
+    np.testing.assert_allclose([losses["inverse_loss_2"], losses["inverse_loss_3"]], np_inverse_losses(model, x),
+                               rtol=1e-5)
+    noisy = build_model("dtp", "9-5", 6, 3, inverse_noise=1.0, seed=2)
+    noisy.compile(optimizer=keras.optimizers.SGD(0.1))
+    fp = noisy.forward_pass(x, y)
+    early = noisy.rule.local_losses(fp)["inverse_loss_2"]
+    noisy.optimizer.iterations.assign(10_000)  # σ_t = 1 / (1 + 100): almost no noise
+    late = noisy.rule.local_losses(fp)["inverse_loss_2"]
+    assert float(late) == pytest.approx(np_inverse_losses(noisy, x)[0], rel=0.05)
+    assert float(early) > 2 * float(late)
+
+
+# ------------------------------------------------------------------------------------ learning, saving
+@pytest.mark.parametrize("rule", RULES)
+def test_rule_lowers_the_loss_saves_loads_and_continues(rule, toy_classification, tmp_path):
+    x, y = toy_classification
+    model = build_model(rule, "32-16", 12, 3, activation="tanh", seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), metrics=["error_rate"], jit_compile=True)
+    history = model.fit(x, y, batch_size=32, epochs=8, shuffle=False, verbose=0).history
+    assert history["loss"][-1] < 0.7 * history["loss"][0], history["loss"]
+    path = str(tmp_path / f"{rule}.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    saved = model.trainable_variables + model.non_trainable_variables  # DTP: the noise seed state too
+    assert len(saved) == len(loaded.trainable_variables + loaded.non_trainable_variables)
+    for a, b in zip(loaded.trainable_variables + loaded.non_trainable_variables, saved):
+        np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations)
+    # One more epoch on each: the same step from the same state (weights, optimizer, noise generator).
+    more = loaded.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0).history
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert more["loss"][0] < history["loss"][0]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_reconstruction_and_trackers():
+    x, _ = data(n=32, d=6)
+    x = np.tanh(x)
+    model = build_model("tp_rinv", "8-4-8", 6, 6, problem_type="reconstruction", trackers=["bp_cosine", "gradients"],
+                        seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(x, x, batch_size=16, epochs=10, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert {"bp_cosine_1", "bp_cosine_3", "update_norm_4", "target_loss_3"} <= set(history)
+    assert np.isfinite(history["bp_cosine_1"]).all()
+
+
+def test_tiny_grid_next_to_bp(tmp_path):
+    from bpfree import records, results
+    from bpfree.tuning import SearchConfig, SearchSpace, run_search
+
+    space = {"algorithm": ["bp", "dtp", "tp_lsq", "tp_rinv"], "arch": ["16"], "activation": ["tanh"],
+             "batchnorm": [False], "bw_init": ["ortho"], "lr": [1e-2], "dropout": [0.0]}
+    config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=2)
+    summary = run_search(str(tmp_path), config, SearchSpace.create(space), log=lambda *a: None)
+    assert summary["ran"] == 4
+    frame = results.load(str(tmp_path))
+    assert set(frame["algorithm"]) == {"bp", "dtp", "tp_lsq", "tp_rinv"} and set(frame["status"]) == {"completed"}
+    assert {"alpha_t", "inverse_noise", "gamma", "num_steps_rinv", "lr_rinv"} <= set(frame)
+    last = frame[frame["epoch"] == frame["epoch"].max()].set_index("algorithm")
+    assert (last["val_error_rate"] < 50).all(), last["val_error_rate"]  # 10 classes: chance is 90 %
+    dtp = [records.read(p) for p in records.iter_record_paths(summary["project_dir"])]
+    dtp = next(d for d in dtp if d["hparams"]["algorithm"] == "dtp")
+    assert "inverse_loss_2" in dtp["history"] and "target_loss_1" in dtp["history"]
+    with pytest.raises(ValueError, match="batchnorm=True.*valid: False"):
+        run_search(str(tmp_path / "bad"), config, SearchSpace.create({**space, "batchnorm": [True]}),
+                   log=lambda *a: None)
+
+
+# ------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("rule,kwargs,match", [
+    ("tp_lsq", dict(activation="swish"), "cannot invert the activation 'swish'; valid: tanh, sigmoid, relu, lrelu"),
+    ("tp_rinv", dict(activation="swish"), "valid: tanh, sigmoid, relu, lrelu, linear"),
+    ("dtp", dict(batchnorm=True), "batchnorm=True \\(valid: False\\)"),
+    ("tp_lsq", dict(dropout=0.2), "dropout=0.2 \\(valid: 0.0\\)"),
+    ("tp_rinv", dict(gamma=0.0), "Invalid gamma 0.0 for tp_rinv: a number > 0"),
+    ("tp_rinv", dict(num_steps_rinv=1.5), "Invalid num_steps_rinv 1.5"),
+    ("dtp", dict(alpha_t=-1.0), "Invalid alpha_t -1.0"),
+    ("dtp", dict(inverse_noise=float("nan")), "Invalid inverse_noise"),
+    ("dtp", dict(gamma=0.1), "'gamma' is not an hparam of 'dtp'; its own hparams: alpha_t, inverse_noise"),
+    ("dfa", dict(alpha_t=0.1), "'alpha_t' is not an hparam of 'dfa'; its own hparams: none"),
+])
+def test_bad_input_is_refused(rule, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(rule, "8-4", 6, 3, **kwargs)
