@@ -128,6 +128,7 @@ def run(seed=0, epochs=150, static_lagnet=False, exp_dir="data/mnist1d", lr=5e-3
     """Trains (or resumes) one seed; returns the execution record's data."""
     import keras
 
+    import bpfree.gle  # noqa: F401 - registers GLENetwork / GLEDense for load_model
     from bpfree import records
 
     model_name = MODELS[1] if static_lagnet else MODELS[0]
