@@ -1,0 +1,193 @@
+"""GLE time-loop speed on the seed's MNIST-1D E2E net (7 GLEDense layers, ≈15k params, batch 100, 360 steps).
+
+    .venv/bin/python bench/gle_speed.py [--repeats 3] [--batches 4]
+
+Prints dt steps per second (one step = the whole network × batch 100, with an Adam update where it
+trains) for each way of running the loop, all measured in this one process on the same weights:
+
+- while_loop + XLA, fused Adam     `GLENetwork` default: weights, state and Adam moments as loop variables
+- while_loop + XLA, Keras Adam     `fuse_optimizer=False`: `optimizer.apply` inside the loop, every step
+- while_loop, no XLA, fused Adam   the same graph without XLA
+- one dt step per call (XLA)       a jit-compiled single step, called 360× per batch from Python, state in variables
+
+and where the time of the default goes, as ratios to its own step time: the forward dynamics alone
+(ê = 0, what evaluation runs), the full sweep (forward + error neurons + gradients, no optimizer), the
+fused Adam (the difference), and one epoch (40 training batches + the 1000-sequence test pass at
+batch 1000). Wall and CPU seconds are both shown: the machine is shared, so compare ratios.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from bpfree.experiments.mnist1d import e2e_lag_mlp, load_data  # noqa: E402
+from bpfree.layers.gle import gle_forward_step, gle_step  # noqa: E402
+
+T, B = 360, 100
+
+
+def timed(fn, repeats):
+    """(median wall seconds, median CPU seconds) of fn() over `repeats` runs after one warm-up call."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def model(fuse=True, jit=True):
+    keras.utils.set_random_seed(0)
+    m = e2e_lag_mlp(fuse_optimizer=fuse, jit_compile=jit)
+    m.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
+    return m
+
+
+def sweep_only(m):
+    """The training sweep (dynamics, error neurons, GLE gradients) without any optimizer: a jit while_loop."""
+    layers = m.gle_layers
+
+    @tf.function(jit_compile=True, autograph=False)
+    def run(x, y):
+        xs = tf.transpose(x)[:, :, None]
+        params = [layer.params() for layer in layers]
+
+        def body(t, states, acc):
+            _, e_top = m.output_error(states[-1].r, y)
+            new = []
+            for l, layer in enumerate(layers):
+                r_in = xs[t] if l == 0 else states[l - 1].r
+                e_in = e_top if l == len(layers) - 1 else states[l + 1].e_bottom
+                state, g = gle_step(params[l], states[l], r_in, e_in, layer.config, need_e_bottom=l > 0)
+                new.append(state)
+                acc += tf.reduce_sum(g.kernel)  # keep the gradients alive
+            return t + 1, new, acc
+
+        init = (tf.constant(0), [layer.state(B) for layer in layers], tf.constant(0.0))
+        return tf.while_loop(lambda t, *_: t < T, body, init)[2]
+
+    return run
+
+
+def forward_only(m):
+    layers = m.gle_layers
+
+    @tf.function(jit_compile=True, autograph=False)
+    def run(x):
+        xs = tf.transpose(x)[:, :, None]
+        params = [layer.params() for layer in layers]
+
+        def body(t, states):
+            new = [gle_forward_step(params[l], states[l], xs[t] if l == 0 else states[l - 1].r, layer.config)
+                   for l, layer in enumerate(layers)]
+            return t + 1, new
+
+        init = (tf.constant(0), [layer.state(B) for layer in layers])
+        return tf.while_loop(lambda t, *_: t < T, body, init)[1][-1].r
+
+    return run
+
+
+def per_step_calls(m):
+    """One dt step per call: a jit-compiled step reading and writing the state variables, with
+    optimizer.apply, driven by a Python loop over the 360 steps of a batch."""
+    layers = m.gle_layers
+    opt = m.optimizer
+
+    @tf.function(jit_compile=True, autograph=False)
+    def step(x_t, y):
+        states = [layer.state() for layer in layers]
+        _, e_top = m.output_error(states[-1].r, y)
+        grads, variables = [], []
+        for l, layer in enumerate(layers):
+            r_in = x_t if l == 0 else states[l - 1].r
+            e_in = e_top if l == len(layers) - 1 else states[l + 1].e_bottom
+            state, g = gle_step(layer.params(), states[l], r_in, e_in, layer.config, need_e_bottom=l > 0)
+            layer.assign_state(state)
+            for grad, var in layer.grads_and_vars(g):
+                grads.append(grad)
+                variables.append(var)
+        opt.apply(grads, variables)
+
+    def run(x, y):
+        xs = tf.transpose(x)[:, :, None]
+        for t in range(T):
+            step(xs[t], y)
+
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (median reported)")
+    parser.add_argument("--batches", type=int, default=4, help="training batches per timed repetition")
+    args = parser.parse_args()
+    x_train, y_train, x_test, y_test = load_data()
+    x = tf.constant(x_train[: B * args.batches].reshape(args.batches, B, T))
+    y = tf.constant(keras.utils.to_categorical(y_train[: B * args.batches], 10).reshape(args.batches, B, 10), "float32")
+    steps = args.batches * T
+    rows = []
+
+    def train_loop(m):
+        loop = m._loop("train")
+        return lambda: [loop(x[i], y[i])[1].numpy() for i in range(args.batches)]
+
+    default = model()
+    variants = [("while_loop + XLA, fused Adam (default)", train_loop(default)),
+                ("while_loop + XLA, Keras optimizer.apply", train_loop(model(fuse=False))),
+                ("while_loop, no XLA, fused Adam", train_loop(model(jit=False)))]
+    per_step = model()
+    one = per_step_calls(per_step)
+    variants.append(("one dt step per call (XLA step)", lambda: one(x[0], y[0])))
+    for name, fn in variants:
+        n = T if name.startswith("one dt") else steps
+        wall, cpu = timed(fn, args.repeats)
+        rows.append((name, n / wall, n / cpu, wall / n * 1e6))
+    base_us = rows[0][3]
+
+    sweep, fwd = sweep_only(default), forward_only(default)
+    parts = [("forward dynamics only (ê = 0)", lambda: [fwd(x[i]).numpy() for i in range(args.batches)]),
+             ("sweep: forward + errors + gradients", lambda: [sweep(x[i], y[i]).numpy() for i in range(args.batches)])]
+    part_rows = []
+    for name, fn in parts:
+        wall, cpu = timed(fn, args.repeats)
+        part_rows.append((name, wall / steps * 1e6, cpu / steps * 1e6))
+
+    # One epoch as the experiment runs it: 40 batches of training, then the test pass at batch 1000.
+    xt, yt = x_train, keras.utils.to_categorical(y_train, 10)
+    xv, yv = x_test, keras.utils.to_categorical(y_test, 10)
+    epoch_model = model()
+    epoch_model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8), metrics=["error_rate"])
+    fit = lambda: epoch_model.fit(xt, yt, batch_size=B, epochs=1, verbose=0)  # noqa: E731
+    test = lambda: epoch_model.evaluate(xv, yv, batch_size=1000, verbose=0)  # noqa: E731
+    fit_wall, fit_cpu = timed(fit, 1)
+    test_wall, test_cpu = timed(test, args.repeats)
+    train_steps = len(xt) // B * T
+
+    print(f"\nGLE E2E MNIST-1D net, batch {B}, {T} steps per batch; median of {args.repeats}")
+    print(f"{'variant':44s} {'steps/s':>9s} {'steps/CPU-s':>12s} {'µs/step':>9s} {'× default':>10s}")
+    for name, rate, cpu_rate, us in rows:
+        print(f"{name:44s} {rate:9.0f} {cpu_rate:12.0f} {us:9.1f} {us / base_us:10.2f}")
+    print(f"\nwhere the default's time goes (per dt step, ratio to the default's {base_us:.1f} µs):")
+    for name, us, cpu_us in part_rows:
+        print(f"{name:44s} {us:9.1f} µs  (CPU {cpu_us:7.1f} µs)  {us / base_us:6.2f}")
+    print(f"{'fused Adam (default − sweep)':44s} {base_us - part_rows[1][1]:9.1f} µs{'':22s}"
+          f"{(base_us - part_rows[1][1]) / base_us:6.2f}")
+    epoch_wall, epoch_cpu = fit_wall + test_wall, fit_cpu + test_cpu
+    print(f"\none epoch: training {fit_wall:.2f} s (CPU {fit_cpu:.2f} s), test pass {test_wall:.2f} s "
+          f"(CPU {test_cpu:.2f} s; {test_wall / epoch_wall:.0%} of the epoch)")
+    print(f"  {train_steps / epoch_wall:.0f} training steps/s including the test pass "
+          f"→ 150 epochs ≈ {150 * epoch_wall / 60:.1f} min wall, {150 * epoch_cpu / 60:.1f} CPU-min")
+
+
+if __name__ == "__main__":
+    main()
