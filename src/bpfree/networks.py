@@ -3,8 +3,8 @@
 `Network.train_step` is the same for every feedforward rule (DESIGN.md): one forward pass recording
 the hidden activities h_l (each block's input detached when the rule says so) into a `ForwardPass`,
 the rule's surrogate objective J = L + Σ_k ℓ_k (its `local_losses` of that pass), one gradient call,
-one `optimizer.apply`. Trackers, when asked for, add a
-second (plain backprop) pass for the true gradient and nothing else; with none, nothing extra runs.
+one `optimizer.apply`. Trackers, when asked for, add a second (plain backprop) pass for the true
+gradient and nothing else; with none, nothing extra runs.
 """
 
 import dataclasses
