@@ -32,7 +32,6 @@ values). Figure: `<exp_dir>/lagline_<model>_seed<seed>.png`.
 import dataclasses
 import math
 import sys
-import time
 
 import keras
 import numpy as np
@@ -148,43 +147,6 @@ def build_chain(config, w, tau_m, *, mode="gle", learn=False):
     return layers
 
 
-class _GLEStudent:
-    """The GLE / instantaneous-BP student: a `GLENetwork` (Adam at every dt inside its compiled loop)."""
-
-    def __init__(self, config, layers):
-        from bpfree.gle import GLENetwork
-
-        self.config = config
-        self.net = GLENetwork(layers, 1, loss="mse", beta=config.beta, input_mode="sequence")
-        self._compile(0.0)  # T_init: full dynamics, no learning
-
-    def _compile(self, lr):
-        self.net.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), jit_compile=False)
-
-    def start_learning(self):
-        self._compile(self.config.learning_rate)  # a fresh Adam, as the seed's first step after T_init
-
-    def run(self, x, y):
-        return float(self.net.train_on_batch(x, y, return_dict=True)["loss"])
-
-
-class _BPTTStudent:
-    def __init__(self, config, layers):
-        from bpfree.experiments.bptt import TruncatedBPTT
-
-        self.config = config
-        self.trainer = TruncatedBPTT(layers, keras.optimizers.Adam(learning_rate=config.learning_rate),
-                                     config.window_steps, loss="mse")
-        self.learning = False
-
-    def start_learning(self):
-        self.learning = True
-
-    def run(self, x, y):
-        fn = self.trainer.run if self.learning else self.trainer.forward
-        return float(fn(x, y))
-
-
 def student_params(layers):
     return {"w_0": float(layers[0].kernel.numpy()[0, 0]), "w_1": float(layers[1].kernel.numpy()[0, 0]),
             "tau_m_0": float(layers[0].tau_m.numpy()[0]), "tau_m_1": float(layers[1].tau_m.numpy()[0])}
@@ -205,47 +167,28 @@ def run(config, exp_dir, log=print):
     keras.utils.set_random_seed(config.seed)
     w0, tau0 = student_init(config.seed)
     teacher = ForwardChain(build_chain(config, config.teacher_w, config.teacher_tau_m, mode="bp"))
-    mode = "bp" if config.model == "bp" else "gle"
-    layers = build_chain(config, w0, tau0, mode=mode, learn=True)
-    student = (_BPTTStudent if config.is_bptt else _GLEStudent)(config, layers)
+    layers = build_chain(config, w0, tau0, mode="bp" if config.model == "bp" else "gle", learn=True)
+    if config.is_bptt:
+        student = common.BPTTStudent(layers, keras.optimizers.Adam(config.learning_rate), config.window_steps)
+    else:
+        student = common.GLEStudent(layers, config.beta, lambda lr: keras.optimizers.Adam(lr), config.learning_rate)
     total = config.init_steps + config.train_steps
     x = inputs.step_function(config.dt, total * config.dt, config.batch_size, width=config.width,
-                             smooth_sigma=config.smooth_sigma, seed=[int(config.seed), 2])
-    x = x[:, :total]
+                             smooth_sigma=config.smooth_sigma, seed=[int(config.seed), 2])[:, :total]
     run_log = common.RunLog(exp_dir, config.model, config.seed, config.hparams())
     figure = run_log.figure_path(f"lagline_{config.model}_seed{config.seed}")
     log(f"lagline {config.model} seed {config.seed}: lr {config.learning_rate:g}, window {config.window_steps} "
         f"steps, {config.init_steps} init + {config.train_steps} training steps; student starts at "
         f"{_fmt(student_params(layers))}")
-    t0 = time.monotonic()
-    try:
-        bounds = _chunks(0, config.init_steps, config.chunk_steps)
-        bounds += _chunks(config.init_steps, total, config.chunk_steps)
-        for k, (a, b) in enumerate(bounds):
-            if a == config.init_steps:
-                student.start_learning()
-            xc = x[:, a:b]
-            yc = teacher.outputs(xc).numpy()
-            loss = student.run(xc, yc)
-            params = student_params(layers)
-            logs = {"time": b * config.dt, "learning": float(a >= config.init_steps), "loss": loss, **params,
-                    "param_error": param_error(config, params)}
-            run_log.append(logs)
-            if not math.isfinite(loss):
-                run_log.finish("diverged", error=f"loss {loss} at t = {b * config.dt:g}")
-                log(f"diverged at t = {b * config.dt:g}")
-                break
-            if k % 10 == 0 or b == total:
-                log(f"t {b * config.dt:8.1f}  loss {loss:.3e}  {_fmt(params)}  ({time.monotonic() - t0:.0f} s)")
-            if config.plot_every and k % config.plot_every == config.plot_every - 1:
-                plot(run_log.history, config, figure)
-        else:
-            run_log.finish("completed")
-    except BaseException as e:
-        run_log.finish("failed", error=f"{type(e).__name__}: {e}")
-        raise
-    plot(run_log.history, config, figure)
-    final = {k: run_log.history[k][-1] for k in ("loss", "w_0", "w_1", "tau_m_0", "tau_m_1", "param_error")}
+
+    def observe():
+        params = student_params(layers)
+        return {**params, "param_error": param_error(config, params)}
+
+    final = common.teacher_student_loop(
+        teacher, student, x, init_steps=config.init_steps, chunk_steps=config.chunk_steps, dt=config.dt,
+        run_log=run_log, observe=observe, log=log, plot_every=config.plot_every,
+        on_plot=lambda: plot(run_log.history, config, figure))
     log(f"final ({config.model}, T_train {config.t_train:g}): loss {final['loss']:.3e}, {_fmt(final)}, "
         f"param_error {final['param_error']:.2%}; records in {run_log.record.path}, figure {figure}")
     return {**final, "record": run_log.record.path, "figure": figure, "status": run_log.record.status}
@@ -273,10 +216,6 @@ def plot(history, config, path):
     fig.tight_layout()
     common.save_figure(fig, path)
     plt.close(fig)
-
-
-def _chunks(start, stop, size):
-    return [(a, min(a + size, stop)) for a in range(start, stop, size)]
 
 
 def _fmt(params):
