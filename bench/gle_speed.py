@@ -11,8 +11,9 @@ trains) for each way of running the loop, all measured in this one process on th
 - one dt step per call (XLA)       a jit-compiled single step, called 360× per batch from Python, state in variables
 
 and where the time of the default goes, as ratios to its own step time: the forward dynamics alone
-(ê = 0, what evaluation runs), the full sweep (forward + error neurons + gradients, no optimizer), the
-fused Adam (the difference), and one epoch (40 training batches + the 1000-sequence test pass at
+(ê = 0, what evaluation runs), the full sweep (forward + error neurons + gradients) with the weights
+fixed, the same sweep with plain SGD updating the carried kernels (the cost of weights that change
+inside the loop, whatever the optimizer), the optimizer's share (default − sweep), and one epoch (40 training batches + the 1000-sequence test pass at
 batch 1000). Wall and CPU seconds are both shown: the machine is shared, so compare ratios.
 """
 
@@ -28,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bpfree.experiments.mnist1d import e2e_lag_mlp, load_data  # noqa: E402
-from bpfree.layers.gle import gle_forward_step, gle_step  # noqa: E402
+from bpfree.layers.gle import GLEParams, gle_forward_step, gle_step  # noqa: E402
 
 T, B = 360, 100
 
@@ -52,28 +53,32 @@ def model(fuse=True, jit=True):
     return m
 
 
-def sweep_only(m):
-    """The training sweep (dynamics, error neurons, GLE gradients) without any optimizer: a jit while_loop."""
+def sweep_only(m, sgd=False):
+    """The training sweep (dynamics, error neurons, GLE gradients) in a jit while_loop, with the weights
+    fixed (gradients summed into loop variables) or, with `sgd`, carried and updated by plain SGD."""
     layers = m.gle_layers
 
     @tf.function(jit_compile=True, autograph=False)
     def run(x, y):
         xs = tf.transpose(x)[:, :, None]
-        params = [layer.params() for layer in layers]
+        fixed = [GLEParams(*(tf.convert_to_tensor(p) for p in layer.params())) for layer in layers]
+        kernels = [p.kernel for p in fixed]
 
-        def body(t, states, acc):
+        def body(t, states, carried):
             _, e_top = m.output_error(states[-1].r, y)
-            new = []
+            new, out = [], []
             for l, layer in enumerate(layers):
                 r_in = xs[t] if l == 0 else states[l - 1].r
                 e_in = e_top if l == len(layers) - 1 else states[l + 1].e_bottom
-                state, g = gle_step(params[l], states[l], r_in, e_in, layer.config, need_e_bottom=l > 0)
+                params = fixed[l]._replace(kernel=carried[l]) if sgd else fixed[l]
+                state, g = gle_step(params, states[l], r_in, e_in, layer.config, need_e_bottom=l > 0)
                 new.append(state)
-                acc += tf.reduce_sum(g.kernel)  # keep the gradients alive
-            return t + 1, new, acc
+                out.append(carried[l] - 1e-3 * g.kernel if sgd else carried[l] + g.kernel)
+            return t + 1, new, out
 
-        init = (tf.constant(0), [layer.state(B) for layer in layers], tf.constant(0.0))
-        return tf.while_loop(lambda t, *_: t < T, body, init)[2]
+        init = (tf.constant(0), [layer.state(B) for layer in layers],
+                kernels if sgd else [tf.zeros_like(k) for k in kernels])
+        return tf.add_n([tf.reduce_sum(k) for k in tf.while_loop(lambda t, *_: t < T, body, init)[2]])
 
     return run
 
@@ -154,9 +159,11 @@ def main():
         rows.append((name, n / wall, n / cpu, wall / n * 1e6))
     base_us = rows[0][3]
 
-    sweep, fwd = sweep_only(default), forward_only(default)
+    sweep, sgd, fwd = sweep_only(default), sweep_only(default, sgd=True), forward_only(default)
     parts = [("forward dynamics only (ê = 0)", lambda: [fwd(x[i]).numpy() for i in range(args.batches)]),
-             ("sweep: forward + errors + gradients", lambda: [sweep(x[i], y[i]).numpy() for i in range(args.batches)])]
+             ("sweep: forward + errors + gradients", lambda: [sweep(x[i], y[i]).numpy() for i in range(args.batches)]),
+             ("sweep + plain SGD on the kernels in the loop",
+              lambda: [sgd(x[i], y[i]).numpy() for i in range(args.batches)])]
     part_rows = []
     for name, fn in parts:
         wall, cpu = timed(fn, args.repeats)
@@ -180,7 +187,7 @@ def main():
     print(f"\nwhere the default's time goes (per dt step, ratio to the default's {base_us:.1f} µs):")
     for name, us, cpu_us in part_rows:
         print(f"{name:44s} {us:9.1f} µs  (CPU {cpu_us:7.1f} µs)  {us / base_us:6.2f}")
-    print(f"{'fused Adam (default − sweep)':44s} {base_us - part_rows[1][1]:9.1f} µs{'':22s}"
+    print(f"{'optimizer in the loop (default − sweep)':44s} {base_us - part_rows[1][1]:9.1f} µs{'':22s}"
           f"{(base_us - part_rows[1][1]) / base_us:6.2f}")
     epoch_wall, epoch_cpu = fit_wall + test_wall, fit_cpu + test_cpu
     print(f"\none epoch: training {fit_wall:.2f} s (CPU {fit_cpu:.2f} s), test pass {test_wall:.2f} s "

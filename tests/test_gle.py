@@ -322,7 +322,7 @@ def test_mnist1d_learns_well_above_chance(tmp_path):
     assert data["status"] == "completed" and len(data["history"]["test_acc"]) == 3
     assert max(data["history"]["test_acc"]) > 25.0  # 37–40 % here
     frame = results.load(str(tmp_path))
-    assert {"test_acc", "test_loss", "lr", "loss", "epoch_seconds"} <= set(frame.columns) and len(frame) == 3
+    assert {"test_acc", "test_loss", "current_lr", "loss", "epoch_seconds"} <= set(frame.columns) and len(frame) == 3
     assert (tmp_path / "static_lagnet_seed0.png").stat().st_size > 0
     assert len(run(**kwargs)["history"]["test_acc"]) == 3  # a finished run is not re-run
     resumed = run(**{**kwargs, "epochs": 4})  # loads the saved model and trains one more epoch

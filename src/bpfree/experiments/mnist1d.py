@@ -21,7 +21,8 @@ reduces after 3 epochs without improvement (num_bad_epochs > patience); Keras's 
 approximated by Keras's absolute min_delta 2e-4 at the loss's scale (≈2).
 
 Outputs in ``--exp_dir``: the execution record ``records/<model>/execution_<seed>.json`` (per epoch:
-loss, error_rate, test_loss, test_acc, lr, epoch_seconds; `bpfree.results.load(exp_dir)` reads it),
+loss, error_rate, test_loss, test_acc, current_lr, epoch_seconds, epoch_cpu_seconds;
+`bpfree.results.load(exp_dir)` reads it),
 ``<model>_seed<seed>.png`` (test accuracy against epoch) and ``<model>_seed<seed>.keras`` (the model
 with its optimizer and dynamic state, for resuming), all written atomically after every epoch. Running
 the same command again resumes an interrupted run from its last finished epoch (the plateau
@@ -170,13 +171,13 @@ def run(seed=0, epochs=150, static_lagnet=False, exp_dir="data/mnist1d", lr=5e-3
             logs = dict(logs or {})
             row = {"loss": logs.get("loss"), "error_rate": logs.get("error_rate"),
                    "test_loss": logs.get("val_loss"), "test_acc": 100.0 - logs.get("val_error_rate", np.nan),
-                   "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                   "current_lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                    "epoch_seconds": time.perf_counter() - self.t0, "epoch_cpu_seconds": time.process_time() - self.c0}
             record.append_epoch(row, wall_clock=time.monotonic())
             _atomic(model_path, self.model.save, ".keras")
             plot_accuracy(record.data["history"], figure_path, f"MNIST-1D {model_name}, seed {seed}")
             log(f"epoch {record.epochs_done:3d}: loss {row['loss']:.4f}  test loss {row['test_loss']:.4f}  "
-                f"test acc {row['test_acc']:.2f} %  lr {row['lr']:.2e}  {row['epoch_seconds']:.1f} s "
+                f"test acc {row['test_acc']:.2f} %  lr {row['current_lr']:.2e}  {row['epoch_seconds']:.1f} s "
                 f"(cpu {row['epoch_cpu_seconds']:.1f} s)")
 
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_delta=2e-4,
