@@ -282,6 +282,25 @@ def test_save_load_round_trip_keeps_predictions_state_and_optimizer(tmp_path):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7, err_msg=a.path)
 
 
+def test_simulate_returns_the_trajectory_and_learns_like_train_step():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(4, 7, 2)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 3, 4), 3).astype("float32")
+    a, b = small_network(seed=3), small_network(seed=3)
+    for m in (a, b):
+        m.compile(optimizer=keras.optimizers.SGD(0.1))
+    out = a.simulate(x)
+    assert out["outputs"].shape == (4, 7, 3) and out["losses"].shape == (7,)
+    np.testing.assert_allclose(out["outputs"].numpy().mean(1), a.predict(x, verbose=0), rtol=RTOL, atol=ATOL)
+    learned = a.simulate(x, y, learn=True)
+    logs = b.train_on_batch(x, y, return_dict=True)
+    np.testing.assert_allclose(learned["losses"].numpy().mean(), logs["loss"], rtol=RTOL)
+    for va, vb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=RTOL, atol=ATOL, err_msg=va.path)
+    with pytest.raises(ValueError, match="needs targets"):
+        a.simulate(x, learn=True)
+
+
 def test_reset_state_resizes_and_zeroes():
     model = small_network(batch=4)
     model.compile(optimizer="adam")

@@ -17,7 +17,8 @@ from batch to batch (the seed never resets it), tiled/narrowed to the batch size
 trainable run the forward dynamics only (no error neurons, no error passed down).
 
 Evaluation (`call`, `evaluate`, `predict`) runs the forward dynamics only (ê = 0), starting from the
-stored training state, and does not write the state back. (The seed also runs its error neurons at
+stored training state, and does not write the state back. `simulate(x, y=None, learn=False)` returns a
+batch's trajectory (r_L and the loss at every step), learning as `train_step` does when asked. (The seed also runs its error neurons at
 test time with a zero output error; with γ = 0 they cannot affect the output.)
 
 Speed: a batch's whole time loop is one XLA-compiled `tf.while_loop` with the weights, the state and
@@ -145,14 +146,30 @@ class GLENetwork(keras.Model):
         diff = y - r_out
         return tf.reduce_mean(tf.square(diff), axis=-1), self.beta * diff
 
-    def _loop(self, kind):
-        if kind not in self._loops:
+    def _loop(self, kind, trace=False):
+        key = (kind, bool(trace))
+        if key not in self._loops:
             fn = {"eval": self._eval_loop, "train": self._train_loop}[kind]
-            self._loops[kind] = tf.function(fn, jit_compile=self.jit_loop, autograph=False)
-        return self._loops[kind]
+            self._loops[key] = tf.function(lambda x, y: fn(x, y, trace=trace), jit_compile=self.jit_loop,
+                                           autograph=False)
+        return self._loops[key]
 
-    def _eval_loop(self, x, y):
-        """Forward dynamics only: (time-mean output, mean per-step loss or 0)."""
+    def _trace_init(self, trace, steps, n):
+        if not trace:
+            return ()
+        return (tf.TensorArray(self.compute_dtype, size=steps, element_shape=(None, self.output_dim)),
+                tf.TensorArray(self.compute_dtype, size=steps, element_shape=()))
+
+    @staticmethod
+    def _trace_write(tr, t, r_top, loss_t):
+        return (tr[0].write(t, r_top), tr[1].write(t, tf.reduce_mean(loss_t))) if tr else tr
+
+    @staticmethod
+    def _trace_result(tr):
+        return {"outputs": tf.transpose(tr[0].stack(), (1, 0, 2)), "losses": tr[1].stack()} if tr else None
+
+    def _eval_loop(self, x, y, trace=False):
+        """Forward dynamics only: (time-mean output, mean per-step loss or 0, trace or None)."""
         xs, steps, x_static = self._inputs(x)
         n = tf.shape(x)[0]
         ys = None if y is None else self._targets(y)
@@ -160,8 +177,9 @@ class GLENetwork(keras.Model):
         params = [layer.params() for layer in layers]
         params = [GLEParams(*(None if p is None else tf.convert_to_tensor(p) for p in ps)) for ps in params]
 
-        def body(t, states, out_sum, loss_sum):
+        def body(t, states, out_sum, loss_sum, tr):
             r_top = states[-1].r
+            loss_t = tf.zeros((n,), self.compute_dtype)
             if ys is not None:
                 loss_t, _ = self.output_error(r_top, ys[t] if ys.shape.rank == 3 else ys)
                 loss_sum += tf.reduce_mean(loss_t)
@@ -169,13 +187,13 @@ class GLENetwork(keras.Model):
             for l, layer in enumerate(layers):
                 r_in = (x_static if xs is None else xs[t]) if l == 0 else states[l - 1].r
                 new.append(gle_forward_step(params[l], states[l], r_in, layer.config))
-            return t + 1, new, out_sum + r_top, loss_sum
+            return t + 1, new, out_sum + r_top, loss_sum, self._trace_write(tr, t, r_top, loss_t)
 
         init = (tf.constant(0), self._initial_states(n), tf.zeros((n, self.output_dim), self.compute_dtype),
-                tf.constant(0.0, self.compute_dtype))
-        _, _, out_sum, loss_sum = tf.while_loop(lambda t, *_: t < steps, body, init)
+                tf.constant(0.0, self.compute_dtype), self._trace_init(trace, steps, n))
+        _, _, out_sum, loss_sum, tr = tf.while_loop(lambda t, *_: t < steps, body, init)
         steps_f = tf.cast(steps, self.compute_dtype)
-        return out_sum / steps_f, loss_sum / steps_f
+        return out_sum / steps_f, loss_sum / steps_f, self._trace_result(tr)
 
     def _trainable_slots(self):
         """[(layer index, field name, variable)] of every variable GLE trains, in a fixed order."""
@@ -189,8 +207,9 @@ class GLENetwork(keras.Model):
                     slots.append((l, field, var))
         return slots
 
-    def _train_loop(self, x, y):
-        """The whole time loop of one batch with an optimizer step every dt: (time-mean output, mean loss)."""
+    def _train_loop(self, x, y, trace=False):
+        """The whole time loop of one batch with an optimizer step every dt: (time-mean output, mean loss,
+        trace or None)."""
         xs, steps, x_static = self._inputs(x)
         n = tf.shape(x)[0]
         ys = self._targets(y)
@@ -222,7 +241,7 @@ class GLENetwork(keras.Model):
                     params[l][field] = tf.convert_to_tensor(var)
             return [GLEParams(**p) for p in params]
 
-        def body(t, states, out_sum, loss_sum, carried):
+        def body(t, states, out_sum, loss_sum, carried, tr):
             params = current_params(carried[0] if fused else None)
             r_top = states[-1].r
             loss_t, e_top = self.output_error(r_top, ys[t] if ys.shape.rank == 3 else ys)
@@ -255,11 +274,12 @@ class GLENetwork(keras.Model):
                 carried = (values, ms, vs, k)
             else:
                 opt.apply(grad_list, [var for _, _, var in slots])
-            return t + 1, new, out_sum + r_top, loss_sum + tf.reduce_mean(loss_t), carried
+            return (t + 1, new, out_sum + r_top, loss_sum + tf.reduce_mean(loss_t), carried,
+                    self._trace_write(tr, t, r_top, loss_t))
 
         init = (tf.constant(0), self._initial_states(n), tf.zeros((n, self.output_dim), self.compute_dtype),
-                tf.constant(0.0, self.compute_dtype), carry_vars)
-        _, states, out_sum, loss_sum, carried = tf.while_loop(lambda t, *_: t < steps, body, init)
+                tf.constant(0.0, self.compute_dtype), carry_vars, self._trace_init(trace, steps, n))
+        _, states, out_sum, loss_sum, carried, tr = tf.while_loop(lambda t, *_: t < steps, body, init)
         if fused:
             values, ms, vs, k = carried
             for (_, _, var), value in zip(slots, values):
@@ -273,13 +293,22 @@ class GLENetwork(keras.Model):
             if layer.stateful:
                 layer.assign_state(state)
         steps_f = tf.cast(steps, self.compute_dtype)
-        return out_sum / steps_f, loss_sum / steps_f
+        return out_sum / steps_f, loss_sum / steps_f, self._trace_result(tr)
 
     # ----------------------------------------------------------------------------------- Keras
     def call(self, inputs, training=None):
         """The time-mean output over the sequence (forward dynamics only; the state is not written back)."""
-        out, _ = self._loop("eval")(inputs, None)
-        return out
+        return self._loop("eval")(inputs, None)[0]
+
+    def simulate(self, x, y=None, learn=False):
+        """Runs one batch and returns its trajectory: {"outputs": r_L at every step (batch, T, out),
+        "losses": the batch-mean loss at every step (T,) (zeros without `y`)}. ``learn=True`` trains as
+        `train_step` does (an optimizer step every dt; the state is written back; needs `y` and `compile`)."""
+        if learn:
+            if y is None or self.optimizer is None:
+                raise ValueError("simulate(learn=True) needs targets y and a compiled model.")
+            return self._loop("train", trace=True)(x, y)[2]
+        return self._loop("eval", trace=True)(x, y)[2]
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """As `keras.Model.compile`; the loss is the network's own (``loss`` must be None), ``"error_rate"``
@@ -300,13 +329,13 @@ class GLENetwork(keras.Model):
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        y_pred, loss = self._loop("train")(x, y)
+        y_pred, loss, _ = self._loop("train")(x, y)
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
         return self.compute_metrics(x, y, y_pred)
 
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        y_pred, loss = self._loop("eval")(x, y)
+        y_pred, loss, _ = self._loop("eval")(x, y)
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
         return self.compute_metrics(x, y, y_pred)
 

@@ -13,6 +13,7 @@ inputs are presented statically for `steps` dt steps (input_mode "static"); sequ
 `bpfree.gle.build_gle_network(..., input_mode="sequence")` and `bpfree.experiments.mnist1d`.
 """
 
+import bpfree.gle  # noqa: F401 - registers GLENetwork / GLEDense with Keras, so `import bpfree` can load them
 from bpfree.rules.registry import register
 
 
