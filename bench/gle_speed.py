@@ -8,13 +8,15 @@ trains) for each way of running the loop, all measured in this one process on th
 - while_loop + XLA, fused Adam     `GLENetwork` default: weights, state and Adam moments as loop variables
 - while_loop + XLA, Keras Adam     `fuse_optimizer=False`: `optimizer.apply` inside the loop, every step
 - while_loop, no XLA, fused Adam   the same graph without XLA
-- one dt step per call (XLA)       a jit-compiled single step, called 360× per batch from Python, state in variables
+- one dt step per call (XLA)       a jit-compiled single step called 360× per batch from Python,
+                                   state in variables, Keras Adam
 
 and where the time of the default goes, as ratios to its own step time: the forward dynamics alone
 (ê = 0, what evaluation runs), the full sweep (forward + error neurons + gradients) with the weights
 fixed, the same sweep with plain SGD updating the carried kernels (the cost of weights that change
-inside the loop, whatever the optimizer), the optimizer's share (default − sweep), and one epoch (40 training batches + the 1000-sequence test pass at
-batch 1000). Wall and CPU seconds are both shown: the machine is shared, so compare ratios.
+inside the loop, whatever the optimizer), the optimizer's share (default − sweep), and one epoch
+(40 training batches + the 1000-sequence test pass at batch 1000). Wall and CPU seconds are both
+shown: the machine is shared, so compare ratios.
 """
 
 import argparse

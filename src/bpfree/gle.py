@@ -18,8 +18,9 @@ trainable run the forward dynamics only (no error neurons, no error passed down)
 
 Evaluation (`call`, `evaluate`, `predict`) runs the forward dynamics only (ê = 0), starting from the
 stored training state, and does not write the state back. `simulate(x, y=None, learn=False)` returns a
-batch's trajectory (r_L and the loss at every step), learning as `train_step` does when asked. (The seed also runs its error neurons at
-test time with a zero output error; with γ = 0 they cannot affect the output.)
+batch's trajectory (r_L and the loss at every step), learning as `train_step` does when asked. (The
+seed also runs its error neurons at test time with a zero output error; with γ = 0 they cannot affect
+the output.)
 
 Speed: a batch's whole time loop is one XLA-compiled `tf.while_loop` with the weights, the state and
 the Adam moments as loop variables, read once before and written once after the loop. With a plain
@@ -74,7 +75,8 @@ class GLENetwork(keras.Model):
         if input_mode not in INPUT_MODES:
             raise ValueError(f"Unknown input_mode {input_mode!r}; valid: {', '.join(INPUT_MODES)}.")
         if input_mode == "static" and (steps is None or int(steps) <= 0):
-            raise ValueError(f"input_mode 'static' needs a positive number of dt steps per sample; got steps={steps!r}.")
+            raise ValueError(f"input_mode 'static' needs a positive number of dt steps per sample; "
+                             f"got steps={steps!r}.")
         if weight_decay < 0:
             raise ValueError(f"Invalid weight_decay {weight_decay!r}: must be ≥ 0.")
         layers = [keras.saving.deserialize_keras_object(l) if isinstance(l, dict) else l for l in gle_layers]

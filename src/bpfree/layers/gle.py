@@ -14,7 +14,7 @@ Keras kernel W has shape (in, units), so s = r_in W + b. One step, all from the 
        instantaneous errors ("bp", "le"):  ê = v = ε
     4. u̇  = (s + γ ê − u)/τ_m,  u ← u + dt u̇,  ŭ = u_old + τ_r u̇
     5. plasticity (an optimizer step at every dt):
-         ∇W = −mean_n(r_inᵀ ê) = −r_inᵀ ê / N,   ∇b = −mean_n ê,   ∇τ_m = mean_n(ê ⊙ u̇)  (learnable τ_m)
+         ∇W = −mean_n(r_inᵀ ê) = −r_inᵀ ê / N,  ∇b = −mean_n ê,  ∇τ_m = mean_n(ê ⊙ u̇) (learnable τ_m)
     6. e_bottom = ê Wᵀ                                  (φ' of the layer below is applied there, step 1)
     7. r = φ(ŭ),  r' = φ'(ŭ)
 
