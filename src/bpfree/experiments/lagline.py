@@ -78,7 +78,7 @@ class LagLineConfig:
             raise ValueError(f"Invalid tau_min_factor {self.tau_min_factor}: the τ_m clamp must be ≥ dt.")
         if len(self.teacher_w) != 2 or len(self.teacher_tau_m) != 2:
             raise ValueError("teacher_w and teacher_tau_m need two values (one per layer).")
-        if self.is_bptt and self.window_steps > self.train_steps:
+        if self.is_bptt and self.window_steps > int(round(self.t_train / self.dt)):
             raise ValueError(f"t_train {self.t_train} is shorter than the {self.model} window "
                              f"{BPTT_WINDOWS[self.model]} time units.")
 

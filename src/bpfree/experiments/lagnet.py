@@ -68,7 +68,7 @@ class LagNetConfig:
             raise ValueError(f"Invalid bptt_window {self.bptt_window}: must be a positive number of steps.")
         if self.t_start >= self.t_total:
             raise ValueError(f"t_start {self.t_start} must be before t_total {self.t_total}.")
-        if self.model == "bptt" and self.bptt_window > self.train_steps:
+        if self.model == "bptt" and self.bptt_window > int(round(self.t_total / self.dt)) - self.init_steps:
             raise ValueError(f"Training ({self.t_total - self.t_start:g} time units) is shorter than one "
                              f"BPTT window ({self.bptt_window} steps).")
 
