@@ -5,9 +5,9 @@
 Prints dt steps per second (one step = the whole network × batch 100, with an Adam update where it
 trains) for each way of running the loop, all measured in this one process on the same weights:
 
-- while_loop + XLA, fused Adam     `GLENetwork` default: weights, state and Adam moments as loop variables
-- while_loop + XLA, Keras Adam     `fuse_optimizer=False`: `optimizer.apply` inside the loop, every step
-- while_loop, no XLA, fused Adam   the same graph without XLA
+- while_loop + XLA, Keras Adam     `GLENetwork` default: `optimizer.apply` inside the loop, every step
+- while_loop + XLA, fused Adam     `fuse_optimizer=True`: weights and Adam moments as loop variables
+- while_loop, no XLA, Keras Adam   the default graph without XLA
 - one dt step per call (XLA)       a jit-compiled single step called 360× per batch from Python,
                                    state in variables, Keras Adam
 
@@ -38,17 +38,25 @@ T, B = 360, 100
 
 def timed(fn, repeats):
     """(median wall seconds, median CPU seconds) of fn() over `repeats` runs after one warm-up call."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
+    return timed_round_robin([fn], repeats)[0]
+
+
+def timed_round_robin(fns, repeats):
+    """`timed` for several functions, interleaved (one run of each per round) so that the load of the
+    shared machine drifts over all of them alike."""
+    for fn in fns:
         fn()
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    return statistics.median(walls), statistics.median(cpus)
+    walls, cpus = [[] for _ in fns], [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            walls[i].append(time.perf_counter() - w0)
+            cpus[i].append(time.process_time() - c0)
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus)]
 
 
-def model(fuse=True, jit=True):
+def model(fuse=False, jit=True):
     keras.utils.set_random_seed(0)
     m = e2e_lag_mlp(fuse_optimizer=fuse, jit_compile=jit)
     m.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
@@ -149,27 +157,27 @@ def main():
         return lambda: [loop(x[i], y[i])[1].numpy() for i in range(args.batches)]
 
     default = model()
-    variants = [("while_loop + XLA, fused Adam (default)", train_loop(default)),
-                ("while_loop + XLA, Keras optimizer.apply", train_loop(model(fuse=False))),
-                ("while_loop, no XLA, fused Adam", train_loop(model(jit=False)))]
+    variants = [("while_loop + XLA, Keras Adam (default)", train_loop(default)),
+                ("while_loop + XLA, fused Adam", train_loop(model(fuse=True))),
+                ("while_loop, no XLA, Keras Adam", train_loop(model(jit=False)))]
     per_step = model()
     one = per_step_calls(per_step)
     variants.append(("one dt step per call (XLA step)", lambda: one(x[0], y[0])))
-    for name, fn in variants:
+    times = timed_round_robin([fn for _, fn in variants], args.repeats)
+    for (name, _), (wall, cpu) in zip(variants, times):
         n = T if name.startswith("one dt") else steps
-        wall, cpu = timed(fn, args.repeats)
-        rows.append((name, n / wall, n / cpu, wall / n * 1e6))
-    base_us = rows[0][3]
+        rows.append((name, n / wall, n / cpu, wall / n * 1e6, cpu / n * 1e6))
+    table_base_us, table_base_cpu = rows[0][3], rows[0][4]
 
     sweep, sgd, fwd = sweep_only(default), sweep_only(default, sgd=True), forward_only(default)
     parts = [("forward dynamics only (ê = 0)", lambda: [fwd(x[i]).numpy() for i in range(args.batches)]),
              ("sweep: forward + errors + gradients", lambda: [sweep(x[i], y[i]).numpy() for i in range(args.batches)]),
              ("sweep + plain SGD on the kernels in the loop",
               lambda: [sgd(x[i], y[i]).numpy() for i in range(args.batches)])]
-    part_rows = []
-    for name, fn in parts:
-        wall, cpu = timed(fn, args.repeats)
-        part_rows.append((name, wall / steps * 1e6, cpu / steps * 1e6))
+    default_loop = variants[0][1]
+    times = timed_round_robin([default_loop] + [fn for _, fn in parts], args.repeats)
+    base_us, base_cpu = times[0][0] / steps * 1e6, times[0][1] / steps * 1e6  # the default, same rounds
+    part_rows = [(name, wall / steps * 1e6, cpu / steps * 1e6) for (name, _), (wall, cpu) in zip(parts, times[1:])]
 
     # One epoch as the experiment runs it: 40 batches of training, then the test pass at batch 1000.
     xt, yt = x_train, keras.utils.to_categorical(y_train, 10)
@@ -183,14 +191,18 @@ def main():
     train_steps = len(xt) // B * T
 
     print(f"\nGLE E2E MNIST-1D net, batch {B}, {T} steps per batch; median of {args.repeats}")
-    print(f"{'variant':44s} {'steps/s':>9s} {'steps/CPU-s':>12s} {'µs/step':>9s} {'× default':>10s}")
-    for name, rate, cpu_rate, us in rows:
-        print(f"{name:44s} {rate:9.0f} {cpu_rate:12.0f} {us:9.1f} {us / base_us:10.2f}")
-    print(f"\nwhere the default's time goes (per dt step, ratio to the default's {base_us:.1f} µs):")
+    print(f"{'variant':44s} {'steps/s':>8s} {'steps/CPU-s':>12s} {'µs/step':>8s} {'× default':>10s} {'(CPU)':>6s}")
+    for name, rate, cpu_rate, us, cpu_us in rows:
+        print(f"{name:44s} {rate:8.0f} {cpu_rate:12.0f} {us:8.1f} {us / table_base_us:10.2f} "
+              f"{cpu_us / table_base_cpu:6.2f}")
+    print(f"\nwhere the default's time goes (per dt step; ratios to the default's {base_us:.1f} µs, "
+          f"CPU {base_cpu:.1f} µs):")
+    print(f"{'part':44s} {'µs/step':>8s} {'CPU µs':>8s} {'ratio':>6s} {'(CPU)':>6s}")
     for name, us, cpu_us in part_rows:
-        print(f"{name:44s} {us:9.1f} µs  (CPU {cpu_us:7.1f} µs)  {us / base_us:6.2f}")
-    print(f"{'optimizer in the loop (default − sweep)':44s} {base_us - part_rows[1][1]:9.1f} µs{'':22s}"
-          f"{(base_us - part_rows[1][1]) / base_us:6.2f}")
+        print(f"{name:44s} {us:8.1f} {cpu_us:8.1f} {us / base_us:6.2f} {cpu_us / base_cpu:6.2f}")
+    us, cpu_us = base_us - part_rows[1][1], base_cpu - part_rows[1][2]
+    print(f"{'optimizer in the loop (default − sweep)':44s} {us:8.1f} {cpu_us:8.1f} {us / base_us:6.2f} "
+          f"{cpu_us / base_cpu:6.2f}")
     epoch_wall, epoch_cpu = fit_wall + test_wall, fit_cpu + test_cpu
     print(f"\none epoch: training {fit_wall:.2f} s (CPU {fit_cpu:.2f} s), test pass {test_wall:.2f} s "
           f"(CPU {test_cpu:.2f} s; {test_wall / epoch_wall:.0%} of the epoch)")
