@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bpfree.layers.gle import ACTIVATIONS, GLEDense, GLEParams, adjust_batch, gle_forward_step, gle_step
+from bpfree.layers.gle import ACTIVATIONS, GLEDense, GLEParams, gle_forward_step, gle_step
 
 LOSSES = ("ce", "mse")
 INPUT_MODES = ("sequence", "static")
