@@ -52,19 +52,25 @@ class RunLog:
         return os.path.join(self.exp_dir, f"{name}.png")
 
 
-def save_figure(fig, path):
-    """Saves a matplotlib figure as PNG atomically (temporary name in the same folder, then replace)."""
+def write_atomic(path, write, suffix):
+    """Calls write(tmp) on a temporary name beside `path`, then renames it over `path` (readers see the
+    old file or the new one, never half of one)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, format="png")
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def save_figure(fig, path):
+    """Saves a matplotlib figure as PNG atomically."""
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), ".png")
 
 
 def pyplot():

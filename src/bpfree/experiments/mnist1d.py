@@ -31,10 +31,11 @@ counter restarts) and does nothing for a finished one.
 
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
+
+from bpfree.experiments import common
 
 MODELS = ("gle_e2e", "static_lagnet")
 SAMPLE_LENGTH = 72  # the seed's "original length of MNIST-1D samples in arbitrary units"
@@ -95,32 +96,15 @@ def load_data(steps_per_sample=360, subset=None, seed=0):
     return x, y, xt, yt
 
 
-def _atomic(path, write, suffix):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def plot_accuracy(history, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = common.pyplot()
     acc = history.get("test_acc", [])
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(np.arange(1, len(acc) + 1), acc, marker=".")
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), ".png")
+    common.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -174,7 +158,7 @@ def run(seed=0, epochs=150, static_lagnet=False, exp_dir="data/mnist1d", lr=5e-3
                    "current_lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                    "epoch_seconds": time.perf_counter() - self.t0, "epoch_cpu_seconds": time.process_time() - self.c0}
             record.append_epoch(row, wall_clock=time.monotonic())
-            _atomic(model_path, self.model.save, ".keras")
+            common.write_atomic(model_path, self.model.save, ".keras")
             plot_accuracy(record.data["history"], figure_path, f"MNIST-1D {model_name}, seed {seed}")
             log(f"epoch {record.epochs_done:3d}: loss {row['loss']:.4f}  test loss {row['test_loss']:.4f}  "
                 f"test acc {row['test_acc']:.2f} %  lr {row['current_lr']:.2e}  {row['epoch_seconds']:.1f} s "
