@@ -83,6 +83,23 @@ def pyplot():
     return plt
 
 
+def main(define_flags, make_config, run):
+    """The absl entry point of an experiment module: `define_flags()` → FLAGS, then
+    `run_cli(lambda: make_config(FLAGS), lambda config: run(config, FLAGS.exp_dir))`; stray
+    positional arguments exit 2."""
+    from absl import app
+
+    FLAGS = define_flags()
+
+    def entry(argv):
+        if len(argv) > 1:
+            print(f"error: unexpected arguments {' '.join(argv[1:])!r}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return run_cli(lambda: make_config(FLAGS), lambda config: run(config, FLAGS.exp_dir))
+
+    app.run(lambda argv: sys.exit(entry(argv)))
+
+
 def run_cli(resolve, run):
     """`run(resolve())`: a bad input (ValueError from `resolve`, before any training) exits 2 with one
     line on stderr; a crash during the run exits 3 with its traceback."""

@@ -31,7 +31,6 @@ values). Figure: `<exp_dir>/lagline_<model>_seed<seed>.png`.
 
 import dataclasses
 import math
-import sys
 
 import keras
 import numpy as np
@@ -237,21 +236,13 @@ def _define_flags():
     return flags.FLAGS
 
 
+def _config(FLAGS):
+    return LagLineConfig(model=FLAGS.model, seed=FLAGS.seed, t_train=FLAGS.t_train, t_init=FLAGS.t_init,
+                         lr=FLAGS.lr, log_every=FLAGS.log_every, batch_size=FLAGS.batch_size)
+
+
 def main():
-    from absl import app
-
-    FLAGS = _define_flags()
-
-    def entry(argv):
-        if len(argv) > 1:
-            print(f"error: unexpected arguments {' '.join(argv[1:])!r}", file=sys.stderr)
-            return common.EXIT_BAD_INPUT
-        return common.run_cli(
-            lambda: LagLineConfig(model=FLAGS.model, seed=FLAGS.seed, t_train=FLAGS.t_train, t_init=FLAGS.t_init,
-                                  lr=FLAGS.lr, log_every=FLAGS.log_every, batch_size=FLAGS.batch_size),
-            lambda config: run(config, FLAGS.exp_dir))
-
-    app.run(lambda argv: sys.exit(entry(argv)))
+    common.main(_define_flags, _config, run)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ param_error (largest relative deviation from the teacher's hid_1); figure `<exp_
 
 import dataclasses
 import math
-import sys
 
 import keras
 import numpy as np
@@ -211,21 +210,13 @@ def _define_flags():
     return flags.FLAGS
 
 
+def _config(FLAGS):
+    return LagNetConfig(model=FLAGS.model, seed=FLAGS.seed, t_total=FLAGS.t_total, t_start=FLAGS.t_start,
+                        lr=FLAGS.lr, bptt_lr=FLAGS.bptt_lr, log_every=FLAGS.log_every)
+
+
 def main():
-    from absl import app
-
-    FLAGS = _define_flags()
-
-    def entry(argv):
-        if len(argv) > 1:
-            print(f"error: unexpected arguments {' '.join(argv[1:])!r}", file=sys.stderr)
-            return common.EXIT_BAD_INPUT
-        return common.run_cli(
-            lambda: LagNetConfig(model=FLAGS.model, seed=FLAGS.seed, t_total=FLAGS.t_total, t_start=FLAGS.t_start,
-                                 lr=FLAGS.lr, bptt_lr=FLAGS.bptt_lr, log_every=FLAGS.log_every),
-            lambda config: run(config, FLAGS.exp_dir))
-
-    app.run(lambda argv: sys.exit(entry(argv)))
+    common.main(_define_flags, _config, run)
 
 
 if __name__ == "__main__":

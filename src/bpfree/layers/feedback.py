@@ -16,6 +16,8 @@ and saved with the model.
 import keras
 import tensorflow as tf
 
+from bpfree.layers.own_variables import SavesOwnVariables
+
 BW_INITS = ("ortho", "lecun", "uniform", "gaussian")
 
 
@@ -70,7 +72,7 @@ class FeedbackProjection(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="bpfree")
-class FeedbackAlignmentDense(keras.layers.Dense):
+class FeedbackAlignmentDense(SavesOwnVariables, keras.layers.Dense):
     """A Dense layer that sends errors down through a fixed random B (the shape of its kernel).
 
     Call with ``feedback=False`` for the true gradient (used by the `bp_cosine` tracker).
@@ -103,20 +105,6 @@ class FeedbackAlignmentDense(keras.layers.Dense):
 
     # Dense's own (de)serialisation knows only kernel and bias (and quantisation variables); the
     # fixed feedback matrix must travel with them.
-    def save_own_variables(self, store):
-        for i, variable in enumerate(self._saved_variables()):
-            store[str(i)] = variable
-
-    def load_own_variables(self, store):
-        variables = self._saved_variables()
-        if len(store.keys()) != len(variables):
-            raise ValueError(
-                f"Layer {self.name!r} expected {len(variables)} saved variables "
-                f"(kernel, bias, feedback), found {len(store.keys())}."
-            )
-        for i, variable in enumerate(variables):
-            variable.assign(store[str(i)])
-
     def _saved_variables(self):
         return [v for v in (self.kernel, self.bias, self.feedback) if v is not None]
 

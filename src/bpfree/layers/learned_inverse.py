@@ -9,10 +9,11 @@ seed generator of the noise ε in its reconstruction loss, so the noise is repro
 import keras
 
 from bpfree.layers.block import activation_function
+from bpfree.layers.own_variables import SavesOwnVariables
 
 
 @keras.saving.register_keras_serializable(package="bpfree")
-class LearnedInverse(keras.layers.Layer):
+class LearnedInverse(SavesOwnVariables, keras.layers.Layer):
     """g(h) = σ(h V + c), mapping a layer's output space (``input`` units) back to its input space (``units``)."""
 
     def __init__(self, units, activation="tanh", gain=0.95, seed=None, **kwargs):
@@ -40,18 +41,6 @@ class LearnedInverse(keras.layers.Layer):
 
     # Keras saves a layer's weights but not its seed generators' states; the noise stream must go on
     # where it stopped after a reload, so the state travels with V and c.
-    def save_own_variables(self, store):
-        for i, variable in enumerate(self._saved_variables()):
-            store[str(i)] = variable
-
-    def load_own_variables(self, store):
-        variables = self._saved_variables()
-        if len(store.keys()) != len(variables):
-            raise ValueError(f"Layer {self.name!r} expected {len(variables)} saved variables (kernel, bias, "
-                             f"noise seed state), found {len(store.keys())}.")
-        for i, variable in enumerate(variables):
-            variable.assign(store[str(i)])
-
     def _saved_variables(self):
         return [self.kernel, self.bias, self.noise_generator.state]
 

@@ -76,10 +76,5 @@ class LE(ContinuousTimeRule):
     name = "le"
     summary = "LE: latent equilibrium (GLE with τ_r = τ_m, instantaneous errors; own model)"
     mode = "le"
-    extra_hparams = {
-        "dt": (0.2, (0.2, 0.1)),
-        "tau": (1.2, (1.2, 0.6, 2.4)),
-        "gamma": (0.0, (0.0, 0.1)),
-        "beta": (1.0, (1.0, 0.1)),
-        "steps": (30, (30, 60)),
-    }
+    # GLE's, less the τ profile: every LE unit has τ_r = τ_m = tau.
+    extra_hparams = {k: v for k, v in GLE.extra_hparams.items() if k != "tau_profile"}
