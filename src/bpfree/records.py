@@ -8,39 +8,34 @@ rewritten atomically (temporary name, then `os.replace`) after every epoch, so a
 `kill -9` loses at most the epoch in flight and never leaves a half-written file. The file holds
 
     {"format": 1, "trial_id": str, "execution": int, "hparams": {name: value}, "seed": int | None,
-     "status": "running" | "completed" | "failed" | "diverged", "wall_time": seconds,
-     "history": {metric: [value per epoch]}, "started": iso time, "updated": iso time,
-     "error": str | None}
+     "search": {setting: value} (the search settings that shaped it: epochs, batch size, data, ...),
+     "status": "running" | "completed" | "failed" | "diverged" | "error", "wall_time": seconds,
+     "history": {metric: [value per epoch, null where not finite]}, "started": iso time,
+     "updated": iso time, "error": str | None}
 
-JSON, never pickle: records are read by other tools, other Python versions and people.
+Strict JSON (no bare NaN), never pickle: records are read by other tools, other Python versions and
+people. Beside a running execution's record lies its checkpoint (`bpfree.checkpoints`).
 """
 
 import datetime
 import json
 import math
 import os
-import tempfile
+
+from bpfree import io
 
 FORMAT_VERSION = 1
-STATUSES = ("running", "completed", "failed", "diverged")
+# completed, diverged and failed are final: properties of the grid point (failed: no model can be built
+# for it). "error" is an accident (I/O, memory, a crash inside fit): the execution runs again next time,
+# as does one left "running" by a killed search.
+STATUSES = ("running", "completed", "failed", "diverged", "error")
+FINISHED = ("completed", "failed", "diverged")
 RECORDS_DIRNAME = "records"
 
 
 def write_json_atomic(path, payload):
-    """Writes `payload` as JSON to `path` atomically: readers see the old file or the new one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, default=_jsonable)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Writes `payload` as strict JSON to `path` atomically (`bpfree.io.write_json`)."""
+    io.write_json(path, payload)
 
 
 def execution_path(experiment_dir, trial_id, execution):
@@ -50,7 +45,7 @@ def execution_path(experiment_dir, trial_id, execution):
 class ExecutionRecord:
     """The record of one execution, appended to as epochs finish and saved after each change."""
 
-    def __init__(self, experiment_dir, trial_id, execution, hparams, seed=None):
+    def __init__(self, experiment_dir, trial_id, execution, hparams, seed=None, search=None):
         self.path = execution_path(experiment_dir, trial_id, execution)
         now = _now()
         self.data = {
@@ -59,6 +54,7 @@ class ExecutionRecord:
             "execution": int(execution),
             "hparams": dict(hparams),
             "seed": seed,
+            "search": dict(search) if search is not None else None,
             "status": "running",
             "wall_time": 0.0,
             "history": {},
@@ -84,7 +80,11 @@ class ExecutionRecord:
 
     @property
     def epochs_done(self):
-        return max((len(v) for v in self.data["history"].values()), default=0)
+        return epochs_done(self.data["history"])
+
+    def restore_history(self, history):
+        """Replaces the history by `history` (a checkpoint's: the epochs the resumed run continues from)."""
+        self.data["history"] = {k: list(v) for k, v in history.items()}
 
     def start(self, wall_clock):
         """Marks the record running; `wall_clock` is `time.monotonic()` at the start."""
@@ -94,14 +94,7 @@ class ExecutionRecord:
 
     def append_epoch(self, logs, wall_clock=None):
         """Appends one epoch's metrics (a Keras `logs` dict) and saves."""
-        history = self.data["history"]
-        n = self.epochs_done
-        for key, value in logs.items():
-            column = history.setdefault(key, [None] * n)
-            column.extend([None] * (n - len(column)))
-            column.append(_to_float(value))
-        for column in history.values():
-            column.extend([None] * (n + 1 - len(column)))
+        self.data["history"] = with_epoch(self.data["history"], logs)
         self._tick(wall_clock)
         self.save()
 
@@ -127,16 +120,64 @@ class RecordError(ValueError):
 
 
 def read(path):
-    """Reads one record file; a `RecordError` naming the file if it is corrupt."""
+    """Reads one record file; a `RecordError` naming the file if it is not a valid record (unreadable,
+    truncated, not JSON, not an object, or a field of the wrong type)."""
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
         raise RecordError(f"Corrupted record file {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"Corrupted record file {path}: not a record (a JSON {type(data).__name__}).")
     missing = {"trial_id", "execution", "hparams", "status", "history"} - set(data)
     if missing:
         raise RecordError(f"Corrupted record file {path}: missing {', '.join(sorted(missing))}.")
+    problems = []
+    if not isinstance(data["trial_id"], str):
+        problems.append("trial_id")
+    if not isinstance(data["execution"], int) or isinstance(data["execution"], bool) or data["execution"] < 0:
+        problems.append("execution")
+    if not isinstance(data["hparams"], dict):
+        problems.append("hparams")
+    if data["status"] not in STATUSES:
+        problems.append("status")
+    history = data["history"]
+    if not isinstance(history, dict) or not all(
+            isinstance(v, list) and all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+                                        for x in v) for v in history.values()):
+        problems.append("history")
+    if data.get("search") is not None and not isinstance(data["search"], dict):
+        problems.append("search")
+    if problems:
+        raise RecordError(f"Corrupted record file {path}: invalid {', '.join(problems)}.")
     return data
+
+
+def set_aside(path, reason):
+    """Renames a record (or any file of an execution) to `<reason>_<time>_<name>` beside it, so that it
+    is kept but never read as a record again; returns the new path."""
+    directory, name = os.path.split(path)
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    target = os.path.join(directory, f"{reason}_{stamp}_{name}")
+    os.replace(path, target)
+    return target
+
+
+def with_epoch(history, logs):
+    """A copy of `history` with one more epoch: the values of `logs` (None where absent or not a number)."""
+    history = {k: list(v) for k, v in history.items()}
+    n = epochs_done(history)
+    for key, value in (logs or {}).items():
+        column = history.setdefault(key, [None] * n)
+        column.extend([None] * (n - len(column)))
+        column.append(_to_float(value))
+    for column in history.values():
+        column.extend([None] * (n + 1 - len(column)))
+    return history
+
+
+def epochs_done(history):
+    return max((len(v) for v in history.values()), default=0)
 
 
 def iter_record_paths(experiment_dir):
@@ -155,15 +196,6 @@ def _to_float(value):
     except (TypeError, ValueError):
         return None
     return value
-
-
-def _jsonable(value):
-    # numpy scalars and arrays, tuples of hparams.
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
 
 
 def _now():

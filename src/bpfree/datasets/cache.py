@@ -3,9 +3,10 @@
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from bpfree import io
 
 
 def cache_dir():
@@ -25,16 +26,12 @@ def cache_path(kind, key):
 
 def save_arrays(path, **arrays):
     """Writes arrays as an .npz atomically (temporary name, then os.replace)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    io.write_atomic(path, write, ".npz")
 
 
 def load_arrays(path):

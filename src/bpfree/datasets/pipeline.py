@@ -9,6 +9,11 @@ The scaled split is held in memory once and batches are gathered by shuffled *in
 buffer and measured 5× the training step's rate on MNIST, short of the 10× we want
 (bench/pipeline.py). Each epoch draws one permutation in a single op (a fresh seed per iteration from
 `Dataset.random`) and yields it as index batches, so no per-example tf.data element exists at all.
+
+With ``epochs=N`` a training pipeline holds epochs ``first_epoch .. N−1`` back to back, and epoch e's
+order is drawn from (``shuffle_seed``, e) alone — not from how often the dataset was iterated before
+— so a run resumed at epoch e sees exactly the batches it would have seen (fit it with
+``steps_per_epoch=steps_per_epoch(...)``, ``epochs=N``, ``initial_epoch=first_epoch``).
 """
 
 import dataclasses
@@ -55,11 +60,14 @@ class Augmentation:
 
 def pipeline(name, split, *, batch_size, problem_type="classification", training=False, examples_frac=0.0,
              scaler="standard", seed=None, validation_frac=0.0, augment=None, flatten=True,
-             image_size=catalog.DEFAULT_IMAGE_SIZE, data_dir=None, download=True, drop_remainder=False):
+             image_size=catalog.DEFAULT_IMAGE_SIZE, data_dir=None, download=True, drop_remainder=False,
+             epochs=None, first_epoch=0, shuffle_seed=None):
     """A `tf.data.Dataset` of (x, one-hot y) batches, or (x, x) for reconstruction.
 
-    ``training`` shuffles every epoch (seeded) and applies ``augment`` (an `Augmentation` or a dict of
-    its fields); ``flatten`` reshapes each example to a vector for the dense networks.
+    ``training`` shuffles every epoch and applies ``augment`` (an `Augmentation` or a dict of its
+    fields); ``flatten`` reshapes each example to a vector for the dense networks. ``seed`` draws the
+    ``examples_frac`` subsample, and the shuffle unless ``shuffle_seed`` is given. ``epochs``: see the
+    module docstring (one epoch per iteration, reshuffled on each, when None).
     """
     import tensorflow as tf
 
@@ -92,28 +100,56 @@ def pipeline(name, split, *, batch_size, problem_type="classification", training
             return xb, xb
         return xb, tf.one_hot(yb, num_classes, dtype=tf.float32)
 
-    if training:
-        ds = _shuffled_index_batches(len(x), int(batch_size), seed, drop_remainder)
+    if training and epochs is not None:
+        ds = _epoch_index_batches(len(x), int(batch_size), seed if shuffle_seed is None else shuffle_seed,
+                                  int(first_epoch), int(epochs), drop_remainder)
+    elif training:
+        ds = _shuffled_index_batches(len(x), int(batch_size), seed if shuffle_seed is None else shuffle_seed,
+                                     drop_remainder)
     else:
         ds = tf.data.Dataset.range(len(x)).batch(int(batch_size), drop_remainder=drop_remainder)
     return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
+    return num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
+
+
+def _permutation_batches(n, batch_size, seed_pair, drop_remainder):
+    """Index batches of the permutation of range(n) drawn from the stateless seed `seed_pair`."""
+    import tensorflow as tf
+
+    full = n // batch_size * batch_size
+    keys = tf.random.stateless_uniform([n], seed=seed_pair)
+    permutation = tf.argsort(keys)
+    batches = tf.data.Dataset.from_tensor_slices(tf.reshape(permutation[:full], (-1, batch_size)))
+    if full < n and not drop_remainder:
+        batches = batches.concatenate(tf.data.Dataset.from_tensors(permutation[full:]))
+    return batches
+
+
+def _epoch_index_batches(n, batch_size, seed, first_epoch, epochs, drop_remainder):
+    """Index batches of epochs first_epoch .. epochs−1, epoch e in the order drawn from (seed, e)."""
+    import tensorflow as tf
+
+    if seed is None:
+        raise DatasetError("A training pipeline over explicit epochs needs an integer shuffle seed.")
+    seed = tf.constant(int(seed), tf.int64)
+    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(
+        lambda e: _permutation_batches(n, batch_size, tf.stack([seed, e]), drop_remainder))
+    # flat_map hides the length; fit needs it to know an epoch's end.
+    total = (epochs - first_epoch) * steps_per_epoch(n, batch_size, drop_remainder)
+    return ds.apply(tf.data.experimental.assert_cardinality(total))
 
 
 def _shuffled_index_batches(n, batch_size, seed, drop_remainder):
     """Index batches of a new random permutation of range(n) every epoch (reproducible from `seed`)."""
     import tensorflow as tf
 
-    full = n // batch_size * batch_size
-
     def epoch(epoch_seed):
-        keys = tf.random.stateless_uniform([n], seed=tf.stack([epoch_seed, tf.constant(0, tf.int64)]))
-        permutation = tf.argsort(keys)
-        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(permutation[:full], (-1, batch_size)))
-        if full < n and not drop_remainder:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors(permutation[full:]))
-        return batches
+        return _permutation_batches(n, batch_size, tf.stack([epoch_seed, tf.constant(0, tf.int64)]), drop_remainder)
 
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    batches = n // batch_size if drop_remainder else -(-n // batch_size)
+    batches = steps_per_epoch(n, batch_size, drop_remainder)
     # flat_map hides the length; fit needs it to know an epoch's end.
     return seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(batches))

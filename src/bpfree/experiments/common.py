@@ -8,10 +8,9 @@ One run (one model, one seed) is one execution record, `<exp_dir>/records/<model
 import math
 import os
 import sys
-import tempfile
 import time
 
-from bpfree import records
+from bpfree import io, records
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_CRASH = 0, 2, 3
 
@@ -53,19 +52,8 @@ class RunLog:
 
 
 def write_atomic(path, write, suffix):
-    """Calls write(tmp) on a temporary name beside `path`, then renames it over `path` (readers see the
-    old file or the new one, never half of one)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Calls write(tmp) on a temporary name beside `path`, then renames it over `path` (`bpfree.io`)."""
+    return io.write_atomic(path, write, suffix)
 
 
 def save_figure(fig, path):

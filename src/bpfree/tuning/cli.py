@@ -114,6 +114,14 @@ def main(argv):
     except Exception:  # a crash: train.bash restarts the search, which resumes where it stopped
         traceback.print_exc()
         return 3
+    unfinished = summary.get("unfinished")
+    if unfinished:  # accidents and interrupted executions: train.bash re-runs the search, which retries them
+        kinds = sorted({status for _, _, status, _ in unfinished})
+        first = next((f"{tid} execution {k}: {error.splitlines()[0][:200]}" for tid, k, _, error in unfinished
+                      if error), f"{unfinished[0][0]} execution {unfinished[0][1]}")
+        print(f"search incomplete: {len(unfinished)} execution(s) did not finish ({', '.join(kinds)}; first: "
+              f"{first}); re-run the same command to retry them", file=sys.stderr)
+        return 3
     overhead = summary["seconds"] - summary["fit_seconds"]
     print(f"search done: {summary['ran']} grid points run in {summary['seconds']:.0f} s "
           f"({overhead:.0f} s outside fit); records in {summary['project_dir']}\n"

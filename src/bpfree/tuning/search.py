@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import time
 
@@ -11,7 +12,8 @@ from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
 from bpfree.tuning.oracle import GridOracle
 from bpfree.tuning.space import trial_id
-from bpfree.tuning.tuner import FINISHED, GridTuner
+from bpfree.records import FINISHED
+from bpfree.tuning.tuner import GridTuner
 
 CONFIG_FILE = "config.json"
 
@@ -44,11 +46,34 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
                 path = os.path.join(directory, sub)
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
         _write_or_check_config(directory, config, space)
+        check_record_settings(directory, config)
+        ids = {trial_id(p) for p in points}
         finished = finished_trials(directory, config.executions_per_trial)
-        log(f"{directory}: {len(points)} grid points, {len(finished & {trial_id(p) for p in points})} already "
-            f"finished, {len(points) - len(finished & {trial_id(p) for p in points})} to run")
+        log(f"{directory}: {len(points)} grid points, {len(finished & ids)} already finished, "
+            f"{len(ids - finished)} to run")
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space)
-        return _run(directory, config, space, points, finished, role, log)
+        summary = _run(directory, config, space, points, finished, role, log)
+        summary["unfinished"] = unfinished_executions(directory, points, config.executions_per_trial)
+        return summary
+
+
+class SearchData:
+    """The search's data: one validation pipeline, and per execution a training pipeline whose order
+    follows from the execution's seed and the epoch alone (`datasets.pipeline(..., epochs=...)`), so
+    an execution's numbers never depend on what ran before it in the process."""
+
+    def __init__(self, config):
+        self.config = config
+        self.common = dict(batch_size=config.batch_size, problem_type=config.problem_type, scaler=config.scaler,
+                           validation_frac=config.validation_frac)
+        self.validation = datasets.pipeline(config.dataset, config.validation_split, training=False, **self.common)
+        self.steps_per_epoch = int(self.train(config.seed, 0).cardinality()) // config.num_epochs
+
+    def train(self, shuffle_seed, first_epoch):
+        c = self.config
+        return datasets.pipeline(c.dataset, "train", training=True, examples_frac=c.examples_frac, seed=c.seed,
+                                 shuffle_seed=shuffle_seed, epochs=c.num_epochs, first_epoch=first_epoch,
+                                 **self.common)
 
 
 def _run(directory, config, space, points, finished, role, log):
@@ -57,23 +82,21 @@ def _run(directory, config, space, points, finished, role, log):
     oracle = GridOracle(points, finished, config.objective)
     hypermodel = BpfreeHyperModel(space, config, meta.features, output_dim)
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
-    tuner = GridTuner(oracle, hypermodel, directory, config, directory=os.path.join(directory, "keras_tuner"),
-                      project_name=tuner_id, overwrite=True)
+    # keras-tuner deletes <directory>/<project_name> (overwrite=True): never let the id name a path.
+    project_name = re.sub(r"[^A-Za-z0-9_.-]", "_", tuner_id).strip(".") or "local"
+    tuner = GridTuner(oracle, hypermodel, directory, config, log=log, directory=os.path.join(directory, "keras_tuner"),
+                      project_name=project_name, overwrite=True)
     start = time.perf_counter()
     if role == "chief":
         distributed.serve(tuner.oracle)
         return {"project_dir": directory, "grid_points": len(points), "ran": len(oracle.handed_out),
-                "seconds": time.perf_counter() - start, "fit_seconds": 0.0}
-    common = dict(batch_size=config.batch_size, problem_type=config.problem_type, scaler=config.scaler,
-                  validation_frac=config.validation_frac)
-    train = datasets.pipeline(config.dataset, "train", training=True, examples_frac=config.examples_frac,
-                              seed=config.seed, **common)
-    validation = datasets.pipeline(config.dataset, config.validation_split, training=False, **common)
-    sample = next(iter(validation))[0][:256] if config.histogram_freq else None
+                "seconds": time.perf_counter() - start, "fit_seconds": 0.0, "accidents": []}
+    data = SearchData(config)
+    sample = next(iter(data.validation))[0][:256] if config.histogram_freq else None
     start = time.perf_counter()
-    tuner.search(train, validation, histogram_sample=sample, log=log, verbose=0)
+    tuner.search(data, histogram_sample=sample, verbose=0)
     return {"project_dir": directory, "grid_points": len(points), "ran": tuner.trials_run,
-            "seconds": time.perf_counter() - start, "fit_seconds": tuner.fit_seconds}
+            "seconds": time.perf_counter() - start, "fit_seconds": tuner.fit_seconds, "accidents": tuner.accidents}
 
 
 def validate_points(points, config, meta=None):
@@ -100,17 +123,51 @@ def validate_points(points, config, meta=None):
                       else "tanh")
 
 
+def _valid_records(directory):
+    for path in records.iter_record_paths(directory):
+        try:
+            yield path, records.read(path)
+        except records.RecordError:
+            continue  # a corrupt record: its execution runs again (the tuner moves it aside)
+
+
 def finished_trials(directory, executions_per_trial):
     """Trial ids whose executions 0..k−1 all have a final status."""
     status = {}
-    for path in records.iter_record_paths(directory):
-        try:
-            data = records.read(path)
-        except records.RecordError:
-            continue  # a corrupt record: its execution runs again
+    for _, data in _valid_records(directory):
         if data["status"] in FINISHED and data["execution"] < executions_per_trial:
             status.setdefault(data["trial_id"], set()).add(data["execution"])
     return {t for t, done in status.items() if len(done) == executions_per_trial}
+
+
+def unfinished_executions(directory, points, executions_per_trial):
+    """[(trial id, execution, status or "missing", error)] of the grid's executions without a final record."""
+    found = {(d["trial_id"], d["execution"]): d for _, d in _valid_records(directory)}
+    out = []
+    for point in points:
+        tid = trial_id(point)
+        for execution in range(executions_per_trial):
+            data = found.get((tid, execution))
+            if data is None or data["status"] not in FINISHED:
+                out.append((tid, execution, data["status"] if data else "missing", data and data.get("error")))
+    return out
+
+
+def check_record_settings(directory, config):
+    """Refuses to resume where a record was made under other search settings (epochs, batch size,
+    data, seed, ...) than this search's, named — whether or not config.json is still there."""
+    current = json.loads(json.dumps(config.to_json()))
+    for path, data in _valid_records(directory):
+        recorded = data.get("search")
+        if not recorded:
+            continue  # a record from before settings were recorded: config.json is the only check
+        changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+        if changed:
+            details = ", ".join(f"{k} {recorded.get(k)!r} → {current.get(k)!r}" for k in changed)
+            raise ExperimentMismatch(
+                f"{path} was recorded with other search settings ({details}); re-run with the same flags, "
+                "pass --reset_training to start over, or use another EXPERIMENT_DIR."
+            )
 
 
 def _write_or_check_config(directory, config, space):
@@ -118,8 +175,16 @@ def _write_or_check_config(directory, config, space):
                "fixed": sorted(space.fixed)}
     path = os.path.join(directory, CONFIG_FILE)
     if os.path.exists(path):
-        with open(path) as f:
-            existing = json.load(f)
+        try:
+            with open(path, "rb") as f:
+                existing = json.loads(f.read().decode("utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise ExperimentMismatch(f"Corrupt {path} ({e}); restore it, pass --reset_training to start over, "
+                                     "or use another EXPERIMENT_DIR.") from None
+        if not (isinstance(existing, dict) and isinstance(existing.get("search"), dict)
+                and isinstance(existing.get("space"), dict)):
+            raise ExperimentMismatch(f"Corrupt {path}: expected an object with 'search' and 'space' tables; "
+                                     "restore it, pass --reset_training to start over, or use another EXPERIMENT_DIR.")
         if existing != json.loads(json.dumps(payload)):
             changed = sorted(k for k in set(existing["search"]) | set(payload["search"])
                              if existing["search"].get(k) != payload["search"].get(k))

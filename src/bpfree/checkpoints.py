@@ -1,0 +1,86 @@
+"""Per-epoch checkpoints of one execution, so that a killed run resumes at the epoch it reached.
+
+`<records>/<trial_id>/execution_<k>.ckpt.npz`, beside the execution's record, holds after every epoch
+
+- the value of every variable of the model (weights, fixed feedback matrices, batch-norm statistics,
+  the rule's own state such as DTP's noise seed and step, GLE's neuron state, and the states of the
+  seed generators that draw dropout masks) and of its optimizer (slots, iteration count);
+- the number of epochs done (the data pipeline draws epoch e's order from (seed, e) alone, so this is
+  the data position) and the history so far.
+
+Restoring it into a model built and compiled exactly as the first time gives the state the run had at
+the end of that epoch, bit for bit, so the resumed execution continues as if never stopped. Plain
+.npz arrays (no pickle), written atomically; deleted when the execution finishes.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from bpfree import io
+
+SUFFIX = ".ckpt.npz"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be restored into this model (corrupt, or from another model)."""
+
+
+def path_for(record_path):
+    """The checkpoint path of the execution whose record is `record_path`."""
+    return record_path[: -len(".json")] + SUFFIX if record_path.endswith(".json") else record_path + SUFFIX
+
+
+def state_variables(model):
+    """Every variable whose value the training run carries from one epoch to the next, in a fixed order:
+    the model's (including seed-generator states) then its optimizer's (built if it is not yet)."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables, seen = [], set()
+    for v in list(model.variables) + list(optimizer.variables):
+        if id(v) not in seen:
+            seen.add(id(v))
+            variables.append(v)
+    return variables
+
+
+def save(path, model, epochs_done, history):
+    """Writes the checkpoint of `model` after `epochs_done` epochs with `history` (the record's)."""
+    variables = state_variables(model)
+    meta = {"epochs_done": int(epochs_done), "history": history,
+            "variables": [[v.path, list(v.shape)] for v in variables]}
+    arrays = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
+    meta_text = json.dumps(io.jsonable(meta), allow_nan=False)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, meta=np.array(meta_text), **arrays)
+
+    io.write_atomic(path, write, SUFFIX)
+
+
+def restore(path, model):
+    """Loads the checkpoint at `path` into `model` (built and compiled as when it was written); returns
+    (epochs_done, history). A `CheckpointError` if the file is unreadable or does not fit the model."""
+    variables = state_variables(model)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            values = [data[f"v{i}"] for i in range(len(meta["variables"]))]
+    except (OSError, ValueError, KeyError, EOFError, TypeError) as e:
+        raise CheckpointError(f"Unreadable checkpoint {path}: {e}") from None
+    expected = [[v.path, list(v.shape)] for v in variables]
+    if meta["variables"] != expected or any(list(a.shape) != s for a, (_, s) in zip(values, expected)):
+        raise CheckpointError(f"Checkpoint {path} does not fit the model of this execution.")
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+    return int(meta["epochs_done"]), meta["history"]
+
+
+def remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

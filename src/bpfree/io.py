@@ -1,0 +1,66 @@
+"""One atomic writer for every file bpfree writes: records, checkpoints, caches, figures, configs.
+
+A file is written under a temporary name in its own directory, flushed to disk, given the permissions
+any file a program creates gets (0666 less the umask: `tempfile.mkstemp` makes 0600 files, which other
+members of a group sharing an experiment directory could not read), then renamed over the target.
+Readers see the old file or the new one, never half of one; a crash leaves no stray temporary file
+except when the process is killed mid-write (names start with ".tmp-", never read as data).
+"""
+
+import json
+import math
+import os
+import tempfile
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path, write, suffix=""):
+    """Calls ``write(tmp_path)`` on a temporary file beside `path`, then renames it over `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_json(path, payload):
+    """Writes `payload` as strict JSON: NaN and ±inf become ``null`` (bare NaN is not JSON, and other
+    readers reject it), numpy scalars and arrays become numbers and lists."""
+    text = json.dumps(jsonable(payload), indent=1, allow_nan=False)
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    return write_atomic(path, write, ".json")
+
+
+def jsonable(value):
+    """`value` with non-finite floats as None and numpy values as Python ones (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return [jsonable(v) for v in sorted(value)]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return jsonable(value.tolist())
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
