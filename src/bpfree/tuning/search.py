@@ -45,8 +45,8 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
             for sub in (records.RECORDS_DIRNAME, "tensorboard", "keras_tuner", CONFIG_FILE):
                 path = os.path.join(directory, sub)
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+        check_record_settings(directory, config)  # first: a config.json written now would hide the change
         _write_or_check_config(directory, config, space)
-        check_record_settings(directory, config)
         ids = {trial_id(p) for p in points}
         finished = finished_trials(directory, config.executions_per_trial)
         log(f"{directory}: {len(points)} grid points, {len(finished & ids)} already finished, "

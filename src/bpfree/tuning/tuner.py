@@ -38,7 +38,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     never stopped."""
 
     def __init__(self, monitor, patience, past=()):
-        super().__init__(monitor=monitor, patience=patience)
+        super().__init__(monitor=monitor, patience=patience, mode="min")  # every objective is minimised
         self.past = list(past)
 
     def on_train_begin(self, logs=None):
