@@ -12,7 +12,8 @@ experiment directory, so records, TensorBoard and `bpfree.results.load` see one 
 the number of workers. Failure handling, decided by tests/test_distributed.py:
 
 - a worker killed mid-trial is restarted under the same KERASTUNER_TUNER_ID (by `supervise`), and
-  keras-tuner's oracle hands it back the trial it was running, which it re-runs from scratch;
+  keras-tuner's oracle hands it back the trial it was running, which resumes from its executions'
+  checkpoints;
 - a coordinator killed: `supervise` stops the workers and exits with 3, train.bash re-runs the whole
   command, and the new chief resumes from the records;
 - a worker that starts late simply connects (keras-tuner waits up to 60 minutes for the chief, #990).

@@ -93,9 +93,12 @@ class GridTuner(keras_tuner.Tuner):
         keras.utils.set_random_seed(seed)
         try:
             model = self.hypermodel.build(trial.hyperparameters, seed=seed)
-        except ValueError as e:  # no model exists for this point: a property of the point, final
+        except Exception as e:
+            # No model exists for this point (a ValueError): a property of the point, final. Anything
+            # else (out of memory, ...) is an accident, retried by the next run.
+            status = "failed" if isinstance(e, ValueError) else "error"
             record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir)
-            record.finish("failed", error=f"{type(e).__name__}: {e}", wall_clock=time.monotonic())
+            self._finish(record, status, e)
             return None
         first_epoch, history = self._restore(checkpoint_path, model) if previous is not None else (0, {})
         if first_epoch:
@@ -123,15 +126,11 @@ class GridTuner(keras_tuner.Tuner):
             model.fit(train, validation_data=data.validation, epochs=self.config.num_epochs,
                       initial_epoch=first_epoch, steps_per_epoch=data.steps_per_epoch, callbacks=callbacks,
                       verbose=0, shuffle=False)  # the pipeline shuffles
-        except KeyboardInterrupt:
-            self._finish_quietly(record, "error", "KeyboardInterrupt: interrupted by the user")
+        except KeyboardInterrupt as e:
+            self._finish(record, "error", e)
             raise
         except Exception as e:  # an accident (I/O, memory, a bug): recorded, retried by the next run
-            error = f"{type(e).__name__}: {e}"
-            self._finish_quietly(record, "error", error)
-            self.accidents.append((tid, execution, error))
-            self.log(f"  {tid} execution {execution}: error ({error.splitlines()[0][:300]}); it runs again "
-                     "when the search is re-run")
+            self._finish(record, "error", e)
             return None
         finally:
             self.fit_seconds += time.perf_counter() - start
@@ -175,7 +174,14 @@ class GridTuner(keras_tuner.Tuner):
         return records.ExecutionRecord(self.experiment_dir, tid, execution, point, seed=seed,
                                        search=self.config.to_json())
 
-    def _finish_quietly(self, record, status, error):
+    def _finish(self, record, status, exception):
+        """Ends the record with `status` and the exception's message, and says so in one line."""
+        error = f"{type(exception).__name__}: {exception}"
+        what = {"failed": "failed (no model for this point)", "error": "error; it runs again when the search is re-run"}
+        self.log(f"  {record.data['trial_id']} execution {record.data['execution']}: {what[status]}: "
+                 f"{error.splitlines()[0][:300]}")
+        if status == "error":
+            self.accidents.append((record.data["trial_id"], record.data["execution"], error))
         try:
             record.finish(status, error=error, wall_clock=time.monotonic())
         except OSError as e:  # the disk that failed the run may refuse the record too
