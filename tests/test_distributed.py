@@ -76,7 +76,7 @@ def test_coordinator_and_two_workers_complete_the_grid(tmp_path, preset, _kill_l
     assert len(results.load(str(exp))) == POINTS
 
 
-def test_worker_killed_mid_trial_is_restarted_and_reruns_its_trial(tmp_path, preset, _kill_leftovers):
+def test_worker_killed_mid_trial_is_restarted_and_resumes_its_trial(tmp_path, preset, _kill_leftovers):
     exp = tmp_path / "exp"
     proc = launch(exp, preset(8), "--workers", "2")
     _kill_leftovers.append(proc)
@@ -96,8 +96,8 @@ def test_worker_killed_mid_trial_is_restarted_and_reruns_its_trial(tmp_path, pre
     assert proc.returncode == 0, out[-3000:]
     assert f"{running['worker']} exited with -9; restart 1" in out
     assert_complete(exp, 8)
-    trial_dir = next(exp.rglob(f"records/{running['tid']}"))
-    assert any(f.startswith("interrupted_") for f in os.listdir(trial_dir))
+    # The killed execution resumed from its last checkpoint instead of starting over.
+    assert found(exp)[running["tid"]].get("resumed_at_epochs"), found(exp)[running["tid"]]
 
 
 def test_coordinator_killed_then_command_rerun_resumes(tmp_path, preset, _kill_leftovers):
