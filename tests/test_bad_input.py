@@ -324,3 +324,16 @@ def test_cli_refuses_bad_input_with_exit_2(tmp_path, case):
     assert_refused(proc, tmp_path, *fragments)
     if case == "tuner_id":
         assert keep.exists()
+
+
+def test_an_offline_tfds_load_fails_fast_with_one_line(tmp_path):
+    """kmnist is not prepared in an empty TFDS_DATA_DIR and every download goes to a closed proxy port."""
+    closed = "http://127.0.0.1:9"
+    start = time.monotonic()
+    try:
+        proc = run_cli(tmp_path, "--hparams", write_preset(tmp_path), "--dataset", "kmnist", timeout=90,
+                       TFDS_DATA_DIR=str(tmp_path / "tfds"), HTTP_PROXY=closed, HTTPS_PROXY=closed,
+                       http_proxy=closed, https_proxy=closed, NO_PROXY="", no_proxy="")
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the offline load still retried after {time.monotonic() - start:.0f} s")
+    assert_refused(proc, tmp_path, "kmnist", str(tmp_path / "tfds"), "download_and_prepare")
