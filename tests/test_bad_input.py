@@ -337,3 +337,84 @@ def test_an_offline_tfds_load_fails_fast_with_one_line(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail(f"the offline load still retried after {time.monotonic() - start:.0f} s")
     assert_refused(proc, tmp_path, "kmnist", str(tmp_path / "tfds"), "download_and_prepare")
+
+
+# ----------------------------------------------------------------------------- train.bash
+def train_bash(exp, preset, **kwargs):
+    bindir = os.path.join(os.path.dirname(exp), "bin")
+    os.makedirs(bindir, exist_ok=True)
+    wrapper = os.path.join(bindir, "python3")  # train.bash runs `python3` with BPFREE_SYSTEM_PYTHON set
+    with open(wrapper, "w") as f:
+        f.write(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a wrapper, not a link: a venv needs its path
+    os.chmod(wrapper, 0o755)
+    e = env(BPFREE_SYSTEM_PYTHON="1", PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.Popen(["bash", os.path.join(ROOT, "train.bash"), exp, "--hparams", preset], cwd=ROOT, env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kwargs)
+
+
+def wait_until_training(exp, proc, timeout=120):
+    """The pid in the search's lock, once the search holds it and train.bash says `running`."""
+    lock = os.path.join(exp, "digits-classification-val_error_rate", ".search.lock")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            pid = int(open(lock).read().strip() or 0)
+            status = open(os.path.join(exp, "status")).read()
+        except (OSError, ValueError):
+            pid, status = 0, ""
+        if pid and status.startswith("running"):
+            return pid
+        time.sleep(0.2)
+    raise AssertionError("the search never started")
+
+
+def cleanup(proc, pid=None):
+    """Kills what a failed test left: train.bash's group and the search's (its own group under setsid)."""
+    for group in (proc.pid, pid):
+        try:
+            if group:
+                os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.communicate()
+
+
+def test_train_bash_a_refused_second_run_keeps_the_status_and_sigterm_stops(tmp_path):
+    exp, preset = str(tmp_path / "exp"), write_preset(tmp_path, epochs=10_000, lrs="1e-3, 1e-2, 1e-1")
+    first, pid = train_bash(exp, preset), None
+    try:
+        pid = wait_until_training(exp, first)
+        status = open(os.path.join(exp, "status")).read()
+        time.sleep(1.1)  # a rewrite would change the time stamp
+        second = train_bash(exp, preset)
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2 and "Another search is running" in err, err
+        assert open(os.path.join(exp, "status")).read() == status
+        os.kill(pid, signal.SIGTERM)  # the pid the lock message names
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 143, err
+        assert open(os.path.join(exp, "status")).read().startswith("stopped"), err
+        assert "restart 1 of 5" not in err
+    finally:
+        cleanup(first, pid)
+
+
+@pytest.mark.parametrize("how,rc", [("ctrl-c", 130), ("sigterm", 143)])
+def test_train_bash_stops_on_ctrl_c_and_sigterm(tmp_path, how, rc):
+    exp, preset = str(tmp_path / "exp"), write_preset(tmp_path, epochs=10_000)
+    proc, pid = train_bash(exp, preset), None
+    try:
+        pid = wait_until_training(exp, proc)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # the terminal signals the whole foreground group
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == rc, err
+        assert open(os.path.join(exp, "status")).read().startswith("stopped"), err
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # the search is gone too
+    finally:
+        cleanup(proc, pid)
