@@ -265,6 +265,16 @@ def test_a_network_too_large_for_memory_is_refused():
     assert "bp" in message
 
 
+def test_on_a_gpu_the_gpu_memory_is_the_limit(monkeypatch):
+    from bpfree.tuning import validation
+
+    monkeypatch.setattr(validation, "gpu_memory_bytes", lambda: 2**30)  # a 1 GiB GPU
+    points, config = grid({"arch": ["10000-10000"]})  # 10⁸ parameters: 1.6 GB with gradients and Adam
+    refused(lambda: validate_points(points, config), "10000-10000", "its GPU has 1073741824 bytes")
+    monkeypatch.setattr(validation, "gpu_memory_bytes", lambda: None)
+    validate_points(points, config)
+
+
 @pytest.mark.parametrize("config,fragment", [
     (dict(dataset="digits", validation_frac=0.999), "0.999"),
     (dict(dataset="xor", validation_frac=0.9), "0.9"),

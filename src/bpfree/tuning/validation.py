@@ -10,6 +10,7 @@ hparams next to them, as ``hparam_checks = {name: (predicate, "what is valid")}`
 import math
 import os
 import re
+import subprocess
 
 from bpfree import datasets, rules
 
@@ -76,10 +77,11 @@ def parameter_count(arch, input_dim, output_dim, use_bias=True):
 
 
 def memory_bytes():
-    """This machine's memory (physical, or the container's limit when lower); None if unknown."""
+    """(bytes, what) of the memory a model must fit in: this machine's (physical, or the container's
+    limit when lower), or its smallest GPU's when TensorFlow sees GPUs (weights live there); None if unknown."""
     limits = []
     try:
-        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        limits.append((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "this machine has"))
     except (AttributeError, OSError, ValueError):
         pass
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
@@ -89,8 +91,26 @@ def memory_bytes():
         except OSError:
             continue
         if text.isdigit():
-            limits.append(int(text))
+            limits.append((int(text), "this container may use"))
+    gpu = gpu_memory_bytes()
+    if gpu:
+        limits.append((gpu, "its GPU has"))
     return min(limits) if limits else None
+
+
+def gpu_memory_bytes():
+    """The total memory of the smallest GPU (nvidia-smi) when TensorFlow sees one; None otherwise."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    sizes = [int(v) * 2**20 for v in out.split() if v.isdigit()]  # MiB
+    return min(sizes) if sizes else None
 
 
 def check_memory(point, config, input_dim, output_dim, memory=None):
@@ -99,13 +119,14 @@ def check_memory(point, config, input_dim, output_dim, memory=None):
     memory = memory_bytes() if memory is None else memory
     if not memory:
         return
+    available, where = memory
     count = parameter_count(point["arch"], input_dim, output_dim, config.use_bias)
     needed = count * BYTES_PER_NUMBER * (2 + OPTIMIZER_SLOTS.get(config.optimizer, 2))
-    if needed > memory:
+    if needed > available:
         raise ValueError(
             f"Grid point {point['algorithm']} arch {point['arch']} cannot be allocated: its {count} parameters "
             f"need at least {needed} bytes ({needed / 2**30:.3g} GiB) with their gradients and {config.optimizer} "
-            f"state, and this machine has {memory} bytes ({memory / 2**30:.3g} GiB); valid: narrower or fewer layers.")
+            f"state, and {where} {available} bytes ({available / 2**30:.3g} GiB); valid: narrower or fewer layers.")
 
 
 def check_training_data(config, meta):
