@@ -3,10 +3,15 @@
 #
 # Runs a resumable grid search: sets up .venv if missing (system Python in the Docker image),
 # archives the source it runs into EXPERIMENT_DIR/src.tar.xz, writes EXPERIMENT_DIR/status
-# (running / completed / crashed / failed, with the arguments), preloads tcmalloc when present, and
-# restarts the search after a crash up to 5 times (it resumes: finished trials are skipped). Bad input
-# (exit 1 or 2) is not retried. With no flags it runs hparams/quickstart.toml and ends by printing the
-# best error per algorithm and writing EXPERIMENT_DIR/curves.png.
+# (running / completed / stopped / crashed / failed, with the arguments), preloads tcmalloc when
+# present, and restarts the search after a crash up to 5 times (it resumes: finished trials are
+# skipped). Bad input (exit 1 or 2) is not retried. Ctrl-C, SIGTERM or SIGHUP to train.bash stop the
+# search (status stopped, exit 130 / 143 / 129), and so does SIGTERM or SIGINT to the search itself
+# (exit 143 / 130, no restart). The status file and the source archive belong to the train.bash
+# holding EXPERIMENT_DIR/.train.lock: a second one on the same experiment (refused by the search's
+# lock, or searching another project) leaves them alone. With no flags it runs
+# hparams/quickstart.toml and ends by printing the best error per algorithm and writing
+# EXPERIMENT_DIR/curves.png.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [[ $# -lt 1 || "$1" == -* ]]; then
@@ -29,12 +34,26 @@ else
 fi
 
 mkdir -p "$exp" || exit 2
-status() { printf '%s\t%s\t%s\n' "$1" "$(date -u +%FT%TZ)" "${args[*]}" > "$exp/status.tmp" && mv -f "$exp/status.tmp" "$exp/status"; }
+# One train.bash owns the experiment's status (fd 9 holds the lock until train.bash exits; the search
+# does not inherit it). Without flock(1), every train.bash writes it, as before.
+owner=1
+if command -v flock >/dev/null 2>&1 && exec 9>>"$exp/.train.lock"; then
+  if ! flock -n 9; then
+    owner=0
+    echo "train.bash: another train.bash runs on $exp; leaving its status and src.tar.xz alone" >&2
+  fi
+fi
+status() {
+  [[ $owner -eq 1 ]] || return 0
+  printf '%s\t%s\t%s\n' "$1" "$(date -u +%FT%TZ)" "${args[*]}" > "$exp/status.tmp" && mv -f "$exp/status.tmp" "$exp/status"
+}
 # The source this search runs, for provenance (tracked files, or the tree without data/.venv).
-if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  git -C "$root" ls-files -z | tar -C "$root" --null -T - -cJf "$exp/src.tar.xz.tmp" && mv -f "$exp/src.tar.xz.tmp" "$exp/src.tar.xz"
-else
-  tar -C "$root" --exclude=./data --exclude=./.venv -cJf "$exp/src.tar.xz.tmp" . && mv -f "$exp/src.tar.xz.tmp" "$exp/src.tar.xz"
+if [[ $owner -eq 1 ]]; then
+  if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git -C "$root" ls-files -z | tar -C "$root" --null -T - -cJf "$exp/src.tar.xz.tmp" && mv -f "$exp/src.tar.xz.tmp" "$exp/src.tar.xz"
+  else
+    tar -C "$root" --exclude=./data --exclude=./.venv -cJf "$exp/src.tar.xz.tmp" . && mv -f "$exp/src.tar.xz.tmp" "$exp/src.tar.xz"
+  fi
 fi
 for lib in /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 \
            /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4; do
@@ -42,13 +61,38 @@ for lib in /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/x86_64-li
 done
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
+# The search runs in the background in its own process group (setsid), so that a signal to
+# train.bash is handled at once: the trap stops the search (and the workers it started) and says so.
+child=""
+stop() {
+  trap - INT TERM HUP
+  if [[ -n "$child" ]]; then
+    kill -TERM -- "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null
+    wait "$child" 2>/dev/null
+  fi
+  status stopped
+  echo "train.bash: stopped by a signal (exit $1)" >&2
+  exit "$1"
+}
+trap 'stop 130' INT
+trap 'stop 143' TERM
+trap 'stop 129' HUP
+detach=()
+if command -v setsid >/dev/null 2>&1; then detach=(setsid); fi
+
 attempt=0
 while true; do
   status running
-  "$python" -m bpfree "$exp" "${args[@]}"
+  ${detach[@]+"${detach[@]}"} "$python" -m bpfree "$exp" "${args[@]}" 9>&- &
+  child=$!
+  wait "$child"
   rc=$?
+  child=""
   if [[ $rc -eq 0 ]]; then status completed; break; fi
   if [[ $rc -eq 1 || $rc -eq 2 ]]; then status failed; exit $rc; fi   # bad input: retrying will not help
+  if [[ $rc -eq 130 || $rc -eq 143 ]]; then   # SIGINT / SIGTERM to the search: stopped by the user
+    status stopped; echo "train.bash: the search was stopped (exit $rc); not restarting" >&2; exit $rc
+  fi
   attempt=$((attempt + 1))
   if [[ $attempt -gt 5 ]]; then status crashed; echo "train.bash: crashed $attempt times; giving up" >&2; exit $rc; fi
   echo "train.bash: search exited with $rc; restart $attempt of 5 (it resumes)" >&2

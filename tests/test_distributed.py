@@ -119,6 +119,19 @@ def test_coordinator_killed_then_command_rerun_resumes(tmp_path, preset, _kill_l
         assert found(exp)[tid]["history"] == history
 
 
+def test_sigterm_to_the_pid_the_lock_names_stops_the_search(tmp_path, preset, _kill_leftovers):
+    """SIGTERM to the coordinator (the pid in the lock file) is a stop (exit 143), not a crash to restart."""
+    exp = tmp_path / "exp"
+    proc = launch(exp, preset(6), "--workers", "2")
+    _kill_leftovers.append(proc)
+    wait_for(lambda: any(d["status"] == "completed" for d in found(exp).values()), proc)
+    (lock,) = exp.rglob(".search.lock")
+    assert int(lock.read_text()) == json.loads((exp / "distributed.json").read_text())["chief"]
+    os.kill(int(lock.read_text()), signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out[-3000:]
+
+
 def run_late_worker(tmp_path, preset, delay, leftovers):
     exp = tmp_path / "exp"
     net = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(free_port())}

@@ -2,10 +2,16 @@
 
 Prepared data lives where tfds keeps it (`data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets).
 Offline, a dataset that was never prepared fails with one `DatasetError` saying where tfds looked and
-how to prepare it by hand.
+how to prepare it by hand — within seconds: before tfds downloads (and retries each file for minutes
+with backoff), one connection to its download hosts (or to the proxy in $HTTP(S)_PROXY) is tried.
 """
 
 import os
+import socket
+import threading
+import time
+import urllib.parse
+import urllib.request
 
 import numpy as np
 
@@ -22,6 +28,7 @@ ALIASES = {
     "eurosat": "eurosat/rgb",
 }
 SPLITS = {"eurosat/rgb": {"train": "train[:80%]", "test": "train[80%:]"}}  # EuroSAT ships one split
+PROBE_TIMEOUT = 5.0  # seconds for one connection to a download host (all hosts are tried at once)
 # Split sizes for info() without preparing (tfds knows them only once the data is there).
 KNOWN_SIZES = {
     "mnist": {"train": 60000, "test": 10000},
@@ -67,6 +74,15 @@ def load(tfds_name, split, directory=None, download=True):
 
     tfds_split = SPLITS.get(tfds_name, {}).get(split, split)
     where = data_dir(directory)
+    if download:
+        try:
+            builder = tfds.builder(tfds_name, data_dir=where)
+            urls = [] if builder.is_prepared() else list(builder.url_infos or ())
+        except Exception:  # tfds.load below reports it
+            urls = []
+        unreachable = _unreachable(urls)
+        if unreachable:
+            raise DatasetError(_not_prepared_message(tfds_name, where, unreachable))
     try:
         ds = tfds.load(tfds_name, split=tfds_split, as_supervised=True, data_dir=where, download=download)
     except Exception as e:  # offline download errors, missing data, unknown splits
@@ -78,6 +94,45 @@ def load(tfds_name, split, directory=None, download=True):
     if not xs:
         raise DatasetError(f"tfds dataset {tfds_name!r} split {tfds_split!r} is empty in {where}.")
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+
+
+def _unreachable(urls, timeout=PROBE_TIMEOUT):
+    """None if one of the hosts of `urls` (through the environment's proxy, if any) accepts a connection
+    within `timeout` seconds (or there are no urls); else why not, in one line."""
+    targets = {}
+    proxies = urllib.request.getproxies()
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if not parts.hostname or parts.scheme not in ("http", "https", "ftp"):
+            return None  # a scheme we cannot probe (gs://, ...): let tfds try
+        proxy = proxies.get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname)
+        if proxy:
+            p = urllib.parse.urlsplit(proxies[parts.scheme])
+            target = (p.hostname, p.port or (443 if p.scheme == "https" else 80), f"proxy {proxies[parts.scheme]}")
+        else:
+            target = (parts.hostname, parts.port or {"https": 443, "ftp": 21}.get(parts.scheme, 80), parts.hostname)
+        targets[target[:2]] = target[2]
+    if not targets:
+        return None
+    errors, reached = {}, threading.Event()
+
+    def probe(host, port, label):
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            reached.set()
+        except OSError as e:
+            errors[label] = e.strerror or str(e) or type(e).__name__
+
+    threads = [threading.Thread(target=probe, args=(*hp, label), daemon=True) for hp, label in targets.items()]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout + 1.0
+    for t in threads:  # DNS lookups have no timeout of their own: a thread still resolving counts as failed
+        t.join(max(0.0, deadline - time.monotonic()))
+    if reached.is_set():
+        return None
+    label = sorted(targets.values())[0]
+    return f"cannot reach {label}: {errors.get(label, f'no answer in {timeout:g} s')}"
 
 
 def _not_prepared_message(tfds_name, where, error):

@@ -17,6 +17,10 @@ import bpfree.gle  # noqa: F401 - registers GLENetwork / GLEDense with Keras, so
 from bpfree.rules.registry import register
 
 
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 class ContinuousTimeRule:
     """A registry entry building a `GLENetwork` (see `bpfree.rules.registry`)."""
 
@@ -24,6 +28,16 @@ class ContinuousTimeRule:
     summary = None
     mode = "gle"
     extra_hparams = {}
+    # The valid range of each own hparam (those in `extra_hparams`), checked for every grid point before
+    # the search trains (`bpfree.tuning.validation`); tau ≥ dt is checked in `validate_point`.
+    hparam_checks = {
+        "dt": (lambda v: v > 0, "a time step > 0"),
+        "tau": (lambda v: v > 0, "a time constant > 0 (and ≥ dt)"),
+        "tau_profile": (lambda v: v in bpfree.gle.TAU_PROFILES, f"one of {', '.join(bpfree.gle.TAU_PROFILES)}"),
+        "gamma": (lambda v: v >= 0, "a nudging strength ≥ 0"),
+        "beta": (lambda v: v > 0, "an output error scale > 0"),
+        "steps": (lambda v: _whole(v) and v >= 1, "a whole number of dt steps ≥ 1"),
+    }
 
     def _check(self, activation, batchnorm, dropout, trackers, problem_type):
         from bpfree.layers.gle import ACTIVATIONS
@@ -41,6 +55,9 @@ class ContinuousTimeRule:
     def validate_point(self, point, config, input_dim, output_dim):
         """Refuses a grid point this rule cannot train, before the search starts."""
         self._check(point["activation"], point["batchnorm"], point["dropout"], config.trackers, config.problem_type)
+        dt, tau = (point.get(k, self.extra_hparams[k][0]) for k in ("dt", "tau"))
+        if not tau >= dt:
+            raise ValueError(f"Invalid tau {tau!r} for {self.name}: a time constant ≥ dt = {dt!r} (explicit Euler).")
 
     def build_model(self, arch, input_dim, output_dim, *, activation="tanh", batchnorm=False, dropout=0.0,
                     bw_init=None, use_bias=True, weight_decay=0.0, problem_type="classification", trackers=(),

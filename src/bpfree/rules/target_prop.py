@@ -30,6 +30,7 @@ from bpfree.rules.base import LearningRule, register
 
 class InverseTargetRule(LearningRule):
     extra_hparams = {"orthogonal_reg": (0.0, (0.0, 0.1, 1.0)), "orthogonal_init": (True, (True, False))}
+    hparam_checks = {"orthogonal_reg": (lambda v: v >= 0, "a penalty weight ≥ 0")}  # bpfree.tuning.validation
 
     def validate_point(self, point, config, input_dim, output_dim):
         """Refuses a grid point this rule cannot train, before the search starts."""

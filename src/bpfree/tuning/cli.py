@@ -71,18 +71,10 @@ def resolve(argv):
         raise ValueError("No experiment directory: python -m bpfree EXPERIMENT_DIR [flags].")
     preset = FLAGS.hparams or os.path.join(REPO, "hparams", "default.toml")
     search, space = load_preset(preset)
-    unknown = set(search) - set(SEARCH_FLAGS) - {"trackers"}
-    if unknown:
-        raise ValueError(f"Hparams file {preset!r}: unknown [search] key(s) {', '.join(sorted(unknown))}; "
-                         f"valid: {', '.join(SEARCH_FLAGS)}, trackers.")
-    settings = dict(search)
-    for name in SEARCH_FLAGS:
-        if getattr(FLAGS, name) is not None:
-            settings[name] = getattr(FLAGS, name)
+    overrides = {name: getattr(FLAGS, name) for name in SEARCH_FLAGS}
     if FLAGS.tracker:
-        settings["trackers"] = FLAGS.tracker
-    settings["trackers"] = tuple(settings.get("trackers", ()))
-    config = SearchConfig(**settings)
+        overrides["trackers"] = tuple(FLAGS.tracker)
+    config = SearchConfig.from_settings(search, overrides, source=preset)  # preset values type-checked
     fixed = {hp: getattr(FLAGS, flag) for flag, hp in HPARAM_FLAGS.items()}
     for item in FLAGS.rule_hparam or ():
         name, sep, value = item.partition("=")
@@ -93,19 +85,18 @@ def resolve(argv):
 
 
 def main(argv):
-    from bpfree.tuning import distributed
+    from bpfree.tuning import distributed, validation
     from bpfree.tuning.lock import ExperimentLocked
     from bpfree.tuning.search import run_search
 
     _configure_tensorflow()
     try:
+        validation.check_environment()  # KERASTUNER_TUNER_ID names a directory keras-tuner deletes
         experiment_dir, config, space = resolve(argv)
         if FLAGS.workers < 0:
             raise ValueError(f"Invalid --workers {FLAGS.workers}: must be ≥ 0.")
         if FLAGS.workers and distributed.role() is None:
-            from bpfree.tuning.search import validate_points
-
-            validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
+            validation.validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
             return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers)
         summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training)
     except (ValueError, ExperimentLocked) as e:

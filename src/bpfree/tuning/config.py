@@ -1,6 +1,8 @@
 """The settings of one search that are not hparams: data, objective, epochs, executions, ..."""
 
 import dataclasses
+import math
+import numbers
 
 from bpfree import optimizers
 from bpfree import trackers as trackers_lib
@@ -9,10 +11,14 @@ from bpfree.networks import PROBLEM_TYPES
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
+# Seeds derived from the search seed: execution k uses seed + k, and a model adds offsets to it for its
+# feedback matrices and inverses (networks.py: 10000 + layer, dtp.py: 20000 + layer). Keeping
+# seed + k below 2**31 − SEED_HEADROOM keeps every derived seed a valid int32 seed.
+SEED_HEADROOM = 2**16
 
 
 def canonical_objective(objective):
-    objective = OBJECTIVE_ALIASES.get(objective, objective)
+    objective = OBJECTIVE_ALIASES.get(objective, objective) if isinstance(objective, str) else objective
     if objective not in OBJECTIVES:
         raise ValueError(
             f"Unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)} (aliases: error, val_error)."
@@ -42,6 +48,8 @@ class SearchConfig:
     optimizer: str = "adam"  # adam | uncorrected_adam (the GAIT-prop seed's) | sgd
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, check_type(field.name, getattr(self, field.name)))
         object.__setattr__(self, "objective", canonical_objective(self.objective))
         catalog.resolve(self.dataset)
         if self.problem_type not in PROBLEM_TYPES:
@@ -53,16 +61,48 @@ class SearchConfig:
         if self.scaler not in SCALERS:
             raise ValueError(f"Unknown scaler {self.scaler!r}; valid: {', '.join(SCALERS)}.")
         for name in ("batch_size", "num_epochs", "executions_per_trial"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) < 1:
                 raise ValueError(f"Invalid {name} {getattr(self, name)!r}: must be ≥ 1.")
-        if self.histogram_freq < 0:
-            raise ValueError(f"Invalid histogram_freq {self.histogram_freq!r}: must be ≥ 0.")
+        for name in ("histogram_freq", "early_stopping_patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Invalid {name} {getattr(self, name)!r}: must be ≥ 0.")
         for name in ("examples_frac", "validation_frac"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"Invalid {name} {getattr(self, name)!r}: a fraction in [0, 1).")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"Invalid weight_decay {self.weight_decay!r}: a finite number ≥ 0.")
+        top = self.max_seed(self.executions_per_trial)
+        if top < 0:
+            raise ValueError(f"Invalid executions_per_trial {self.executions_per_trial!r}: at most "
+                             f"{self.max_seed() + 1} (execution k uses seed + k, an int32 seed).")
+        if not 0 <= self.seed <= top:
+            raise ValueError(f"Invalid seed {self.seed!r}: an integer in [0, {top}] (execution k uses seed + k, "
+                             f"and models derive seeds up to {SEED_HEADROOM} above it; all must stay below 2**31).")
         trackers_lib.validate(self.trackers)
         if self.optimizer not in optimizers.NAMES:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; valid: {', '.join(optimizers.NAMES)}.")
+
+    @staticmethod
+    def max_seed(executions_per_trial=1):
+        """The largest search seed whose executions' seeds (seed + k) and derived seeds fit in int32."""
+        return 2**31 - 1 - SEED_HEADROOM - (executions_per_trial - 1)
+
+    @classmethod
+    def from_settings(cls, preset=None, overrides=None, source="the hparams file"):
+        """The config from a preset's [search] table (checked key by key, errors name `source`) and the
+        command line's `overrides` (which win)."""
+        preset = dict(preset or {})
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(preset) - set(names), key=str)
+        if unknown:
+            raise ValueError(f"Hparams file {source!r}: unknown [search] key(s) {', '.join(map(str, unknown))}; "
+                             f"valid: {', '.join(names)}.")
+        for name, value in preset.items():
+            try:
+                preset[name] = check_type(name, value)
+            except ValueError as e:
+                raise ValueError(f"Hparams file {source!r}: [search] {str(e)[0].lower()}{str(e)[1:]}") from None
+        return cls(**{**preset, **{k: v for k, v in (overrides or {}).items() if v is not None}})
 
     @property
     def tunes_dropout(self):
@@ -76,3 +116,26 @@ class SearchConfig:
 
     def to_json(self):
         return {**dataclasses.asdict(self), "trackers": list(self.trackers)}
+
+
+_TYPES = {f.name: f.type for f in dataclasses.fields(SearchConfig)}
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+          tuple: "a list of names, e.g. [\"bp_cosine\"]"}
+
+
+def check_type(name, value):
+    """`value` as the type of SearchConfig's field `name` (an int is a valid float; bools are not numbers;
+    trackers a list or tuple of strings, returned as a tuple); a ValueError naming the value otherwise."""
+    kind = _TYPES[name]
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+    if kind is int and number and isinstance(value, numbers.Integral):
+        return int(value)
+    if kind is float and number:
+        return float(value)
+    if kind is bool and (isinstance(value, bool) or type(value).__name__ == "bool_"):
+        return bool(value)
+    if kind is str and isinstance(value, str):
+        return value
+    if kind is tuple and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"Invalid {name} {value!r} (type {type(value).__name__}): {_KINDS[kind]}.")

@@ -15,7 +15,8 @@ the number of workers. Failure handling, decided by tests/test_distributed.py:
   keras-tuner's oracle hands it back the trial it was running, which resumes from its executions'
   checkpoints;
 - a coordinator killed: `supervise` stops the workers and exits with 3, train.bash re-runs the whole
-  command, and the new chief resumes from the records;
+  command, and the new chief resumes from the records; one stopped by SIGTERM or SIGINT (the pid the
+  lock names) stops the search: exit 143 or 130, which train.bash does not restart;
 - a worker that starts late simply connects (keras-tuner waits up to 60 minutes for the chief, #990).
 """
 
@@ -153,6 +154,8 @@ def supervise(experiment_dir, args, workers, host="127.0.0.1", log=print):
                 if rc != 0:
                     log(f"coordinator exited with {rc}; stopping the workers")
                     stop_all()
+                    if rc in (-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 130):
+                        return 128 + abs(rc) if rc < 0 else rc  # stopped by the user: train.bash does not restart
                     return 2 if rc in (1, 2) else 3
                 for p in procs.values():  # the grid is done: workers have been told so
                     try:

@@ -6,7 +6,7 @@ import re
 import shutil
 import time
 
-from bpfree import datasets, records, rules
+from bpfree import datasets, records
 from bpfree.tuning import distributed, tensorboard_hparams
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
@@ -14,6 +14,7 @@ from bpfree.tuning.oracle import GridOracle
 from bpfree.tuning.space import trial_id
 from bpfree.records import FINISHED
 from bpfree.tuning.tuner import GridTuner
+from bpfree.tuning.validation import validate_points
 
 CONFIG_FILE = "config.json"
 
@@ -97,30 +98,6 @@ def _run(directory, config, space, points, finished, role, log):
     tuner.search(data, histogram_sample=sample, verbose=0)
     return {"project_dir": directory, "grid_points": len(points), "ran": tuner.trials_run,
             "seconds": time.perf_counter() - start, "fit_seconds": tuner.fit_seconds, "accidents": tuner.accidents}
-
-
-def validate_points(points, config, meta=None):
-    """Every grid point is a valid network for this search (e.g. no drtp with reconstruction, square
-    archs for invertible rules), checked before anything trains."""
-    from bpfree.networks import NetworkConfig, parse_arch
-    from bpfree.rules.base import LearningRule
-
-    meta = meta or datasets.info(config.dataset)
-    output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
-    seen = set()
-    for p in points:
-        rule = rules.get(p["algorithm"])
-        if hasattr(rule, "validate_point"):
-            rule.validate_point(p, config, meta.features, output_dim)
-            continue
-        key = (p["algorithm"], p["activation"], p["bw_init"])
-        if key in seen or not isinstance(rule, LearningRule):
-            continue
-        seen.add(key)
-        NetworkConfig(algorithm=p["algorithm"], arch=parse_arch(p["arch"]), input_dim=1, output_dim=1,
-                      activation=p["activation"], bw_init=p["bw_init"], problem_type=config.problem_type,
-                      trackers=config.trackers, output_activation="softmax" if config.problem_type == "classification"
-                      else "tanh")
 
 
 def _valid_records(directory):

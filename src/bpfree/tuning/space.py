@@ -15,6 +15,11 @@ from bpfree.networks import parse_arch
 HPARAMS = ("algorithm", "arch", "activation", "batchnorm", "bw_init", "lr", "dropout")
 SHORT = {"algorithm": "", "arch": "", "activation": "", "batchnorm": "bn", "bw_init": "bw", "lr": "lr",
          "dropout": "do"}
+# Trial ids and project names are directory names: at most NAME_MAX bytes (ext4, xfs, btrfs, NFS, ...).
+NAME_MAX = 255
+# A grid larger than this is refused before it is built: a million points already take over 1 GB and
+# 15 s of trial ids to hold, and no search trains that many.
+MAX_GRID_POINTS = 100_000
 
 
 class SpaceError(ValueError):
@@ -57,7 +62,19 @@ class SearchSpace:
             if not vals:
                 raise SpaceError(f"The search space gives no value for {name!r}.")
             extras.append((name, tuple(_validate_extra(name, v, extra_defaults[name]) for v in vals)))
-        return cls(tuple(ordered), frozenset(fixed), tuple(extras))
+        space = cls(tuple(ordered), frozenset(fixed), tuple(extras))
+        size = space.size()
+        if size > MAX_GRID_POINTS:
+            counts = " × ".join(f"{len(v)} {n}" for n, v in space.values + space.extras if len(v) > 1)
+            raise SpaceError(f"The search space has {size} grid points ({counts}); at most {MAX_GRID_POINTS} "
+                             "grid points are searched: fix some hparams or shorten their lists.")
+        return space
+
+    def size(self):
+        """The number of grid points, counted without building them."""
+        others = math.prod(len(v) for n, v in self.values if n != "algorithm")
+        return others * sum(math.prod(len(v) for v in self.extra_values(a).values())
+                            for a in self.as_dict()["algorithm"])
 
     def as_dict(self):
         return dict(self.values)
@@ -86,19 +103,34 @@ class SearchSpace:
         for name, vals in self.values:
             if name in self.fixed and len(vals) == 1:
                 parts.append(f"{SHORT[name]}{_short_value(vals[0])}")
-        return "-".join(parts)
+        return _fit_name("-".join(parts))
 
 
 def trial_id(point):
     """A recognisable, stable id: "dfa-500-500-tanh-bwortho-lr0.001-3f9c2a"; a rule's own hparams
-    are shown where they differ from the rule's default ("gait-64-lrelu-bwortho-lr0.001-orthogonal_reg0.1-…")."""
+    are shown where they differ from the rule's default ("gait-64-lrelu-bwortho-lr0.001-orthogonal_reg0.1-…").
+
+    An id longer than a file name may be (NAME_MAX bytes: many layers, many rule hparams) keeps the start
+    of its readable part and ends with a longer digest (16 hex digits) instead, so it stays unique and
+    recognisable; every id that fits is exactly as before (existing records are keyed by them)."""
     shown = [f"{SHORT.get(k, k)}{_short_value(point[k])}" for k in HPARAMS
              if k in point and not (k == "batchnorm" and not point[k]) and not (k == "dropout" and not point[k])]
     defaults = rules.get(point["algorithm"]).extra_hparams if "algorithm" in point else {}
     shown += [f"{k}{_short_value(point[k])}" for k in sorted(set(point) - set(HPARAMS))
               if k not in defaults or point[k] != defaults[k][0]]
-    digest = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:6]
-    return "-".join(shown + [digest])
+    digest = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()
+    return _fit_name("-".join(shown), digest)
+
+
+def _fit_name(readable, digest=None):
+    """`readable`-`digest[:6]` (or `readable` alone without a digest) if it fits in NAME_MAX bytes; else
+    the longest start of `readable` that fits before "-" + a 16-digit digest."""
+    name = f"{readable}-{digest[:6]}" if digest else readable
+    if len(name.encode()) <= NAME_MAX:
+        return name
+    digest = (digest or hashlib.sha1(readable.encode()).hexdigest())[:16]
+    start = readable.encode()[:NAME_MAX - len(digest) - 1].decode("utf-8", "ignore").rstrip("-")
+    return f"{start}-{digest}"
 
 
 def load_preset(path):
@@ -108,11 +140,23 @@ def load_preset(path):
             data = tomllib.load(f)
     except FileNotFoundError:
         raise SpaceError(f"Hparams file {path!r} does not exist.") from None
+    except OSError as e:  # a directory, no permission, ...
+        raise SpaceError(f"Hparams file {path!r} cannot be read: {e.strerror or e}.") from None
+    except UnicodeDecodeError as e:
+        raise SpaceError(f"Hparams file {path!r} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at "
+                         f"offset {e.start}); TOML presets must be UTF-8.") from None
+    except RecursionError:
+        raise SpaceError(f"Hparams file {path!r} nests too deeply to be read; a preset has a [search] and a "
+                         "[space] table of flat values and lists.") from None
     except tomllib.TOMLDecodeError as e:
         raise SpaceError(f"Hparams file {path!r} is not valid TOML: {e}") from None
     unknown = set(data) - {"search", "space"}
     if unknown:
         raise SpaceError(f"Hparams file {path!r}: unknown table(s) {', '.join(sorted(unknown))}; valid: search, space.")
+    for table in ("search", "space"):
+        if not isinstance(data.get(table, {}), dict):
+            raise SpaceError(f"Hparams file {path!r}: {table} = {data[table]!r} is not a table; write it as "
+                             f"[{table}] followed by name = value lines.")
     return dict(data.get("search", {})), dict(data.get("space", {}))
 
 
@@ -120,6 +164,10 @@ def _validate(name, value):
     if name == "algorithm":
         rules.get(value)
     elif name == "arch":
+        if not isinstance(value, str) and not (isinstance(value, (list, tuple)) and all(
+                isinstance(w, int) and not isinstance(w, bool) for w in value)):
+            raise SpaceError(f"Invalid arch {value!r}: expected positive hidden widths joined by '-', e.g. "
+                             "'500-1000-500' (or a list of integers).")
         value = "-".join(str(w) for w in parse_arch(value))
     elif name == "activation" and value not in ACTIVATIONS:
         raise SpaceError(f"Unknown activation {value!r}; valid: {', '.join(ACTIVATIONS)}.")
@@ -128,11 +176,11 @@ def _validate(name, value):
     elif name == "batchnorm" and not isinstance(value, bool):
         raise SpaceError(f"Invalid batchnorm {value!r}: true or false.")
     elif name == "lr":
-        if not isinstance(value, (int, float)) or not (0 < value and math.isfinite(value)):
+        if not _is_number(value) or not (0 < value and math.isfinite(value)):
             raise SpaceError(f"Invalid lr {value!r}: a positive number.")
         value = float(value)
     elif name == "dropout":
-        if not isinstance(value, (int, float)) or not 0 <= value < 1:
+        if not _is_number(value) or not 0 <= value < 1:
             raise SpaceError(f"Invalid dropout {value!r}: a rate in [0, 1).")
         value = float(value)
     return value
@@ -143,8 +191,14 @@ def _extra_defaults():
     return {name: spec[0] for r in rules.names() for name, spec in rules.get(r).extra_hparams.items()}
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _validate_extra(name, value, default):
-    """A rule hparam's value, of its default's type (0.1 for a float, true/false for a bool)."""
+    """A rule hparam's value, of its default's type: true/false for a bool, an integer (not 2.5) for an int,
+    a finite number for a float, a string for a string; a string from --rule_hparam NAME=VALUE is parsed.
+    Its range is the rule's to check (`bpfree.tuning.validation`)."""
     kind = type(default)
     if kind is bool:
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
@@ -152,15 +206,21 @@ def _validate_extra(name, value, default):
         if not isinstance(value, bool):
             raise SpaceError(f"Invalid {name} {value!r}: true or false.")
         return value
-    try:
-        if isinstance(value, bool) or (kind in (int, float) and isinstance(value, str) and not value.strip()):
-            raise ValueError
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise SpaceError(f"Invalid {name} {value!r}: a {kind.__name__} (default {default!r}).") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SpaceError(f"Invalid {name} {value!r}: a finite number.")
-    return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise SpaceError(f"Invalid {name} {value!r}: a string (default {default!r}).")
+        return value
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = kind(value.strip())
+        except ValueError:
+            parsed = None
+    if kind is int and not (isinstance(parsed, int) and not isinstance(parsed, bool)):
+        raise SpaceError(f"Invalid {name} {value!r}: an integer (default {default!r}).")
+    if kind is float and not (_is_number(parsed) and math.isfinite(parsed)):
+        raise SpaceError(f"Invalid {name} {value!r}: a finite number (default {default!r}).")
+    return kind(parsed) if kind in (int, float) else value
 
 
 def _short_value(value):

@@ -1,0 +1,160 @@
+"""Bad input is refused before anything trains: every grid point, the data it leaves, the environment.
+
+`validate_points` runs before the search takes its lock (and before `--workers` starts any process);
+each check raises a ValueError whose one-line message names the bad value and the valid ones, which
+the CLI prints as `error: …` with exit code 2. A rule declares the valid range of each of its own
+hparams next to them, as ``hparam_checks = {name: (predicate, "what is valid")}`` beside
+``extra_hparams``; rules that check their hparams in `validate` (the layer-target rules) may skip it.
+"""
+
+import math
+import os
+import re
+import subprocess
+
+from bpfree import datasets, rules
+
+# keras-tuner uses KERASTUNER_TUNER_ID as a directory name, which it deletes first (overwrite=True).
+TUNER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+BYTES_PER_NUMBER = 4  # float32 weights
+OPTIMIZER_SLOTS = {"adam": 2, "uncorrected_adam": 2, "sgd": 0}
+
+
+def validate_points(points, config, meta=None):
+    """Every grid point is a valid network for this search (e.g. no drtp with reconstruction, square
+    archs for invertible rules, rule hparams in their ranges) that fits in this machine's memory, and
+    the data leaves examples to train on; checked before anything trains."""
+    from bpfree.networks import NetworkConfig, parse_arch
+    from bpfree.rules.base import LearningRule
+
+    meta = meta or datasets.info(config.dataset)
+    output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
+    check_training_data(config, meta)
+    memory = memory_bytes()
+    seen, sized = set(), set()
+    for p in points:
+        rule = rules.get(p["algorithm"])
+        check_rule_hparams(rule, p)
+        if (p["algorithm"], p["arch"]) not in sized:
+            sized.add((p["algorithm"], p["arch"]))
+            check_memory(p, config, meta.features, output_dim, memory)
+        if hasattr(rule, "validate_point"):
+            rule.validate_point(p, config, meta.features, output_dim)
+            continue
+        key = (p["algorithm"], p["activation"], p["bw_init"])
+        if key in seen or not isinstance(rule, LearningRule):
+            continue
+        seen.add(key)
+        NetworkConfig(algorithm=p["algorithm"], arch=parse_arch(p["arch"]), input_dim=1, output_dim=1,
+                      activation=p["activation"], bw_init=p["bw_init"], problem_type=config.problem_type,
+                      trackers=config.trackers, output_activation="softmax" if config.problem_type == "classification"
+                      else "tanh")
+
+
+def check_rule_hparams(rule, point):
+    """Each of the rule's own hparams in `point` is a finite value its `hparam_checks` accept."""
+    for name, (ok, valid) in getattr(rule, "hparam_checks", {}).items():
+        if name not in point or name not in rule.extra_hparams:
+            continue
+        value = point[name]
+        try:
+            good = not (isinstance(value, float) and not math.isfinite(value)) and bool(ok(value))
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise ValueError(f"Invalid {name} {value!r} for {rule.name}: {valid}.")
+    for name, value in point.items():  # values become directory names (trial ids)
+        if isinstance(value, str) and ("/" in value or "\0" in value or value in (".", "..")):
+            raise ValueError(f"Invalid {name} {value!r}: no '/' or NUL, not '.' or '..'.")
+
+
+def parameter_count(arch, input_dim, output_dim, use_bias=True):
+    """Weights of the dense stack input → arch → output (feedback matrices and inverses not counted)."""
+    from bpfree.networks import parse_arch
+
+    widths = (int(input_dim), *parse_arch(arch), int(output_dim))
+    return sum(a * b + (b if use_bias else 0) for a, b in zip(widths, widths[1:]))
+
+
+def memory_bytes():
+    """(bytes, what) of the memory a model must fit in: this machine's (physical, or the container's
+    limit when lower), or its smallest GPU's when TensorFlow sees GPUs (weights live there); None if unknown."""
+    limits = []
+    try:
+        limits.append((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "this machine has"))
+    except (AttributeError, OSError, ValueError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append((int(text), "this container may use"))
+    gpu = gpu_memory_bytes()
+    if gpu:
+        limits.append((gpu, "its GPU has"))
+    return min(limits) if limits else None
+
+
+def gpu_memory_bytes():
+    """The total memory of the smallest GPU (nvidia-smi) when TensorFlow sees one; None otherwise."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    sizes = [int(v) * 2**20 for v in out.split() if v.isdigit()]  # MiB
+    return min(sizes) if sizes else None
+
+
+def check_memory(point, config, input_dim, output_dim, memory=None):
+    """Refuses a point whose weights, gradients and optimizer state alone exceed this machine's memory:
+    a lower bound, so only clearly impossible networks (arch 10000000-10000000) are refused."""
+    memory = memory_bytes() if memory is None else memory
+    if not memory:
+        return
+    available, where = memory
+    count = parameter_count(point["arch"], input_dim, output_dim, config.use_bias)
+    needed = count * BYTES_PER_NUMBER * (2 + OPTIMIZER_SLOTS.get(config.optimizer, 2))
+    if needed > available:
+        raise ValueError(
+            f"Grid point {point['algorithm']} arch {point['arch']} cannot be allocated: its {count} parameters "
+            f"need at least {needed} bytes ({needed / 2**30:.3g} GiB) with their gradients and {config.optimizer} "
+            f"state, and {where} {available} bytes ({available / 2**30:.3g} GiB); valid: narrower or fewer layers.")
+
+
+def check_training_data(config, meta):
+    """Refuses a validation_frac whose carve-out (stratified, at least one example of each class) leaves
+    no training example, estimated from the training split's size with balanced classes."""
+    n = (meta.splits or {}).get("train")
+    if not n or not config.validation_frac:
+        return
+    per_class = n / meta.num_classes
+    carved = max(1, round(config.validation_frac * per_class))
+    if per_class - carved < 1:
+        whole = math.floor(per_class)
+        limit = (whole - 0.5) / per_class if whole >= 2 else 0.0
+        valid = f"below {limit:.4g}" if limit > 0 else "0 (the test split validates)"
+        raise ValueError(
+            f"Invalid validation_frac {config.validation_frac!r} for {config.dataset!r}: it carves about {carved} of "
+            f"the ~{per_class:.4g} training examples of each of its {meta.num_classes} classes ({n} in all), "
+            f"leaving none to train on; valid: {valid}.")
+
+
+def check_environment(environ=None):
+    """keras-tuner's variables: KERASTUNER_TUNER_ID a plain name (keras-tuner deletes the directory it
+    names), KERASTUNER_ORACLE_PORT a port number."""
+    environ = os.environ if environ is None else environ
+    tuner_id = environ.get("KERASTUNER_TUNER_ID")
+    if tuner_id is not None and (not TUNER_ID.fullmatch(tuner_id) or tuner_id in (".", "..")):
+        raise ValueError(f"Invalid KERASTUNER_TUNER_ID {tuner_id!r}: a plain name of up to 100 letters, digits, "
+                         "'_', '.' and '-' (e.g. chief, worker0), not '.' or '..'.")
+    port = environ.get("KERASTUNER_ORACLE_PORT")
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"Invalid KERASTUNER_ORACLE_PORT {port!r}: a port number in [1, 65535].")
