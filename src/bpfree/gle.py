@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bpfree import optimizers
 from bpfree.layers.gle import ACTIVATIONS, GLEDense, GLEParams, gle_forward_step, gle_step
 
 LOSSES = ("ce", "mse")
@@ -276,7 +277,7 @@ class GLENetwork(keras.Model):
                           for w, (_, _, var) in zip(values, slots)]
                 carried = (values, ms, vs, k)
             else:
-                opt.apply(grad_list, [var for _, _, var in slots])
+                optimizers.apply_after(opt, grad_list, [var for _, _, var in slots], after=(new, r_top, loss_t))
             return (t + 1, new, out_sum + r_top, loss_sum + tf.reduce_mean(loss_t), carried,
                     self._trace_write(tr, t, r_top, loss_t))
 

@@ -22,6 +22,7 @@ plus the orthogonal regulariser λ Σ_{i≠j} ((W Wᵀ)_ij)². One forward pass,
 import keras
 import tensorflow as tf
 
+from bpfree import optimizers
 from bpfree.layers.invertible import InvertibleDense
 from bpfree.networks import parse_arch, replay_compile
 from bpfree.rules import registry
@@ -153,14 +154,14 @@ class InvertibleNetwork(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         grads, hs = self.rule_gradients(x, y)
+        bp = self.bp_gradients(x, y) if self.tracker_metrics else None
+        optimizers.apply_after(self.optimizer, grads, self.trainable_variables, after=(hs, bp))
         if self.tracker_metrics:
-            bp = self.bp_gradients(x, y)
             from bpfree.trackers import cosine
 
             for l, layer in enumerate(self.inv_layers):
                 i = next(k for k, v in enumerate(self.trainable_variables) if v is layer.kernel)
                 self.tracker_metrics[l].update_state(cosine(grads[i], bp[i]))
-        self.optimizer.apply(grads, self.trainable_variables)
         y_pred = hs[-1][:, : self.output_dim]
         loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from bpfree import metrics as bpfree_metrics
+from bpfree import optimizers
 from bpfree import trackers as trackers_lib
 from bpfree.layers import ACTIVATIONS, BW_INITS, DenseBlock, FeedbackAlignmentDense, FeedbackProjection
 from bpfree.layers import activation_function, feedback_initializer
@@ -305,7 +306,7 @@ class Network(keras.Model):
         bp_grads = tape.gradient(bp_loss, [b.dense.kernel for b in self.blocks]) if needs_bp else None
         if needs_bp:
             del tape
-        self.optimizer.apply(grads, variables)
+        optimizers.apply_after(self.optimizer, grads, variables, after=(forward.y_pred, local, bp_grads))
         for metric in self.rule_metrics:
             metric.update_state(local[metric.name])
         if tracking:

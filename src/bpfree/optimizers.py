@@ -5,6 +5,9 @@ correction, β1 = 0.9, β2 = 0.99, ε = 1e-8 added to √v,
 
     m ← β1 m + (1 − β1) g,   v ← β2 v + (1 − β2) g²,   θ ← θ − η m / (√v + ε).
 
+`apply_after` is the one place every train step hands its gradients to the optimizer: the update
+runs only once every gradient (and whatever else the step still reads) is computed.
+
 Keras's `Adam(beta_2=0.99, epsilon=1e-8)` is not the same: it divides m by (1 − β1^t) and v by
 (1 − β2^t). Without that, the step of a steady gradient is η (1 − β1^t)/√(1 − β2^t) · sign(g): η at t = 1,
 about 2.1 η around t = 10, η again after a few hundred steps. Written by hand because no Keras
@@ -12,6 +15,7 @@ optimizer has a switch for the correction.
 """
 
 import keras
+import tensorflow as tf
 
 NAMES = ("adam", "uncorrected_adam", "sgd")
 
@@ -53,3 +57,25 @@ def get(name, learning_rate):
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate)
     raise ValueError(f"Unknown optimizer {name!r}; valid: {', '.join(NAMES)}.")
+
+
+def apply_after(optimizer, grads, variables, after=()):
+    """`optimizer.apply(grads, variables)`, run only after every gradient and every tensor in `after`
+    (a nest; the step's predictions, losses, new states) is computed: no read of a variable races with
+    its update, and the update is the same in eager, graph and XLA modes.
+
+    Why the explicit edges: in a `tf.function` without XLA, automatic control dependencies order each
+    variable's reads before its update, but Grappler's dependency optimizer drops control edges out of
+    ReadVariableOps (it counts reads as removable). A read whose value reaches the update only through
+    *another* variable's gradient (W_l⁻¹ or W_l⁺ in the targets of layer l−1, W_lᵀ in bp_inv's error)
+    then loses its only ordering and may see the optimizer's new W_l. Control edges from computed
+    tensors are kept, and every read that matters feeds a gradient or a tensor in `after`. Eager runs
+    in program order and XLA orders resource accesses itself; there the edges cost nothing.
+    """
+    if not optimizer.built:
+        # Keras builds on the first apply; its variables must be created outside the control
+        # dependencies, where tf.function can lift them out of the step (XLA refuses them otherwise).
+        optimizer.build(variables)
+    waits = [t for t in tf.nest.flatten([grads, after]) if tf.is_tensor(t)]
+    with tf.control_dependencies(waits):
+        optimizer.apply(grads, variables)

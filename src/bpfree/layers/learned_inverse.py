@@ -7,6 +7,7 @@ seed generator of the noise ε in its reconstruction loss, so the noise is repro
 """
 
 import keras
+import numpy as np
 
 from bpfree.layers.block import activation_function
 from bpfree.layers.own_variables import SavesOwnVariables
@@ -36,8 +37,17 @@ class LearnedInverse(SavesOwnVariables, keras.layers.Layer):
         return self._act(keras.ops.matmul(inputs, self.kernel) + self.bias)
 
     def noise(self, shape, stddev, dtype="float32"):
-        """ε ~ N(0, stddev²) of the given shape, from this layer's own seed generator."""
-        return keras.random.normal(shape, dtype=dtype, seed=self.noise_generator) * keras.ops.cast(stddev, dtype)
+        """ε ~ N(0, stddev²) of the given shape, from this layer's own seed generator.
+
+        Box–Muller on random integers, not `keras.random.normal`: from the same seed, TensorFlow's
+        stateless normal and uniform draw other numbers under XLA than without it, its integers the same
+        ones; so the noise (and DTP's update) is the same in eager, graph and XLA modes.
+        """
+        ops = keras.ops
+        bits = keras.random.randint((2, *shape), 0, 2**24, dtype="int32", seed=self.noise_generator)
+        u = (ops.cast(bits, "float32") + 0.5) / 2.0**24  # uniform on (0, 1), exact in float32
+        eps = ops.sqrt(-2.0 * ops.log(u[0])) * ops.cos(2.0 * np.pi * u[1])
+        return ops.cast(eps, dtype) * ops.cast(stddev, dtype)
 
     # Keras saves a layer's weights but not its seed generators' states; the noise stream must go on
     # where it stopped after a reload, so the state travels with V and c.
