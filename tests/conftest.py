@@ -53,3 +53,28 @@ def tiny_preset(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def cli_in_process(monkeypatch, capsys):
+    """run(*args, **env) -> (returncode, stdout, stderr) of `python -m bpfree *args`, run in this process
+    through the CLI's own `main` (absl flags parsed as `app.run` parses them): the same exit codes and
+    lines without a new process and TensorFlow import each time. A few tests keep real subprocesses."""
+    import types
+
+    from absl import flags
+
+    from bpfree.tuning import cli
+
+    def run(*args, **env):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        flags.FLAGS.unparse_flags()
+        try:
+            rc = cli.main(flags.FLAGS(["bpfree", *map(str, args)]))
+        finally:
+            flags.FLAGS.unparse_flags()
+        out, err = capsys.readouterr()
+        return types.SimpleNamespace(returncode=rc, stdout=out, stderr=err)
+
+    return run

@@ -311,7 +311,8 @@ def test_long_trial_ids_fit_a_file_name_and_stay_unique(tmp_path):
 
 # ----------------------------------------------------------------------------- the CLI, end to end
 @pytest.mark.parametrize("case", ["seed", "gle_steps", "huge_arch", "float_batch_size", "tuner_id", "directory"])
-def test_cli_refuses_bad_input_with_exit_2(tmp_path, case):
+def test_cli_refuses_bad_input_with_exit_2(tmp_path, case, cli_in_process):
+    """The first case as a real `python -m bpfree` process, the others through the CLI's main in-process."""
     preset, args, extra, fragments = write_preset(tmp_path), [], {}, []
     if case == "seed":
         args, fragments = ["--seed=-1"], ["seed", "-1"]
@@ -330,7 +331,10 @@ def test_cli_refuses_bad_input_with_exit_2(tmp_path, case):
         keep.write_text("records of an earlier search")
     elif case == "directory":
         preset, fragments = str(tmp_path), [str(tmp_path)]
-    proc = run_cli(tmp_path, "--hparams", preset, *args, **extra)
+    if case == "seed":
+        proc = run_cli(tmp_path, "--hparams", preset, *args, **extra)
+    else:
+        proc = cli_in_process(tmp_path / "exp", "--hparams", preset, *args, **extra)
     assert_refused(proc, tmp_path, *fragments)
     if case == "tuner_id":
         assert keep.exists()

@@ -127,29 +127,32 @@ def test_diverging_lr_is_recorded_and_the_search_goes_on(tmp_path):
     (["--dataset", "imagenet9000"], "Unknown dataset 'imagenet9000'"),
     (["--activation", "gelu"], "Unknown activation 'gelu'"),
 ])
-def test_cli_rejects_bad_input_before_training(tmp_path, args, message):
-    proc = cli(str(tmp_path / "exp"), "--hparams", "hparams/quickstart.toml", *args,
-               cwd=os.path.dirname(os.path.dirname(__file__)))
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2, err
+def test_cli_rejects_bad_input_before_training(tmp_path, args, message, cli_in_process):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    preset = os.path.join(root, "hparams", "quickstart.toml")
+    if args[:2] == ["--algorithm", "sgd"]:  # one as a real process (exit code through app.run)
+        proc = cli(str(tmp_path / "exp"), "--hparams", preset, *args, cwd=root)
+        out, err = proc.communicate(timeout=120)
+        returncode = proc.returncode
+    else:
+        done = cli_in_process(tmp_path / "exp", "--hparams", preset, *args)
+        returncode, err = done.returncode, done.stderr
+    assert returncode == 2, err
     lines = [l for l in err.splitlines() if l.strip()]
     assert lines[-1].startswith("error: ") and message in lines[-1], err
     assert not list((tmp_path / "exp").rglob("execution_*.json"))
 
 
-def test_cli_refuses_unwritable_dir_and_a_second_search(tmp_path):
+def test_cli_refuses_unwritable_dir_and_a_second_search(tmp_path, cli_in_process):
+    preset = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hparams", "quickstart.toml")
     blocker = tmp_path / "file"
     blocker.write_text("")
-    proc = cli(str(blocker / "exp"), "--hparams", "hparams/quickstart.toml",
-               cwd=os.path.dirname(os.path.dirname(__file__)))
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2 and "Cannot create experiment dir" in err
+    done = cli_in_process(blocker / "exp", "--hparams", preset)
+    assert done.returncode == 2 and "Cannot create experiment dir" in done.stderr
     project = tmp_path / "exp" / "mnist1d-classification-val_error_rate"
-    with ExperimentLock(str(project)):
-        proc = cli(str(tmp_path / "exp"), "--hparams", "hparams/quickstart.toml",
-                   cwd=os.path.dirname(os.path.dirname(__file__)))
-        _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2 and "Another search is running on" in err
+    with ExperimentLock(str(project)):  # flock: a second open file description conflicts, even in-process
+        done = cli_in_process(tmp_path / "exp", "--hparams", preset)
+    assert done.returncode == 2 and "Another search is running on" in done.stderr
 
 
 def test_corrupted_record_is_named_and_the_rest_loads(tmp_path, capsys):
