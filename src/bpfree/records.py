@@ -33,11 +33,6 @@ FINISHED = ("completed", "failed", "diverged")
 RECORDS_DIRNAME = "records"
 
 
-def write_json_atomic(path, payload):
-    """Writes `payload` as strict JSON to `path` atomically (`bpfree.io.write_json`)."""
-    io.write_json(path, payload)
-
-
 def execution_path(experiment_dir, trial_id, execution):
     return os.path.join(experiment_dir, RECORDS_DIRNAME, str(trial_id), f"execution_{int(execution)}.json")
 
@@ -94,7 +89,11 @@ class ExecutionRecord:
 
     def append_epoch(self, logs, wall_clock=None):
         """Appends one epoch's metrics (a Keras `logs` dict) and saves."""
-        self.data["history"] = with_epoch(self.data["history"], logs)
+        self.save_history(with_epoch(self.data["history"], logs), wall_clock)
+
+    def save_history(self, history, wall_clock=None):
+        """Replaces the history by `history` (e.g. `with_epoch(...)` of it) and saves."""
+        self.data["history"] = history
         self._tick(wall_clock)
         self.save()
 
@@ -108,7 +107,7 @@ class ExecutionRecord:
 
     def save(self):
         self.data["updated"] = _now()
-        write_json_atomic(self.path, self.data)
+        io.write_json(self.path, self.data)
 
     def _tick(self, wall_clock):
         if wall_clock is not None and self._t0 is not None:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from bpfree import records
+from bpfree import io
 
 CHIEF = "chief"
 RESTARTS = 5
@@ -132,7 +132,7 @@ def supervise(experiment_dir, args, workers, host="127.0.0.1", log=print):
         f"({'GPUs round-robin over ' + str(gpus) if gpus else 'CPU cores ' + str(list(cpus.values()))})")
 
     def write_state():
-        records.write_json_atomic(state_path, {"host": host, "port": port, "chief": chief.pid,
+        io.write_json(state_path, {"host": host, "port": port, "chief": chief.pid,
                                                "workers": {t: p.pid for t, p in procs.items()}})
 
     def stop_all(sig=signal.SIGTERM):

@@ -6,7 +6,7 @@ import re
 import shutil
 import time
 
-from bpfree import datasets, records
+from bpfree import datasets, io, records
 from bpfree.tuning import distributed, tensorboard_hparams
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
@@ -172,7 +172,7 @@ def _write_or_check_config(directory, config, space):
                 "re-run with the same flags, pass --reset_training to start over, or use another EXPERIMENT_DIR."
             )
         return
-    records.write_json_atomic(path, payload)
+    io.write_json(path, payload)
 
 
 def _check_writable(experiment_dir):

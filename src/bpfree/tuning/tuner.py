@@ -29,7 +29,7 @@ class RecordCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         history = records.with_epoch(self.record.data["history"], logs)
         checkpoints.save(self.checkpoint_path, self.model, records.epochs_done(history), history)
-        self.record.append_epoch(logs or {}, time.monotonic())
+        self.record.save_history(history, time.monotonic())
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
