@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from bpfree import build_model
-from bpfree.gle import GLENetwork, build_gle_network, hidden_time_constants
+from bpfree.models.gle import GLENetwork, build_gle_network, hidden_time_constants
 from bpfree.layers.gle import (GLEConfig, GLEDense, GLEParams, GLEState, gle_forward_step, gle_step, gle_terms)
 
 RTOL, ATOL = 1e-5, 1e-6

@@ -9,7 +9,7 @@ import importlib
 
 from bpfree import rules
 from bpfree.metrics import ErrorRate
-from bpfree.networks import Network, build_model, parse_arch
+from bpfree.models.feedforward import Network, build_model, parse_arch
 
 __version__ = "0.1.0"
 

@@ -18,11 +18,11 @@ order is drawn from (``shuffle_seed``, e) alone — not from how often the datas
 
 import dataclasses
 
+from bpfree.arch import PROBLEM_TYPES
 from bpfree.datasets import catalog, preprocess
 from bpfree.datasets.errors import DatasetError
 from bpfree.datasets.loading import load
 
-PROBLEM_TYPES = ("classification", "reconstruction")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ A chain of layers l = 0 … L−1 runs the forward dynamics alone (`bpfree.layer
     r_in,0 = x_t,   r_in,l = r_{l−1} (old),   state_l ← gle_forward_step(params_l, state_l, r_in,l)
 
 and the output at step t is the *old* top rate r_{L−1}, the one a GLE student compares with its target
-at that step (`bpfree.gle.GLENetwork`), so a teacher's outputs y_t and a student's outputs line up.
+at that step (`bpfree.models.gle.GLENetwork`), so a teacher's outputs y_t and a student's outputs line up.
 
 Truncated BPTT (the seed's `use_autodiff=True` students): the time axis is cut into windows of K steps;
 in each window the loss

@@ -108,12 +108,12 @@ def run_cli(resolve, run):
 
 # ------------------------------------------------------------------------------------------- students
 class GLEStudent:
-    """A GLE (or instantaneous-error) student: a `bpfree.gle.GLENetwork` over the given layers, one optimizer
+    """A GLE (or instantaneous-error) student: a `bpfree.models.gle.GLENetwork` over the given layers, one optimizer
     step at every dt inside its compiled time loop. Before `start_learning` it runs its full dynamics
     (error neurons included) with a zero learning rate; `start_learning` compiles a fresh optimizer."""
 
     def __init__(self, layers, beta, make_optimizer, learning_rate):
-        from bpfree.gle import GLENetwork
+        from bpfree.models.gle import GLENetwork
 
         self.make_optimizer, self.learning_rate = make_optimizer, learning_rate
         self.net = GLENetwork(layers, layers[0].input_dim, loss="mse", beta=beta, input_mode="sequence")

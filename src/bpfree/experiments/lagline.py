@@ -11,7 +11,7 @@ of half-period 2, shifted per sample, Gaussian-smoothed with σ = 5 samples (`in
 batch 100. First T_init = 50 time units without learning, then T_train = 4000 with learning.
 
 Models:
-- ``gle``: prospective errors (GLE), an Adam step at every dt (`bpfree.gle.GLENetwork`), lr = 1e-6/β;
+- ``gle``: prospective errors (GLE), an Adam step at every dt (`bpfree.models.gle.GLENetwork`), lr = 1e-6/β;
 - ``bp``: instantaneous errors ê = ε ("instantaneous BP" in the seed), same otherwise;
 - ``bptt_tw{4,2,1}``: truncated BPTT through the forward dynamics, windows of 4/2/1 time units
   (K = 400/200/100 steps), one Adam step per window on the window's summed per-step MSE, lr = 1e-6/β·K

@@ -14,7 +14,7 @@ starts at t = 80 (step 8000) and runs to T = 1001.
 
 Models:
 - ``gle``: GLE (prospective errors), SGD with momentum 0.9 at every dt, lr = 2e-2·dt/β = 2e-4
-  (`bpfree.gle.GLENetwork`; the frozen layers still run their error neurons and pass errors down);
+  (`bpfree.models.gle.GLENetwork`; the frozen layers still run their error neurons and pass errors down);
 - ``bptt``: truncated BPTT through the forward dynamics, one SGD(momentum 0.9) step every 300 steps
   with lr 7e-2 on the window's ∫ ½(y − r)² dt (the seed's adjoint "BPTT" student, γ = 0).
 

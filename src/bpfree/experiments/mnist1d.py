@@ -43,7 +43,7 @@ SAMPLE_LENGTH = 72  # the seed's "original length of MNIST-1D samples in arbitra
 
 def e2e_lag_mlp(*, dt=0.2, tau=1.2, hidden_layers=6, hidden_size=53, seed=0, batch_size=100, **kwargs):
     """The seed's `E2ELagMLPNet` (module docstring) as a `GLENetwork`."""
-    from bpfree.gle import build_gle_network
+    from bpfree.models.gle import build_gle_network
 
     return build_gle_network("-".join([str(hidden_size)] * hidden_layers), 1, 10, activation="tanh",
                              input_activation="linear", mode="gle", dt=dt, tau=tau, tau_profile="mixed", gamma=0.0,
@@ -58,7 +58,7 @@ def static_lagnet_mlp(*, dt=0.2, max_memory_tau=1.8, tau=2.0, hidden_size=60, se
     r, which the MLP's first layer reads at step t: exactly the next layer's r_in in one stack."""
     import keras
 
-    from bpfree.gle import GLENetwork
+    from bpfree.models.gle import GLENetwork
     from bpfree.layers.gle import GLEDense
 
     lag_tau = [float(v) for v in np.round(np.linspace(dt, max_memory_tau, 10), 2)]
@@ -113,7 +113,7 @@ def run(seed=0, epochs=150, static_lagnet=False, exp_dir="data/mnist1d", lr=5e-3
     """Trains (or resumes) one seed; returns the execution record's data."""
     import keras
 
-    import bpfree.gle  # noqa: F401 - registers GLENetwork / GLEDense for load_model
+    import bpfree.models.gle  # noqa: F401 - registers GLENetwork / GLEDense for load_model
     from bpfree import records
 
     model_name = MODELS[1] if static_lagnet else MODELS[0]

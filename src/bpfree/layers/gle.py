@@ -22,7 +22,7 @@ Representation neurons integrate with τ_m and look ahead with τ_r; error neuro
 and look ahead with τ_m. Mode "le" sets τ_r = τ_m, so ŭ = s + γ ê exactly (latent equilibrium);
 τ_r = dt gives ŭ = u_new (a leaky integrator). The forward dynamics alone (ê = 0) are steps 2, 4, 7.
 
-API (the model in `bpfree.gle` and the teacher–student experiments build on it):
+API (the model in `bpfree.models.gle` and the teacher–student experiments build on it):
 
 - pure functions of tensors: ``gle_terms(params, state, r_in, e_in, config) -> GLETerms`` (every
   intermediate), ``gle_step(params, state, r_in, e_in, config) -> (new_state, grads)`` and

@@ -1,4 +1,4 @@
-"""The base class of the learning rules that train a `bpfree.networks.Network`.
+"""The base class of the learning rules that train a `bpfree.models.feedforward.Network`.
 
 A rule is a *surrogate objective over detached blocks* (see DESIGN.md): the network runs one forward
 pass, the rule turns it into a scalar whose ordinary gradient is the rule's update, and the network
@@ -108,7 +108,7 @@ class LearningRule:
         return ()
 
     def build_model(self, arch, input_dim, output_dim, **options):
-        from bpfree.networks import Network
+        from bpfree.models.feedforward import Network
 
         return Network(self.name, arch, input_dim, output_dim, **options)
 

@@ -1,19 +1,19 @@
-"""GLE and LE: learning in continuous time with prospective neurons (`bpfree.gle`, `bpfree.layers.gle`).
+"""GLE and LE: learning in continuous time with prospective neurons (`bpfree.models.gle`, `bpfree.layers.gle`).
 
 GLE — Generalized Latent Equilibrium (Ellenberger et al., "Backpropagation through space, time and
 the brain", arXiv 2403.16933): per unit u̇ = (W r_in + b + γ ê − u)/τ_m, r = φ(u + τ_r u̇); error
 neurons v̇ = (φ'(ŭ) ⊙ Wᵀ ê_above − v)/τ_r, ê = v + τ_m v̇; plasticity Ẇ ∝ ê r_inᵀ at every dt step.
 LE — Latent Equilibrium (Haider et al., NeurIPS 2021): the special case τ_r = τ_m, instantaneous errors.
 
-These rules train their own model (`GLENetwork`), not a `bpfree.networks.Network`. From the hypermodel's
+These rules train their own model (`GLENetwork`), not a `bpfree.models.feedforward.Network`. From the hypermodel's
 keywords they use arch, activation, use_bias, weight_decay, problem_type ("classification" → CE on the
 output rates, "reconstruction" → MSE) and seed; bw_init is ignored (GLE sends errors through Wᵀ);
 batchnorm, dropout and trackers are refused with a ValueError. A grid-search dataset's vector
 inputs are presented statically for `steps` dt steps (input_mode "static"); sequences are for
-`bpfree.gle.build_gle_network(..., input_mode="sequence")` and `bpfree.experiments.mnist1d`.
+`bpfree.models.gle.build_gle_network(..., input_mode="sequence")` and `bpfree.experiments.mnist1d`.
 """
 
-import bpfree.gle  # noqa: F401 - registers GLENetwork / GLEDense with Keras, so `import bpfree` can load them
+import bpfree.models.gle  # noqa: F401 - registers GLENetwork / GLEDense with Keras, so `import bpfree` can load them
 from bpfree.rules.registry import register
 
 
@@ -33,7 +33,7 @@ class ContinuousTimeRule:
     hparam_checks = {
         "dt": (lambda v: v > 0, "a time step > 0"),
         "tau": (lambda v: v > 0, "a time constant > 0 (and ≥ dt)"),
-        "tau_profile": (lambda v: v in bpfree.gle.TAU_PROFILES, f"one of {', '.join(bpfree.gle.TAU_PROFILES)}"),
+        "tau_profile": (lambda v: v in bpfree.models.gle.TAU_PROFILES, f"one of {', '.join(bpfree.models.gle.TAU_PROFILES)}"),
         "gamma": (lambda v: v >= 0, "a nudging strength ≥ 0"),
         "beta": (lambda v: v > 0, "an output error scale > 0"),
         "steps": (lambda v: _whole(v) and v >= 1, "a whole number of dt steps ≥ 1"),
@@ -62,7 +62,7 @@ class ContinuousTimeRule:
     def build_model(self, arch, input_dim, output_dim, *, activation="tanh", batchnorm=False, dropout=0.0,
                     bw_init=None, use_bias=True, weight_decay=0.0, problem_type="classification", trackers=(),
                     seed=None, **options):
-        from bpfree.gle import build_gle_network
+        from bpfree.models.gle import build_gle_network
 
         self._check(activation, batchnorm, dropout, tuple(trackers), problem_type)
         options.pop("init_fw_weight_aligned", None)

@@ -55,7 +55,7 @@ class LayerTargetRule(LearningRule):
 
     def validate_point(self, point, config, input_dim, output_dim):
         """Refuses a grid point this rule cannot train, before the search starts."""
-        from bpfree.networks import OUTPUT_ACTIVATIONS, NetworkConfig, parse_arch
+        from bpfree.models.feedforward import OUTPUT_ACTIVATIONS, NetworkConfig, parse_arch
 
         NetworkConfig(algorithm=self.name, arch=parse_arch(point["arch"]), input_dim=input_dim,
                       output_dim=output_dim, activation=point["activation"], batchnorm=point["batchnorm"],

@@ -9,7 +9,7 @@ A registered rule is any object with
   hyperparameters (empty for the feedforward rules), which the hypermodel exposes only when the rule
   is chosen.
 
-Rules that train a `bpfree.networks.Network` subclass `bpfree.rules.base.LearningRule`; rules with
+Rules that train a `bpfree.models.feedforward.Network` subclass `bpfree.rules.base.LearningRule`; rules with
 their own dynamics (GLE) register an object with their own ``build_model``. Either way the hypermodel
 and the CLI never special-case a rule.
 """

@@ -1,4 +1,4 @@
-"""Target propagation through exact inverses on square invertible networks (`bpfree.invertible`).
+"""Target propagation through exact inverses on square invertible networks (`bpfree.models.invertible`).
 
 GAIT-prop (Ahmad, van Gerven, Ambrogioni 2020, arXiv 2006.06438), with t_L the output target,
 D_l = f'(f⁻¹(h_l)), g_l the exact inverse of layer l and γ = 1e-3:
@@ -34,14 +34,14 @@ class InverseTargetRule(LearningRule):
 
     def validate_point(self, point, config, input_dim, output_dim):
         """Refuses a grid point this rule cannot train, before the search starts."""
-        from bpfree.invertible import validate
+        from bpfree.models.invertible import validate
 
         validate(self.name, point["arch"], input_dim, output_dim, activation=point["activation"],
                  batchnorm=point["batchnorm"], dropout=point["dropout"], use_bias=config.use_bias,
                  weight_decay=config.weight_decay, problem_type=config.problem_type, trackers=config.trackers)
 
     def build_model(self, arch, input_dim, output_dim, **options):
-        from bpfree.invertible import InvertibleNetwork
+        from bpfree.models.invertible import InvertibleNetwork
 
         options.pop("init_fw_weight_aligned", None)
         options.pop("output_activation", None)

@@ -7,7 +7,7 @@ import numbers
 from bpfree import optimizers
 from bpfree import trackers as trackers_lib
 from bpfree.datasets import SCALERS, catalog
-from bpfree.networks import PROBLEM_TYPES
+from bpfree.arch import PROBLEM_TYPES
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}

@@ -9,7 +9,7 @@ import tomllib
 
 from bpfree import rules
 from bpfree.layers import ACTIVATIONS, BW_INITS
-from bpfree.networks import parse_arch
+from bpfree.arch import parse_arch
 
 # The common hparams, by their long names, in grid order (the last varies fastest).
 HPARAMS = ("algorithm", "arch", "activation", "batchnorm", "bw_init", "lr", "dropout")

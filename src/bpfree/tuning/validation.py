@@ -24,7 +24,7 @@ def validate_points(points, config, meta=None):
     """Every grid point is a valid network for this search (e.g. no drtp with reconstruction, square
     archs for invertible rules, rule hparams in their ranges) that fits in this machine's memory, and
     the data leaves examples to train on; checked before anything trains."""
-    from bpfree.networks import NetworkConfig, parse_arch
+    from bpfree.models.feedforward import NetworkConfig, parse_arch
     from bpfree.rules.base import LearningRule
 
     meta = meta or datasets.info(config.dataset)
@@ -70,7 +70,7 @@ def check_rule_hparams(rule, point):
 
 def parameter_count(arch, input_dim, output_dim, use_bias=True):
     """Weights of the dense stack input → arch → output (feedback matrices and inverses not counted)."""
-    from bpfree.networks import parse_arch
+    from bpfree.arch import parse_arch
 
     widths = (int(input_dim), *parse_arch(arch), int(output_dim))
     return sum(a * b + (b if use_bias else 0) for a, b in zip(widths, widths[1:]))

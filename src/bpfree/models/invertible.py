@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from bpfree import optimizers
 from bpfree.layers.invertible import InvertibleDense
-from bpfree.networks import parse_arch, replay_compile
+from bpfree.models.feedforward import parse_arch, replay_compile
 from bpfree.rules import registry
 
 ACTIVATIONS = ("lrelu", "linear")

@@ -18,36 +18,11 @@ from bpfree import optimizers
 from bpfree import trackers as trackers_lib
 from bpfree.layers import ACTIVATIONS, BW_INITS, DenseBlock, FeedbackAlignmentDense, FeedbackProjection
 from bpfree.layers import activation_function, feedback_initializer
+from bpfree.arch import OUTPUT_ACTIVATIONS, PROBLEM_TYPES, arch_string, parse_arch  # noqa: F401
 from bpfree.rules import registry
 from bpfree.rules.base import ForwardPass
 
-PROBLEM_TYPES = ("classification", "reconstruction")
-OUTPUT_ACTIVATIONS = {"classification": ("softmax",), "reconstruction": ("tanh", "sigmoid")}
 _FEEDBACK_SEED_OFFSET = 10_000
-
-
-def parse_arch(arch):
-    """"500-1000-500" (or a sequence of ints) → (500, 1000, 500): the hidden widths."""
-    if isinstance(arch, str):
-        parts = arch.strip().split("-") if arch.strip() else []
-        try:
-            widths = tuple(int(p) for p in parts)
-        except ValueError:
-            widths = None
-    else:
-        try:
-            widths = tuple(int(w) for w in arch)
-        except (TypeError, ValueError):
-            widths = None
-    if not widths or any(w <= 0 for w in widths):
-        raise ValueError(
-            f"Invalid arch {arch!r}: expected positive hidden widths joined by '-', e.g. '500' or '500-1000-500'."
-        )
-    return widths
-
-
-def arch_string(widths):
-    return "-".join(str(w) for w in widths)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -395,7 +395,7 @@ def build_gle_network(arch, input_dim, output_dim, *, activation="tanh", input_a
     """A `GLENetwork`: GLEDense(input_dim→w_1) [input_activation], GLEDense(w_i→w_{i+1}) [activation],
     GLEDense(w_L→output_dim) linear with τ_m = τ_r = τ. Hidden time constants from `tau_profile`
     (`hidden_time_constants`); mode "le" forces τ_r = τ_m everywhere."""
-    from bpfree.networks import parse_arch
+    from bpfree.arch import parse_arch
 
     widths = parse_arch(arch)
     if not tau >= dt:
