@@ -34,8 +34,9 @@ def test_reconstruction_lowers_loss(rule):
 
 def test_cce_on_reconstruction_uses_mse_local_loss():
     model = build_model("cce", "8", 6, 6, problem_type="reconstruction", seed=0)
-    assert model.network_config.local_loss_kind == "mse"
-    assert build_model("cce", "8", 6, 3, seed=0).network_config.local_loss_kind == "cce"
+    assert model.rule.local_loss_kind(model.network_config) == "mse"
+    cce = build_model("cce", "8", 6, 3, seed=0)
+    assert cce.rule.local_loss_kind(cce.network_config) == "cce"
 
 
 @pytest.mark.parametrize("rule,count,shapes", [
@@ -157,7 +158,7 @@ def test_activation_histograms_written(tmp_path, toy_classification):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(algorithm="sgd"), "Unknown algorithm 'sgd'; valid algorithms: bp, fa, dfa, drtp, cce, mse"),
+    (dict(algorithm="sgd"), "Unknown algorithm 'sgd'; valid: bp, fa, dfa, drtp, cce, mse"),
     (dict(activation="gelu"), "valid: tanh, relu, lrelu, swish, sigmoid, linear"),
     (dict(bw_init="xavier"), "valid: ortho, lecun, uniform, gaussian"),
     (dict(arch="500-abc"), "Invalid arch '500-abc'"),

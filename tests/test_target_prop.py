@@ -32,7 +32,7 @@ def test_inverse_recovers_the_input(linear, orthogonal):
 def test_gait_equals_bp_on_orthogonal_networks(activation, arch):
     x, y = data()
     model = build_model("gait", arch, 16, 4, activation=activation, seed=1)
-    rule, bp = model.rule_gradients(x, y)[0], model.bp_gradients(x, y)
+    rule, bp = model.rule_gradients(x, y), model.bp_gradients(x, y)
     for g, b in zip(rule, bp):
         g, b = np.ravel(g), np.ravel(b)
         assert g @ b / (np.linalg.norm(g) * np.linalg.norm(b)) >= 0.999
@@ -45,7 +45,7 @@ def test_naive_float32_targets_cancel_but_ours_do_not():
     model = build_model("gait", "16-16-16-16", 16, 4, activation="linear", seed=1)
     hs = model.activities(x)
     tau = model.output_target(hs[-1], y)
-    gamma = model.gamma
+    gamma = model.rule.gamma
     for l in reversed(range(1, len(model.inv_layers))):
         layer = model.inv_layers[l]
         tau = tf.cast(layer.inverse(hs[l + 1] + gamma * (tau - hs[l + 1]), dtype="float32"), tf.float32)
@@ -139,7 +139,7 @@ def test_tp_gives_auxiliary_units_zero_error():
 def test_bp_inv_equals_autodiff_on_any_invertible_net(arch):
     x, y = data()
     model = build_model("bp_inv", arch, 16, 4, activation="lrelu", orthogonal_init=False, seed=5)
-    for g, b in zip(model.rule_gradients(x, y)[0], model.bp_gradients(x, y)):
+    for g, b in zip(model.rule_gradients(x, y), model.bp_gradients(x, y)):
         np.testing.assert_allclose(np.array(g), np.array(b), rtol=1e-5, atol=1e-6)
 
 
@@ -166,15 +166,15 @@ def test_rule_hparams_from_the_space_and_the_command_line(tmp_path):
     from bpfree.tuning.space import SearchSpace, SpaceError, trial_id
 
     space = {"algorithm": ["bp", "gait"], "arch": ["64"], "activation": ["lrelu"], "batchnorm": [False],
-             "bw_init": ["ortho"], "lr": [1e-3], "dropout": [0.0], "orthogonal_reg": [0.1, 1000]}
+             "bw_init": ["ortho"], "lr": [1e-3], "dropout": [0.0], "gait": {"orthogonal_reg": [0.1, 1000]}}
     points = SearchSpace.create(space).grid()
     assert [(p["algorithm"], p.get("orthogonal_reg")) for p in points] == [("bp", None), ("gait", 0.1),
                                                                             ("gait", 1000.0)]
     assert "orthogonal_reg0.1" in trial_id(points[1]) and "orthogonal_init" not in trial_id(points[1])
-    fixed = SearchSpace.create(space, {"orthogonal_init": "false"}).grid()
+    fixed = SearchSpace.create(space, {"gait.orthogonal_init": "false"}).grid()
     assert all(p["orthogonal_init"] is False for p in fixed if p["algorithm"] == "gait")
-    with pytest.raises(SpaceError, match="Invalid orthogonal_reg 'lots'"):
-        SearchSpace.create(space, {"orthogonal_reg": "lots"})
+    with pytest.raises(SpaceError, match="Invalid gait.orthogonal_reg 'lots'"):
+        SearchSpace.create(space, {"gait.orthogonal_reg": "lots"})
     with pytest.raises(SpaceError, match="Unknown hparam.*orthogonal_reg"):
         SearchSpace.create({**space, "ortho_reg": [1.0]})
 
@@ -188,7 +188,7 @@ def test_cli_runs_the_seeds_tower_command_with_rule_hparams_and_its_optimizer(tm
 
     args = [sys.executable, "-m", "bpfree", str(tmp_path), "--dataset", "digits", "--objective", "val_error",
             "--algorithm", "gait", "--arch", "64-32-16", "--activation", "lrelu", "--lr", "1e-4",
-            "--rule_hparam", "orthogonal_reg=0.1", "--rule_hparam", "orthogonal_init=true",
+            "--rule_hparam", "gait.orthogonal_reg=0.1", "--rule_hparam", "gait.orthogonal_init=true",
             "--optimizer", "uncorrected_adam", "--batch_size", "60", "--num_epochs", "1", "--nobatch_norm",
             "--bw_init", "ortho", "--reg_rate", "0"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)

@@ -79,7 +79,7 @@ def np_targets(model, x, y):
     c = model.network_config
     hs, As, z = np_forward(model, x)
     Ws, bs = weights(model)
-    t = np_top_target(z, y, c.hparam("alpha_t"))
+    t = np_top_target(z, y, model.rule.alpha_t)
     targets = [t]
     L = len(c.arch)
     for l in range(L + 1, 1, -1):  # layer l (1-based): input h_{l−1}, kernel Ws[l−1]
@@ -94,9 +94,9 @@ def np_targets(model, x, y):
                 t = np_act_inv(c.activation, t, As[l - 1])
             t = x0 + ((t - b) - x0 @ W) @ np.linalg.pinv(W)
         else:
-            g = c.hparam("gamma")
+            g = model.rule.gamma
             if l <= L:
-                t = np_rinv_act(c.activation, t, As[l - 1], g, c.hparam("num_steps_rinv"), c.hparam("lr_rinv"))
+                t = np_rinv_act(c.activation, t, As[l - 1], g, model.rule.num_steps_rinv, model.rule.lr_rinv)
             t = (t - b + g * (x0 @ W)) / (1 + g)
             t = np.linalg.solve(W @ W.T + g * np.eye(len(W)), (t @ W.T + g * x0).T).T
         targets.insert(0, t)

@@ -3,18 +3,23 @@
     from bpfree import build_model
     model = build_model("dfa", "500-500", input_dim=784, output_dim=10)
     model.compile(optimizer="adam", metrics=["error_rate"])
+
+Importing bpfree registers every class Keras must find to load a saved model (models, layers, the
+`error_rate` metric, `UncorrectedAdam`), so `keras.models.load_model` works in a fresh process.
 """
 
 import importlib
 
-from bpfree import rules
+from bpfree import layers, models, optimizers, rules  # noqa: F401 - registers every saveable class
+from bpfree.arch import parse_arch
 from bpfree.metrics import ErrorRate
-from bpfree.models.feedforward import Network, build_model, parse_arch
+from bpfree.models import GLENetwork, InvertibleNetwork, Network, build_model
+from bpfree.optimizers import UncorrectedAdam
 
 __version__ = "0.1.0"
 
 # Submodules loaded on first use, so `import bpfree` stays light (datasets pulls in tfds).
-_LAZY = ("datasets", "results", "records", "trackers", "tuning", "layers", "experiments")
+_LAZY = ("datasets", "results", "records", "trackers", "tuning", "experiments")
 
 
 def __getattr__(name):
@@ -23,4 +28,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'bpfree' has no attribute {name!r}")
 
 
-__all__ = ["build_model", "Network", "ErrorRate", "parse_arch", "rules", *_LAZY]
+__all__ = ["build_model", "Network", "InvertibleNetwork", "GLENetwork", "ErrorRate", "UncorrectedAdam",
+           "parse_arch", "layers", "models", "optimizers", "rules", *_LAZY]

@@ -9,7 +9,8 @@ Layers are numbered 1..L for the hidden ones and L+1 for the output layer.
 - ``weights``: ‖W_l‖ and ‖b_l‖ (Frobenius) of every layer, after the step.
 - ``gradients``: ‖ΔW_l‖ of every layer's kernel update direction (the rule's gradient).
 - ``weight_alignment``: cos(W_l, B_{l−1} B_lᵀ) for l = 2..L and cos(W_out, B_L) for the output
-  layer (direct rules); cos(W_l, B_l) for l = 2..L+1 (fa). Alignment is what makes these rules learn.
+  layer (direct rules); cos(W_l, B_l) for l = 2..L+1 (fa): the rule's `alignment_targets`. Alignment is
+  what makes these rules learn.
 
 Activation histograms are written by the `ActivationHistograms` callback when a histogram frequency
 is set. With no tracker on, `Network.train_step` computes nothing extra.
@@ -21,6 +22,7 @@ import os
 import keras
 import tensorflow as tf
 
+from bpfree import checks
 from bpfree.rules.base import projected_loss
 
 TRACKERS = ("bp_cosine", "local_loss", "weights", "gradients", "weight_alignment")
@@ -31,8 +33,7 @@ def validate(trackers):
     if isinstance(trackers, str):
         raise ValueError(f"trackers must be a sequence of names, got the string {trackers!r}.")
     for name in trackers:
-        if name not in TRACKERS:
-            raise ValueError(f"Unknown tracker {name!r}; valid: {', '.join(TRACKERS)}.")
+        checks.choice("tracker", name, TRACKERS)
 
 
 def needs_bp_gradient(trackers):
@@ -42,47 +43,46 @@ def needs_bp_gradient(trackers):
 def metric_names(model):
     """The metric names a model's trackers report, in order; trackers that do not apply to the
     model's rule are skipped with a warning."""
-    c = model.network_config
-    n_hidden = len(c.arch)
-    layers = range(1, n_hidden + 2)
+    layers = range(1, len(model.weighted_layers) + 1)
     names = []
-    for tracker in c.trackers:
+    for tracker in model.trackers:
         if tracker == "bp_cosine":
-            names += [f"bp_cosine_{l}" for l in range(1, n_hidden + 1)]
+            names += [f"bp_cosine_{l}" for l in range(1, len(model.bp_cosine_kernels) + 1)]
         elif tracker == "local_loss":
-            if model.rule.feedback != "direct":
-                _skip(tracker, c.algorithm, "it has no direct feedback projections")
+            if not getattr(model, "projections", None):
+                _skip(tracker, model.rule.name, "it has no direct feedback projections")
                 continue
-            names += [f"local_loss_{l}" for l in range(1, n_hidden + 1)]
+            names += [f"local_loss_{l}" for l in range(1, len(model.projections) + 1)]
         elif tracker == "weights":
             names += [f"weight_norm_{l}" for l in layers]
-            if c.use_bias:
-                names += [f"bias_norm_{l}" for l in layers]
+            names += [f"bias_norm_{l}" for l, layer in zip(layers, model.weighted_layers) if layer.bias is not None]
         elif tracker == "gradients":
             names += [f"update_norm_{l}" for l in layers]
         elif tracker == "weight_alignment":
-            if model.rule.feedback is None:
-                _skip(tracker, c.algorithm, "it has no feedback matrices")
+            targets = model.rule.alignment_targets(model)
+            if not targets:
+                _skip(tracker, model.rule.name, "it has no feedback matrices")
                 continue
-            names += [f"weight_alignment_{l}" for l in range(2, n_hidden + 2)]
+            names += [f"weight_alignment_{l}" for l in targets]
     return names
 
 
 def compute(model, grad_of, bp_grads, forward, local_losses):
     """Tracker values by metric name. `grad_of` maps id(variable) to the rule's gradient, `forward` is
-    the step's `bpfree.rules.base.ForwardPass` and `local_losses` the rule's {name: term}."""
-    c = model.network_config
+    the step's `bpfree.forward_pass.ForwardPass` and `local_losses` the rule's {name: term}."""
     layers = model.weighted_layers
     values = {}
-    for tracker in c.trackers:
+    for tracker in model.trackers:
         if tracker == "bp_cosine":
-            for l, (block, bp) in enumerate(zip(model.blocks, bp_grads), start=1):
-                values[f"bp_cosine_{l}"] = cosine(grad_of[id(block.dense.kernel)], bp)
-        elif tracker == "local_loss" and model.rule.feedback == "direct":
+            for l, (kernel, bp) in enumerate(zip(model.bp_cosine_kernels, bp_grads), start=1):
+                values[f"bp_cosine_{l}"] = cosine(grad_of[id(kernel)], bp)
+        elif tracker == "local_loss" and getattr(model, "projections", None):
             if model.rule.local_losses_are_projected:
                 losses = list(local_losses.values())
             else:
-                losses = [projected_loss(p, forward.y, c) for p in forward.projections]
+                c = model.network_config
+                kind = model.rule.local_loss_kind(c)
+                losses = [projected_loss(p, forward.y, kind, c.output_activation) for p in forward.projections]
             for l, loss in enumerate(losses, start=1):
                 values[f"local_loss_{l}"] = loss
         elif tracker == "weights":
@@ -93,15 +93,9 @@ def compute(model, grad_of, bp_grads, forward, local_losses):
         elif tracker == "gradients":
             for l, layer in enumerate(layers, start=1):
                 values[f"update_norm_{l}"] = norm(grad_of[id(layer.kernel)])
-        elif tracker == "weight_alignment" and model.rule.feedback is not None:
-            feedback = [keras.ops.convert_to_tensor(b) for b in model.feedback_matrices]
-            if model.rule.feedback == "layerwise":
-                targets = feedback
-            else:
-                targets = [keras.ops.matmul(feedback[l - 1], keras.ops.transpose(feedback[l]))
-                           for l in range(1, len(feedback))] + [feedback[-1]]
-            for l, (layer, target) in enumerate(zip(layers[1:], targets), start=2):
-                values[f"weight_alignment_{l}"] = cosine(layer.kernel, target)
+        elif tracker == "weight_alignment":
+            for l, target in model.rule.alignment_targets(model).items():
+                values[f"weight_alignment_{l}"] = cosine(layers[l - 1].kernel, target)
     return values
 
 

@@ -1,6 +1,13 @@
-"""Custom Keras layers: hidden blocks, fixed feedback projections, feedback-alignment dense layers."""
+"""Keras layers: hidden blocks, fixed feedback (projections, feedback-alignment dense), invertible dense,
+learned inverses, GLE dynamics."""
 
 from bpfree.layers.block import ACTIVATIONS, DenseBlock, activation_function
-from bpfree.layers.feedback import BW_INITS, FeedbackAlignmentDense, FeedbackProjection, feedback_initializer
-from bpfree.layers.gle import GLEDense  # noqa: E402
-from bpfree.layers.learned_inverse import LearnedInverse  # noqa: E402
+from bpfree.layers.feedback import (BW_INITS, FeedbackAlignmentDense, FeedbackProjection, call_dense,
+                                    feedback_initializer, feedback_seed)
+from bpfree.layers.gle import GLEDense
+from bpfree.layers.invertible import InvertibleDense
+from bpfree.layers.learned_inverse import LearnedInverse
+
+__all__ = ["ACTIVATIONS", "BW_INITS", "DenseBlock", "FeedbackAlignmentDense", "FeedbackProjection", "GLEDense",
+           "InvertibleDense", "LearnedInverse", "activation_function", "call_dense", "feedback_initializer",
+           "feedback_seed"]

@@ -2,42 +2,26 @@
 
 import keras
 
-from bpfree.layers.feedback import FeedbackAlignmentDense
+from bpfree import checks
+from bpfree.layers.feedback import call_dense
 
 
 @keras.saving.register_keras_serializable(package="bpfree")
 class DenseBlock(keras.layers.Layer):
-    """h = dropout(f(bn(x W + b))).
+    """h = dropout(f(bn(x W + b))) around a given Dense layer (built by the learning rule: plain, or one
+    whose backward pass uses other weights); ``call(..., feedback=False)`` gives its true gradient."""
 
-    ``bw_init`` set makes the Dense a `FeedbackAlignmentDense` (FA's fixed random backward matrix);
-    ``call(..., feedback=False)`` then gives the true gradient.
-    """
-
-    def __init__(self, units, activation="tanh", batchnorm=False, dropout=0.0, use_bias=True,
-                 weight_decay=0.0, kernel_seed=None, bw_init=None, feedback_seed=None, **kwargs):
+    def __init__(self, dense, activation="tanh", batchnorm=False, dropout=0.0, dropout_seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = int(units)
+        self.dense = keras.saving.deserialize_keras_object(dense) if isinstance(dense, dict) else dense
+        self.units = int(self.dense.units)
         self.activation = activation
         self.batchnorm = bool(batchnorm)
         self.dropout = float(dropout)
-        self.use_bias = bool(use_bias)
-        self.weight_decay = float(weight_decay)
-        self.kernel_seed = kernel_seed
-        self.bw_init = bw_init
-        self.feedback_seed = feedback_seed
-        dense_kwargs = dict(
-            use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.GlorotUniform(seed=kernel_seed),
-            kernel_regularizer=keras.regularizers.L2(self.weight_decay) if self.weight_decay else None,
-            name="dense",
-        )
-        if bw_init is None:
-            self.dense = keras.layers.Dense(self.units, **dense_kwargs)
-        else:
-            self.dense = FeedbackAlignmentDense(self.units, bw_init=bw_init, feedback_seed=feedback_seed, **dense_kwargs)
+        self.dropout_seed = dropout_seed
         self.norm = keras.layers.BatchNormalization(name="batchnorm") if self.batchnorm else None
         self.act = keras.layers.Activation(activation_function(activation), name="activation")
-        self.drop = keras.layers.Dropout(self.dropout, seed=kernel_seed, name="dropout") if self.dropout else None
+        self.drop = keras.layers.Dropout(self.dropout, seed=dropout_seed, name="dropout") if self.dropout else None
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -45,10 +29,7 @@ class DenseBlock(keras.layers.Layer):
             self.norm.build((None, self.units))
 
     def call(self, inputs, training=None, feedback=True):
-        if isinstance(self.dense, FeedbackAlignmentDense):
-            a = self.dense(inputs, feedback=feedback)
-        else:
-            a = self.dense(inputs)
+        a = call_dense(self.dense, inputs, feedback=feedback)
         if self.norm is not None:
             a = self.norm(a, training=training)
         h = self.act(a)
@@ -62,15 +43,11 @@ class DenseBlock(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "units": self.units,
+            "dense": keras.saving.serialize_keras_object(self.dense),
             "activation": self.activation,
             "batchnorm": self.batchnorm,
             "dropout": self.dropout,
-            "use_bias": self.use_bias,
-            "weight_decay": self.weight_decay,
-            "kernel_seed": self.kernel_seed,
-            "bw_init": self.bw_init,
-            "feedback_seed": self.feedback_seed,
+            "dropout_seed": self.dropout_seed,
         }
 
 
@@ -79,6 +56,5 @@ ACTIVATIONS = ("tanh", "relu", "lrelu", "swish", "sigmoid", "linear")
 
 def activation_function(name):
     """The Keras activation for one of `ACTIVATIONS` (``lrelu`` is leaky ReLU with slope 0.2)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"Unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}.")
+    checks.choice("activation", name, ACTIVATIONS)
     return "leaky_relu" if name == "lrelu" else name

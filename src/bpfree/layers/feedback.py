@@ -16,9 +16,17 @@ and saved with the model.
 import keras
 import tensorflow as tf
 
+from bpfree import checks
+
 from bpfree.layers.own_variables import SavesOwnVariables
 
 BW_INITS = ("ortho", "lecun", "uniform", "gaussian")
+_FEEDBACK_SEED_OFFSET = 10_000
+
+
+def feedback_seed(seed, l):
+    """The seed of the fixed feedback matrix of layer `l` (1-based) of a network seeded with `seed`."""
+    return seed + _FEEDBACK_SEED_OFFSET + l - 1
 
 
 def feedback_initializer(name, seed):
@@ -29,17 +37,14 @@ def feedback_initializer(name, seed):
     - ``uniform``: U(±√(6/fan_in)) (`HeUniform`, the Kaiming-uniform init of the DRTP code).
     - ``gaussian``: N(0, 1/fan_in), not truncated.
     """
+    checks.choice("bw_init", name, BW_INITS)
     if name == "ortho":
         return keras.initializers.Orthogonal(seed=seed)
     if name == "lecun":
         return keras.initializers.LecunNormal(seed=seed)
     if name == "uniform":
         return keras.initializers.HeUniform(seed=seed)
-    if name == "gaussian":
-        return keras.initializers.VarianceScaling(
-            scale=1.0, mode="fan_in", distribution="untruncated_normal", seed=seed
-        )
-    raise ValueError(f"Unknown bw_init {name!r}; valid: {', '.join(BW_INITS)}.")
+    return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in", distribution="untruncated_normal", seed=seed)
 
 
 @keras.saving.register_keras_serializable(package="bpfree")
@@ -110,6 +115,13 @@ class FeedbackAlignmentDense(SavesOwnVariables, keras.layers.Dense):
 
     def get_config(self):
         return {**super().get_config(), "bw_init": self.bw_init, "feedback_seed": self.feedback_seed}
+
+
+def call_dense(layer, inputs, feedback=True):
+    """`layer(inputs)`, wired for the rule's backward pass when ``feedback`` (layers with feedback weights)."""
+    if isinstance(layer, FeedbackAlignmentDense):
+        return layer(inputs, feedback=feedback)
+    return layer(inputs)
 
 
 def _feedback_matmul(x, kernel, feedback):

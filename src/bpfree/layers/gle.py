@@ -47,6 +47,8 @@ import numpy as np
 import tensorflow as tf
 
 ACTIVATIONS = ("linear", "identity", "tanh", "sigmoid", "softplus", "relu")
+# How hidden units split into time-constant groups (`bpfree.models.gle.hidden_time_constants`).
+TAU_PROFILES = ("mixed", "lag", "le")
 MODES = ("gle", "le", "bp", "instantaneous")
 
 

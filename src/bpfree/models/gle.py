@@ -36,8 +36,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bpfree import optimizers
-from bpfree.layers.gle import ACTIVATIONS, GLEDense, GLEParams, gle_forward_step, gle_step
+from bpfree import checks, optimizers
+from bpfree.arch import check_problem_type, parse_arch
+from bpfree.models.base import RuleModel, resolve_seed
+from bpfree.layers.gle import ACTIVATIONS, TAU_PROFILES, GLEDense, GLEParams, gle_forward_step, gle_step
 
 LOSSES = ("ce", "mse")
 INPUT_MODES = ("sequence", "static")
@@ -52,7 +54,7 @@ def _fusable(optimizer):
 
 
 @keras.saving.register_keras_serializable(package="bpfree")
-class GLENetwork(keras.Model):
+class GLENetwork(RuleModel):
     """A stack of `GLEDense` layers trained by GLE in continuous time (module docstring).
 
     Args:
@@ -315,21 +317,14 @@ class GLENetwork(keras.Model):
         return self._loop("eval", trace=True)(x, y)[2]
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        """As `keras.Model.compile`; the loss is the network's own (``loss`` must be None), ``"error_rate"``
-        is understood. The optimizer is built at once (the time loop updates it from inside)."""
-        from bpfree import metrics as bpfree_metrics
-
+        """As `RuleModel.compile`; the loss is the network's own (``loss`` must be None). The optimizer is
+        built at once (the time loop updates it from inside)."""
         if loss is not None:
             raise ValueError(f"GLENetwork computes its own loss ({self.loss_name!r}, set at construction); "
                              f"compile got loss={loss!r}.")
-        super().compile(optimizer=optimizer, metrics=bpfree_metrics.resolve(metrics), **kwargs)
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self.optimizer.build(self.trainable_variables)
         self._loops = {}
-
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        config.pop("loss", None)
-        self.compile(**config)
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -365,9 +360,44 @@ class GLENetwork(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    # ----------------------------------------------------------------------------------- from a rule
+    @classmethod
+    def from_rule(cls, rule, arch, input_dim, output_dim, **options):
+        """The network of a continuous-time rule (`bpfree.rules.gle`) from `build_model`'s options: arch,
+        activation, use_bias, weight_decay, problem_type ("classification" → CE on the output rates,
+        "reconstruction" → MSE) and seed; bw_init does not apply (errors go through Wᵀ); batchnorm,
+        dropout and trackers are refused."""
+        network, rest = cls._split_options(rule, options)
+        return build_gle_network(arch, input_dim, output_dim, **network, **rule.network_options(), **rest)
+
+    @classmethod
+    def check_options(cls, rule, arch, input_dim, output_dim, **options):
+        """Raises ValueError if `from_rule` would refuse these options; builds nothing."""
+        parse_arch(arch)
+        cls._split_options(rule, options)
+
+    @staticmethod
+    def _split_options(rule, options):
+        options = dict(options)
+        activation = options.pop("activation", "tanh")
+        checks.choice("activation", activation, ACTIVATIONS, label="Invalid", owner=rule.name)
+        for label, default in (("batchnorm", False), ("dropout", 0.0)):
+            value = options.pop(label, default)
+            if value != default:
+                raise ValueError(f"{rule.name} does not support {label}={value!r} (only {default!r}).")
+        trackers = tuple(options.pop("trackers", ()))
+        if trackers:
+            raise ValueError(f"{rule.name} supports no trackers; got {', '.join(trackers)}.")
+        problem_type = check_problem_type(options.pop("problem_type", "classification"))
+        for unused in ("bw_init", "init_fw_weight_aligned", "output_activation"):
+            options.pop(unused, None)
+        network = dict(activation=activation, use_bias=options.pop("use_bias", True),
+                       weight_decay=options.pop("weight_decay", 0.0), seed=options.pop("seed", None),
+                       loss="ce" if problem_type == "classification" else "mse")
+        return network, options
+
 
 # --------------------------------------------------------------------------------------- builder
-TAU_PROFILES = ("mixed", "lag", "le")
 
 
 def hidden_time_constants(width, tau, dt, profile):
@@ -375,8 +405,7 @@ def hidden_time_constants(width, tau, dt, profile):
     leaky integrators (τ_r = dt), half of them with τ_m = τ/2, the rest τ_m = τ; the remaining ⌊n/3⌋ are
     LE units (τ_m = τ_r = τ). For n = 53: 18 × (τ/2, dt), 18 × (τ, dt), 17 × (τ, τ). "lag": all (τ, dt);
     "le": all (τ, τ)."""
-    if profile not in TAU_PROFILES:
-        raise ValueError(f"Unknown tau_profile {profile!r}; valid: {', '.join(TAU_PROFILES)}.")
+    checks.choice("tau_profile", profile, TAU_PROFILES)
     tau_m = np.full(width, float(tau))
     tau_r = np.full(width, float(tau))
     if profile == "lag":
@@ -395,15 +424,13 @@ def build_gle_network(arch, input_dim, output_dim, *, activation="tanh", input_a
     """A `GLENetwork`: GLEDense(input_dim→w_1) [input_activation], GLEDense(w_i→w_{i+1}) [activation],
     GLEDense(w_L→output_dim) linear with τ_m = τ_r = τ. Hidden time constants from `tau_profile`
     (`hidden_time_constants`); mode "le" forces τ_r = τ_m everywhere."""
-    from bpfree.arch import parse_arch
-
     widths = parse_arch(arch)
     if not tau >= dt:
         raise ValueError(f"tau {tau!r} must be ≥ dt = {dt} (explicit Euler).")
     for label, act in (("activation", activation), ("input_activation", input_activation)):
         if act is not None and act not in ACTIVATIONS:
             raise ValueError(f"Invalid {label} {act!r} for GLE; valid: {', '.join(ACTIVATIONS)}.")
-    seed = 0 if seed is None else int(seed)
+    seed = resolve_seed(seed)
     common = dict(dt=dt, gamma=gamma, mode=mode, use_bias=use_bias, state_batch_size=state_batch_size)
     layers = []
     for i, width in enumerate(widths):

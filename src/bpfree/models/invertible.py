@@ -13,21 +13,26 @@ below, as in the GAIT-prop seed's `inv_net.py`:
 
 The global loss is the seed's ½ · mean_n Σ_units (h_L − t_L)².
 
-The rule turns the forward activities into per-layer errors δ_l (already multiplied by D_l); the train
-step minimises the surrogate Σ_l Σ stop_gradient(δ_l) ⊙ a_l / N over detached inputs (a_l the
+The rule turns the forward activities into per-layer errors δ_l (already multiplied by D_l) and its
+`local_losses` into the surrogate Σ_l Σ stop_gradient(δ_l) ⊙ a_l / N over detached inputs (a_l the
 pre-activation), whose gradient is ∇W_l = h_{l−1}ᵀ δ_l / N, ∇b_l = mean_n δ_l — the seed's update —
-plus the orthogonal regulariser λ Σ_{i≠j} ((W Wᵀ)_ij)². One forward pass, one gradient call.
+plus the orthogonal regulariser (`bpfree.rules.target_prop`). The train step is `RuleModel`'s: one
+forward pass, one gradient call; the reported loss (the compiled one, MSE by default) carries no gradient.
 """
 
 import keras
 import tensorflow as tf
 
-from bpfree import optimizers
+from bpfree import checks
+from bpfree import trackers as trackers_lib
+from bpfree.arch import arch_string, parse_arch
+from bpfree.forward_pass import ForwardPass
 from bpfree.layers.invertible import InvertibleDense
-from bpfree.models.feedforward import parse_arch, replay_compile
-from bpfree.rules import registry
+from bpfree.models.base import RuleModel, resolve_seed
+from bpfree.models.rule_options import configure_rule
 
 ACTIVATIONS = ("lrelu", "linear")
+TRACKERS = ("bp_cosine",)
 
 
 def layer_widths(algorithm, arch, input_dim, output_dim):
@@ -49,48 +54,61 @@ def layer_widths(algorithm, arch, input_dim, output_dim):
 
 
 def validate(algorithm, arch, input_dim, output_dim, *, activation="lrelu", batchnorm=False, dropout=0.0,
-             use_bias=True, weight_decay=0.0, problem_type="classification", trackers=()):
+             use_bias=True, weight_decay=0.0, problem_type="classification", trackers=(), **_ignored):
     """The layer widths (see `layer_widths`), or a ValueError naming what cannot be inverted or is not
-    supported."""
+    supported. (bw_init, init_fw_weight_aligned and output_activation do not apply and are ignored.)"""
     widths = layer_widths(algorithm, arch, input_dim, output_dim)
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"Invalid activation {activation!r} for {algorithm}; valid: {', '.join(ACTIVATIONS)} "
-                         "(exactly invertible).")
+    checks.choice("activation", activation, ACTIVATIONS, label="Invalid", owner=f"{algorithm} (exactly invertible)")
     for name, value, default in (("batchnorm", batchnorm, False), ("dropout", dropout, 0.0),
                                  ("use_bias", use_bias, True), ("weight_decay", weight_decay, 0.0),
                                  ("problem_type", problem_type, "classification")):
         if value != default:
             raise ValueError(f"{algorithm} does not support {name}={value!r} (only {default!r}).")
     for tracker in trackers:
-        if tracker != "bp_cosine":
-            raise ValueError(f"Unknown tracker {tracker!r} for {algorithm}; valid: bp_cosine.")
+        checks.choice("tracker", tracker, TRACKERS, owner=algorithm)
     return widths
 
 
 @keras.saving.register_keras_serializable(package="bpfree")
-class InvertibleNetwork(keras.Model):
-    def __init__(self, algorithm, arch, input_dim, output_dim, *, activation="lrelu", orthogonal_init=True,
-                 orthogonal_reg=0.0, gamma=1e-3, trackers=(), seed=None, batchnorm=False, dropout=0.0,
-                 use_bias=True, weight_decay=0.0, bw_init="ortho", problem_type="classification", **kwargs):
+class InvertibleNetwork(RuleModel):
+    """A stack of square `InvertibleDense` layers (module docstring) trained by an invertible rule
+    (gait, tp, bp_inv), whose hparams are keywords here or `rule`."""
+
+    def __init__(self, algorithm, arch, input_dim, output_dim, *, activation="lrelu", trackers=(), seed=None,
+                 rule=None, **kwargs):
+        self.rule = configure_rule(algorithm, rule, kwargs)
+        options = {k: kwargs.pop(k) for k in ("batchnorm", "dropout", "use_bias", "weight_decay", "problem_type",
+                                              "bw_init", "init_fw_weight_aligned", "output_activation")
+                   if k in kwargs}
         super().__init__(**kwargs)
-        self.rule = registry.get(algorithm)
-        widths = validate(algorithm, arch, input_dim, output_dim, activation=activation, batchnorm=batchnorm,
-                          dropout=dropout, use_bias=use_bias, weight_decay=weight_decay, problem_type=problem_type,
-                          trackers=trackers)
-        self.algorithm, self.arch = algorithm, "-".join(map(str, parse_arch(arch)))
+        widths = validate(self.rule.name, arch, input_dim, output_dim, activation=activation, trackers=trackers,
+                          **options)
+        self.algorithm, self.arch = self.rule.name, arch_string(arch)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
-        self.activation_name, self.orthogonal_init = activation, bool(orthogonal_init)
-        self.orthogonal_reg, self.gamma = float(orthogonal_reg), float(gamma)
-        self.trackers = tuple(trackers)
-        self.seed = 0 if seed is None else int(seed)
-        self.inv_layers = [InvertibleDense(linear=activation == "linear", orthogonal_init=orthogonal_init,
+        self.activation_name = activation
+        self._trackers = tuple(trackers)
+        self.seed = resolve_seed(seed)
+        self.inv_layers = [InvertibleDense(linear=activation == "linear", orthogonal_init=self.rule.orthogonal_init,
                                            seed=self.seed + i, name=f"invertible_{i + 1}")
                            for i in range(len(widths))]
-        self.tracker_metrics = [keras.metrics.Mean(name=f"bp_cosine_{l}") for l in range(1, len(self.inv_layers) + 1)
-                                ] if "bp_cosine" in self.trackers else []
         for layer, width in zip(self.inv_layers, widths):
             layer.build((None, width))
+        self.tracker_metrics = [keras.metrics.Mean(name=n) for n in trackers_lib.metric_names(self)]
         self.built = True
+
+    @classmethod
+    def from_rule(cls, rule, arch, input_dim, output_dim, **options):
+        return cls(rule, arch, input_dim, output_dim, **options)
+
+    @classmethod
+    def check_options(cls, rule, arch, input_dim, output_dim, **options):
+        """Raises ValueError if `from_rule` would refuse these options; builds nothing."""
+        options.pop("seed", None)
+        validate(rule.name, arch, input_dim, output_dim, **options)
+
+    @property
+    def trackers(self):
+        return self._trackers
 
     @property
     def weighted_layers(self):
@@ -118,65 +136,32 @@ class InvertibleNetwork(keras.Model):
         t = self.output_target(h_out, y)
         return 0.5 * tf.reduce_mean(tf.reduce_sum(tf.square(h_out - t), axis=1))
 
-    def orthogonal_penalty(self):
-        if not self.orthogonal_reg:
-            return 0.0
-        total = 0.0
+    # ----------------------------------------------------------------------------------- training
+    def default_loss(self):
+        return "mse"
+
+    def forward_pass(self, x, y, sample_weight=None, training=True):
+        """Every layer on its detached input: the activities [h_1..h_L] and pre-activations [a_1..a_L]
+        (with gradients to W_l, b_l only); the loss is the compiled one on the detached prediction (it
+        carries no gradient: the rule's errors are the whole update; 0 before `compile`)."""
+        hs, pre = [x], []
         for layer in self.inv_layers:
-            gram = tf.matmul(layer.kernel, layer.kernel, transpose_b=True)
-            total += tf.reduce_sum(tf.square(gram - tf.linalg.diag(tf.linalg.diag_part(gram))))
-        return self.orthogonal_reg * total
+            a = tf.matmul(tf.stop_gradient(hs[-1][:, : layer.units]), layer.kernel) + layer.bias
+            pre.append(a)
+            hs.append(layer.activation(a))
+        y_pred = tf.stop_gradient(hs[-1][:, : self.output_dim])
+        loss = (self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+                if self.compiled else tf.constant(0.0, x.dtype))
+        return ForwardPass(self, x, y, sample_weight, hs[1:], pre[-1], y_pred, loss, preactivations=pre)
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        from bpfree import metrics as bpfree_metrics
+    def bp_objective(self, x, y, sample_weight=None):
+        return self.global_loss(self.activities(x)[-1], y) + self.rule.orthogonal_penalty(self)
 
-        super().compile(optimizer=optimizer, loss=loss or "mse", metrics=bpfree_metrics.resolve(metrics), **kwargs)
-
-    def rule_gradients(self, x, y):
-        """(gradients of the rule for every trainable variable, the forward activities)."""
-        with tf.GradientTape() as tape:
-            hs, pre = [x], []
-            for layer in self.inv_layers:
-                a = tf.matmul(tf.stop_gradient(hs[-1][:, : layer.units]), layer.kernel) + layer.bias
-                pre.append(a)
-                hs.append(layer.activation(a))
-            deltas = self.rule.layer_errors(self, [tf.stop_gradient(h) for h in hs], y)
-            n = tf.cast(tf.shape(x)[0], x.dtype)
-            objective = sum(tf.reduce_sum(tf.stop_gradient(tf.cast(d, a.dtype)) * a) for d, a in zip(deltas, pre)) / n
-            objective += self.orthogonal_penalty()
-        return tape.gradient(objective, self.trainable_variables), hs
-
-    def bp_gradients(self, x, y):
-        with tf.GradientTape() as tape:
-            loss = self.global_loss(self.activities(x)[-1], y) + self.orthogonal_penalty()
-        return tape.gradient(loss, self.trainable_variables)
-
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        grads, hs = self.rule_gradients(x, y)
-        bp = self.bp_gradients(x, y) if self.tracker_metrics else None
-        optimizers.apply_after(self.optimizer, grads, self.trainable_variables, after=(hs, bp))
-        if self.tracker_metrics:
-            from bpfree.trackers import cosine
-
-            for l, layer in enumerate(self.inv_layers):
-                i = next(k for k, v in enumerate(self.trainable_variables) if v is layer.kernel)
-                self.tracker_metrics[l].update_state(cosine(grads[i], bp[i]))
-        y_pred = hs[-1][:, : self.output_dim]
-        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-        self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def test_step(self, data):
-        logs = super().test_step(data)
-        names = {m.name for m in self.tracker_metrics}
-        return {k: v for k, v in logs.items() if k not in names}
+    @property
+    def bp_cosine_kernels(self):
+        return [layer.kernel for layer in self.inv_layers]
 
     def get_config(self):
         return {"name": self.name, "algorithm": self.algorithm, "arch": self.arch, "input_dim": self.input_dim,
-                "output_dim": self.output_dim, "activation": self.activation_name,
-                "orthogonal_init": self.orthogonal_init, "orthogonal_reg": self.orthogonal_reg,
-                "gamma": self.gamma, "trackers": list(self.trackers), "seed": self.seed}
-
-    def compile_from_config(self, config):
-        replay_compile(self, config)
+                "output_dim": self.output_dim, "activation": self.activation_name, "trackers": list(self.trackers),
+                "seed": self.seed, "rule": self.rule.get_config()}

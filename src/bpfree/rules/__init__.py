@@ -1,13 +1,14 @@
-"""Learning rules, one module each, registered by name (see `bpfree.rules.registry`)."""
+"""Learning rules, one module each, registered by name (`bpfree.rules.registry`).
+
+    rule = bpfree.rules.get("dtp", alpha_t=0.05)   # a configured rule
+    bpfree.rules.rule_class("dtp").hparams()        # {"alpha_t": 0.1, "inverse_noise": 0.1}
+"""
+
+from bpfree.rules.base import Rule
+from bpfree.rules.registry import get, names, owners, register, rule_class, serialize
 
 # Registration order is the order users see (help texts, the hypermodel's choices).
-from bpfree.rules import bp  # noqa: F401,I001
-from bpfree.rules import fa  # noqa: F401
-from bpfree.rules import dfa  # noqa: F401
-from bpfree.rules import drtp  # noqa: F401
-from bpfree.rules import local_loss  # noqa: F401
-from bpfree.rules.base import LearningRule
-from bpfree.rules.registry import get, names, register
-from bpfree.rules import target_prop  # noqa: F401,E402
-from bpfree.rules import dtp, tp_inverse  # noqa: F401,E402
-from bpfree.rules import gle  # noqa: F401,E402
+from bpfree.rules import bp, fa, dfa, drtp, local_loss  # noqa: E402,F401,I001
+from bpfree.rules import target_prop, dtp, tp_inverse, gle  # noqa: E402,F401
+
+__all__ = ["Rule", "get", "names", "owners", "register", "rule_class", "serialize"]

@@ -1,99 +1,79 @@
-"""The base class of the learning rules that train a `bpfree.models.feedforward.Network`.
+"""`Rule`: a learning rule as a configured object, and the hooks a model calls.
 
-A rule is a *surrogate objective over detached blocks* (see DESIGN.md): the network runs one forward
-pass, the rule turns it into a scalar whose ordinary gradient is the rule's update, and the network
-takes one gradient and applies it with the optimizer. A rule says
+A rule is a *surrogate objective over detached blocks* (DESIGN.md): the model runs one forward pass
+(a `bpfree.forward_pass.ForwardPass`), the rule turns it into a scalar whose ordinary gradient is the
+rule's update, and the model takes one gradient and applies it with the optimizer.
 
-- ``feedback``: which fixed random matrices the network must hold: ``None``; ``"layerwise"`` (one B
-  with the shape of each kernel above the first, used in the backward pass: FA); or ``"direct"`` (one
-  B_l of shape (units_l, output_dim) per hidden layer, projecting h_l onto the output space).
-- ``detach_blocks``: whether each block's input is passed through `stop_gradient`, so that no error
-  flows between layers and every hidden layer learns from its own term only.
-- ``build_layers(config)``: extra layers of the rule the network owns, trains and saves (DTP's learned
-  inverses); none by default.
-- ``output_preactivation(z, projections)``: a hook on the output pre-activation z (DFA routes the
-  output error to the projections here).
-- ``local_losses(forward)``: the terms added to the global loss, by name, from the `ForwardPass`
-  (activities, pre-activations, output pre-activation and its error ∂L/∂z, targets, the model).
-- ``reported_losses(config)``: the names among those terms that the network reports as metrics on
-  every step (DTP's ``inverse_loss_l``); none by default.
+Like a Keras optimizer, a rule's hparams are its constructor's keyword arguments, with defaults;
+`get_config()` returns them and a model saves them with itself. `hparams()` lists them,
+`search_values` the values a grid tries by default. Hooks (all optional):
+
+- ``model``: the kind of model that trains the rule ("feedforward", "invertible", "gle"; `bpfree.models`).
+- ``detach_blocks``: whether each block's input passes through `stop_gradient` (no error flows
+  between layers; every hidden layer learns from its own term).
+- ``dense(l, units, config, **kwargs)``: the Dense layer of weighted layer l (1..L+1, the output
+  layer last): plain, or one whose backward pass uses other weights than its kernel (FA).
+- ``projections(config)``: fixed projections of each hidden layer onto the output space (DFA, DRTP,
+  local losses); ``build_layers(config)``: other layers of the rule the model owns, trains and saves
+  (DTP's learned inverses).
+- ``output_preactivation(z, projections)``: a hook on the output pre-activation z.
+- ``local_losses(forward)``: the terms added to the global loss, by name.
+- ``reported_losses(config)``: the names among those the model reports as metrics on every step.
+- ``alignment_targets(model)``: {l: T_l}, what W_l aligns with for this rule (the ``weight_alignment``
+  tracker and ``init_fw_weight_aligned``); none by default.
+- ``validate(config)``: refuses a model configuration the rule cannot train (a ValueError).
 """
+
+import inspect
 
 import keras
 
-from bpfree.rules import registry
+from bpfree import checks
 
 
-class ForwardPass:
-    """One forward pass of a `Network` wired for its rule, with the global loss: what a rule sees.
-
-    - ``inputs``: the inputs of the weighted layers [x, h_1, ..., h_L] (h_L feeds the output layer);
-    - ``hidden``: [h_1, ..., h_L]; ``z``: the output pre-activation (after the rule's
-      `output_preactivation`); ``projections``: [h_l B_l] (direct rules); ``y_pred``, ``loss``;
-    - ``preactivations``: [a_1, ..., a_L], a_l = h_{l−1} W_l + b_l (the Dense's output, before any
-      batch norm), computed on first use;
-    - ``output_error()``: e = ∂L/∂z, taken from a tape on the loss head alone (z → ŷ → L, a few ops;
-      no backward pass through the network), computed on first use.
-    """
-
-    def __init__(self, model, x, y, sample_weight, hidden, z, projections, y_pred, loss, head_tape):
-        self.model = model
-        self.x = x
-        self.y = y
-        self.sample_weight = sample_weight
-        self.hidden = list(hidden)
-        self.z = z
-        self.projections = list(projections)
-        self.y_pred = y_pred
-        self.loss = loss
-        self._head_tape = head_tape
-        self._output_error = None
-        self._preactivations = None
-
-    @property
-    def inputs(self):
-        return [self.x] + self.hidden
-
-    @property
-    def batch_size(self):
-        return keras.ops.shape(self.z)[0]
-
-    @property
-    def preactivations(self):
-        if self._preactivations is None:
-            self._preactivations = [dense_preactivation(block.dense, keras.ops.stop_gradient(h))
-                                    for block, h in zip(self.model.blocks, self.inputs)]
-        return self._preactivations
-
-    def output_error(self):
-        if self._output_error is None:
-            self._output_error = keras.ops.stop_gradient(self._head_tape.gradient(self.loss, self.z))
-        return self._output_error
-
-
-def dense_preactivation(layer, h):
-    """h W + b for a Dense layer (its kernel and bias, no activation, no custom backward)."""
-    a = keras.ops.matmul(h, layer.kernel)
-    return a + layer.bias if layer.bias is not None else a
-
-
-class LearningRule:
-    """A learning rule for the feedforward `Network`; subclasses set the class attributes below."""
+class Rule:
+    """The base of every learning rule; subclasses set the class attributes and take their hparams as
+    constructor keyword arguments (stored as attributes of the same names)."""
 
     name = None
     summary = ""
-    feedback = None
+    model = "feedforward"
+    search_values = {}  # {hparam: the values a grid tries when the search space names none}
     detach_blocks = False
-    # True when `local_losses` returns the projected losses themselves (so the local_loss tracker
-    # reuses them instead of computing them again).
+    # True when `local_losses` returns the projected losses themselves (the local_loss tracker reuses them).
     local_losses_are_projected = False
-    extra_hparams = {}
 
+    @classmethod
+    def hparams(cls):
+        """{hparam: default}: the rule's own hyperparameters, its constructor's keyword arguments."""
+        return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
+                if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self")}
+
+    def get_config(self):
+        return {name: getattr(self, name) for name in self.hparams()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"<rule {self.name}({args})>"
+
+    # ----------------------------------------------------------------------------- model hooks
     def validate(self, config):
-        """Raises ValueError if `config` (a `NetworkConfig`) is not a valid use of the rule."""
+        """Raises ValueError if `config` (the model's frozen configuration) is not a valid use of the rule."""
+
+    def dense(self, l, units, config, **kwargs):
+        """The Dense layer of weighted layer `l` (1..L+1); a plain `keras.layers.Dense` by default."""
+        return keras.layers.Dense(units, **kwargs)
+
+    def projections(self, config):
+        """Fixed projections of the hidden layers onto the output space; none by default."""
+        return []
 
     def build_layers(self, config):
-        """Layers the rule adds to the network (trained, saved with it); none by default."""
+        """Layers the rule adds to the model (trained, saved with it); none by default."""
         return []
 
     def output_preactivation(self, z, projections):
@@ -107,25 +87,41 @@ class LearningRule:
         """The names among `local_losses` reported as metrics on every training step."""
         return ()
 
-    def build_model(self, arch, input_dim, output_dim, **options):
-        from bpfree.models.feedforward import Network
+    def alignment_targets(self, model):
+        """{l: T_l}: the matrix W_l aligns with under this rule; empty when the rule has none."""
+        return {}
 
-        return Network(self.name, arch, input_dim, output_dim, **options)
+    def local_loss_kind(self, config):
+        """"cce" or "mse": the loss in the output space of local losses and the local_loss tracker."""
+        return "mse" if config.problem_type == "reconstruction" else "cce"
 
-    def __repr__(self):
-        return f"<learning rule {self.name!r}>"
 
-
-def projected_loss(projection, y, config):
+def projected_loss(projection, y, kind, output_activation):
     """The loss of a projection p_l = h_l B_l against the target, in the output space.
 
-    Classification: mean CE(softmax(p_l), y). Reconstruction: mean MSE(σ(p_l), y), σ the output
-    activation. This is the local loss of `cce`/`mse` and the `local_loss` tracker of DFA/DRTP.
+    kind "cce": mean CE(softmax(p_l), y). "mse": mean MSE(σ(p_l), y), σ the output activation. This is
+    the local loss of `cce`/`mse` and the `local_loss` tracker of DFA/DRTP.
     """
-    if config.local_loss_kind == "cce":
+    if kind == "cce":
         return keras.ops.mean(keras.losses.categorical_crossentropy(y, projection, from_logits=True))
-    sigma = keras.activations.get(config.output_activation)
+    sigma = keras.activations.get(output_activation)
     return keras.ops.mean(keras.ops.square(sigma(projection) - y))
 
 
-register = registry.register
+def number(rule, name, value, ok, valid):
+    """A rule hparam checked in the rule's constructor: a finite number with ok(value), as a float."""
+    return float(checks.number(name, value, ok, valid, owner=rule))
+
+
+def whole(rule, name, value, ok, valid):
+    """A rule hparam that must be a whole number (an int, or a float like 2.0) with ok(value), as an int."""
+    if checks.is_number(value) and float(value).is_integer():
+        value = int(value)
+    return checks.whole(name, value, ok, valid, owner=rule)
+
+
+def flag(rule, name, value):
+    """A boolean rule hparam."""
+    if not isinstance(value, bool):
+        raise checks.invalid(name, value, "true or false", owner=rule)
+    return value

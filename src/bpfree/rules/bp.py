@@ -5,10 +5,11 @@ Every layer gets the true gradient of the global loss L: for a = h_{l−1} W_l +
 The surrogate objective is L itself, with nothing detached.
 """
 
-from bpfree.rules.base import LearningRule, register
+from bpfree.rules.base import Rule
+from bpfree.rules.registry import register
 
 
 @register
-class Backpropagation(LearningRule):
+class Backpropagation(Rule):
     name = "bp"
     summary = "backpropagation (the true gradient)"

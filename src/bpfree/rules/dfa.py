@@ -15,15 +15,14 @@ under XLA: it blocks fusion.)
 
 import keras
 
-from bpfree.rules.base import LearningRule, register
+from bpfree.rules.direct import DirectFeedbackRule
+from bpfree.rules.registry import register
 
 
 @register
-class DirectFeedbackAlignment(LearningRule):
+class DirectFeedbackAlignment(DirectFeedbackRule):
     name = "dfa"
     summary = "direct feedback alignment: the output error projected to every hidden layer"
-    feedback = "direct"
-    detach_blocks = True
 
     def output_preactivation(self, z, projections):
         return broadcast_output_error(z, projections) if projections else z

@@ -14,17 +14,16 @@ import logging
 
 import keras
 
-from bpfree.rules.base import LearningRule, register
+from bpfree.rules.direct import DirectFeedbackRule
+from bpfree.rules.registry import register
 
 UNBOUNDED_ACTIVATIONS = ("relu", "lrelu", "swish", "linear")
 
 
 @register
-class DirectRandomTargetProjection(LearningRule):
+class DirectRandomTargetProjection(DirectFeedbackRule):
     name = "drtp"
     summary = "direct random target projection: the one-hot target projected to every hidden layer"
-    feedback = "direct"
-    detach_blocks = True
 
     def validate(self, config):
         if config.problem_type != "classification":

@@ -25,8 +25,9 @@ Metrics: ``target_loss_l`` (l = 1..L) and ``inverse_loss_l`` (l = 2..L+1), every
 import keras
 
 from bpfree.layers import LearnedInverse, activation_function
-from bpfree.rules.base import register
-from bpfree.rules.layer_targets import LayerTargetRule, check_hparam
+from bpfree.rules.base import number
+from bpfree.rules.layer_targets import LayerTargetRule
+from bpfree.rules.registry import register
 
 _INVERSE_SEED_OFFSET = 20_000
 
@@ -35,11 +36,12 @@ _INVERSE_SEED_OFFSET = 20_000
 class DifferenceTargetPropagation(LayerTargetRule):
     name = "dtp"
     summary = "difference target propagation: targets through learned inverses with the difference correction"
-    extra_hparams = {**LayerTargetRule.extra_hparams, "inverse_noise": (0.1, (0.0, 0.01, 0.1, 1.0))}
+    search_values = {**LayerTargetRule.search_values, "inverse_noise": (0.0, 0.01, 0.1, 1.0)}
 
-    def validate(self, config):
-        super().validate(config)
-        check_hparam(config, "inverse_noise", lambda v: v >= 0, "a standard deviation ≥ 0")
+    def __init__(self, alpha_t=0.1, inverse_noise=0.1):
+        super().__init__(alpha_t=alpha_t)
+        self.inverse_noise = number(self.name, "inverse_noise", inverse_noise, lambda v: v >= 0,
+                                    "a standard deviation ≥ 0")
 
     def build_layers(self, config):
         """[g_2, ..., g_{L+1}]: g_l maps n_l units back to n_{l−1}."""
@@ -69,7 +71,7 @@ class DifferenceTargetPropagation(LayerTargetRule):
         config = model.network_config
         sigma = keras.activations.get(activation_function(config.activation))
         step = keras.ops.cast(model.optimizer.iterations, "float32") if model.optimizer is not None else 0.0
-        stddev = config.hparam("inverse_noise") / (1.0 + step / 100.0)
+        stddev = self.inverse_noise / (1.0 + step / 100.0)
         n_hidden = len(model.blocks)
         for l, (g, layer) in enumerate(zip(model.rule_layers, model.weighted_layers[1:]), start=2):
             h = keras.ops.stop_gradient(forward.inputs[l - 1])

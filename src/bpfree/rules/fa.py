@@ -4,14 +4,24 @@ The error travels down through fixed random matrices B_l with the shapes of the 
 the transposed forward weights:
     δ_L = ∂L/∂a_L,   δ_l = (δ_{l+1} B_{l+1}ᵀ) ⊙ f'(a_l),   ΔW_l = −η h_{l−1}ᵀ δ_l.
 The surrogate objective is the global loss with nothing detached; every Dense above the first is a
-`FeedbackAlignmentDense`, whose custom gradient sends δ Bᵀ to its input.
+`FeedbackAlignmentDense`, whose custom gradient sends δ Bᵀ to its input. W_l aligns with B_l.
 """
 
-from bpfree.rules.base import LearningRule, register
+from bpfree.layers.feedback import FeedbackAlignmentDense, feedback_seed
+from bpfree.rules.base import Rule
+from bpfree.rules.registry import register
 
 
 @register
-class FeedbackAlignment(LearningRule):
+class FeedbackAlignment(Rule):
     name = "fa"
     summary = "feedback alignment: errors sent down through fixed random matrices"
-    feedback = "layerwise"
+
+    def dense(self, l, units, config, **kwargs):
+        if l == 1:  # nothing below the first layer needs its error
+            return super().dense(l, units, config, **kwargs)
+        return FeedbackAlignmentDense(units, bw_init=config.bw_init, feedback_seed=feedback_seed(config.seed, l),
+                                      **kwargs)
+
+    def alignment_targets(self, model):
+        return {l: layer.feedback for l, layer in enumerate(model.weighted_layers, start=1) if l > 1}

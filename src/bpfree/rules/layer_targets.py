@@ -25,20 +25,23 @@ batch-norm or dropout layer in between has no inverse that holds from one batch 
 Reconstruction (tanh/sigmoid output, MSE) works unchanged: only ∂L/∂z enters the top target.
 """
 
-import math
-
 import keras
 
+from bpfree import checks
 from bpfree.layers import ACTIVATIONS
-from bpfree.rules.base import LearningRule
+from bpfree.rules.base import Rule, number
 
 
-class LayerTargetRule(LearningRule):
-    """Hidden layers regress onto targets propagated down from the output target."""
+class LayerTargetRule(Rule):
+    """Hidden layers regress onto targets propagated down from the output target; ``alpha_t`` is the
+    step of the top target."""
 
     detach_blocks = True
-    extra_hparams = {"alpha_t": (0.1, (0.01, 0.1, 0.5, 1.0))}
+    search_values = {"alpha_t": (0.01, 0.1, 0.5, 1.0)}
     activations = ACTIVATIONS  # the hidden activations the rule's inverses handle
+
+    def __init__(self, alpha_t=0.1):
+        self.alpha_t = number(self.name, "alpha_t", alpha_t, lambda v: v >= 0, "a number ≥ 0")
 
     # ------------------------------------------------------------------------------- validation
     def validate(self, config):
@@ -48,27 +51,13 @@ class LayerTargetRule(LearningRule):
         if config.dropout:
             raise ValueError(f"{self.name} does not support dropout={config.dropout!r} (valid: 0.0): its targets "
                              "invert each block's Dense + activation.")
-        if config.activation not in self.activations:
-            raise ValueError(f"{self.name} cannot invert the activation {config.activation!r}; valid: "
-                             f"{', '.join(self.activations)}.")
-        check_hparam(config, "alpha_t", lambda v: v >= 0, "a number ≥ 0")
-
-    def validate_point(self, point, config, input_dim, output_dim):
-        """Refuses a grid point this rule cannot train, before the search starts."""
-        from bpfree.models.feedforward import OUTPUT_ACTIVATIONS, NetworkConfig, parse_arch
-
-        NetworkConfig(algorithm=self.name, arch=parse_arch(point["arch"]), input_dim=input_dim,
-                      output_dim=output_dim, activation=point["activation"], batchnorm=point["batchnorm"],
-                      dropout=point["dropout"], use_bias=config.use_bias, weight_decay=config.weight_decay,
-                      bw_init=point["bw_init"], problem_type=config.problem_type, trackers=config.trackers,
-                      output_activation=OUTPUT_ACTIVATIONS[config.problem_type][0],
-                      rule_hparams=tuple((k, point[k]) for k in self.extra_hparams if k in point))
+        checks.choice("activation", config.activation, self.activations, label=f"{self.name} cannot invert the")
 
     # ------------------------------------------------------------------------------- targets
     def top_target(self, forward):
         """t_{L+1} = z − α_t N ∂L/∂z, detached."""
         z = forward.z
-        alpha = keras.ops.cast(forward.model.network_config.hparam("alpha_t"), z.dtype)
+        alpha = keras.ops.cast(self.alpha_t, z.dtype)
         n = keras.ops.cast(forward.batch_size, z.dtype)
         return keras.ops.stop_gradient(z - alpha * n * forward.output_error())
 
@@ -91,10 +80,3 @@ def target_loss(h, t):
     t = keras.ops.stop_gradient(keras.ops.cast(t, h.dtype))
     return 0.5 * keras.ops.mean(keras.ops.square(h - t))
 
-
-def check_hparam(config, name, ok, valid):
-    """Raises ValueError unless the rule hparam `name` of `config` is a finite number with ok(value)."""
-    value = config.hparam(name)
-    good = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and ok(value)
-    if not good:
-        raise ValueError(f"Invalid {name} {value!r} for {config.algorithm}: {valid}.")

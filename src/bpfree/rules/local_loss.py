@@ -11,17 +11,18 @@ The output layer gets the global loss. Surrogate: J = L + Σ_l ℓ_l.
 As in the ancestor, `cce` on a reconstruction problem uses the MSE local loss (cce→mse).
 """
 
-from bpfree.rules.base import LearningRule, projected_loss, register
+from bpfree.rules.base import projected_loss
+from bpfree.rules.direct import DirectFeedbackRule
+from bpfree.rules.registry import register
 
 
-class LocalLoss(LearningRule):
-    feedback = "direct"
-    detach_blocks = True
+class LocalLoss(DirectFeedbackRule):
     local_losses_are_projected = True
 
     def local_losses(self, forward):
         config = forward.model.network_config
-        return {f"local_loss_{l}": projected_loss(p, forward.y, config)
+        kind = self.local_loss_kind(config)
+        return {f"local_loss_{l}": projected_loss(p, forward.y, kind, config.output_activation)
                 for l, p in enumerate(forward.projections, start=1)}
 
 
@@ -35,3 +36,6 @@ class LocalCrossEntropy(LocalLoss):
 class LocalMeanSquaredError(LocalLoss):
     name = "mse"
     summary = "local MSE losses through fixed random readouts"
+
+    def local_loss_kind(self, config):
+        return "mse"

@@ -1,50 +1,53 @@
-"""The learning-rule registry: one name per rule, looked up by `build_model`, the hypermodel and the CLI.
+"""The learning-rule registry: {name: rule class}, looked up by `build_model`, the hypermodel and the CLI.
 
-A registered rule is any object with
-
-- ``name``: the string users type (``"dfa"``);
-- ``summary``: one line for help texts;
-- ``build_model(arch, input_dim, output_dim, **options) -> keras.Model``;
-- ``extra_hparams``: a mapping ``{hparam name: (default, choices)}`` of the rule's own tunable
-  hyperparameters (empty for the feedforward rules), which the hypermodel exposes only when the rule
-  is chosen.
-
-Rules that train a `bpfree.models.feedforward.Network` subclass `bpfree.rules.base.LearningRule`; rules with
-their own dynamics (GLE) register an object with their own ``build_model``. Either way the hypermodel
-and the CLI never special-case a rule.
+`get(name, **hparams)` is a configured rule (`bpfree.rules.base.Rule`), like `keras.optimizers.get`;
+`rule_class(name)` the class, whose `hparams()` are its own tunable hyperparameters with their
+defaults. The registry imports no model: a rule names the kind of model that trains it (`Rule.model`)
+and `bpfree.models` maps kinds to classes, so the hypermodel and the CLI never special-case a rule.
 """
+
+from bpfree import checks
 
 _RULES = {}
 
 
-def register(rule):
-    """Adds `rule` to the registry under `rule.name` and returns it (usable as a decorator on classes)."""
-    instance = rule() if isinstance(rule, type) else rule
-    name = instance.name
-    if name in _RULES and type(_RULES[name]) is not type(instance):
+def register(cls):
+    """Adds the rule class `cls` under `cls.name` (a class decorator); a second class with a taken name is refused."""
+    name = cls.name
+    if name in _RULES and _RULES[name] is not cls:
         raise ValueError(f"A learning rule named {name!r} is already registered.")
-    _RULES[name] = instance
-    return rule
+    _RULES[name] = cls
+    return cls
 
 
 def names():
     """Every registered rule name, in registration order."""
-    _load_builtin_rules()
     return tuple(_RULES)
 
 
-def get(name):
-    """The registered rule called `name`; a ValueError naming the valid ones otherwise."""
-    _load_builtin_rules()
-    try:
-        return _RULES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown algorithm {name!r}; valid algorithms: {', '.join(_RULES)}."
-        ) from None
+def rule_class(name):
+    """The rule class registered as `name`; a ValueError naming the valid ones otherwise."""
+    return _RULES[checks.choice("algorithm", name, _RULES, label="Unknown")]
 
 
-def _load_builtin_rules():
-    # Importing the package registers the built-in rules; done lazily to avoid an import cycle
-    # (rule modules import this one).
-    import bpfree.rules  # noqa: F401
+def get(identifier, **hparams):
+    """A configured rule: `identifier` a registered name (with the rule's hparams as keywords), a rule
+    instance (returned as is), or a config dict {"name": ..., hparam: value, ...} (`serialize`)."""
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        return get(config.pop("name", None), **config, **hparams)
+    if hasattr(identifier, "local_losses") and not isinstance(identifier, type):
+        if hparams:
+            raise ValueError(f"get({identifier!r}, ...) takes no hparams for a rule that is already configured.")
+        return identifier
+    return rule_class(identifier)(**hparams)
+
+
+def serialize(rule):
+    """{"name": rule.name, **rule.get_config()}: what a model saves of its rule."""
+    return {"name": rule.name, **rule.get_config()}
+
+
+def owners(hparam):
+    """The names of the rules that have an hparam called `hparam`, in registration order."""
+    return tuple(name for name, cls in _RULES.items() if hparam in cls.hparams())

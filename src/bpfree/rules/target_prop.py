@@ -25,39 +25,64 @@ difference and BP's error are zero-padded.
 
 import tensorflow as tf
 
-from bpfree.rules.base import LearningRule, register
+from bpfree.rules.base import Rule, flag, number
+from bpfree.rules.registry import register
 
 
-class InverseTargetRule(LearningRule):
-    extra_hparams = {"orthogonal_reg": (0.0, (0.0, 0.1, 1.0)), "orthogonal_init": (True, (True, False))}
-    hparam_checks = {"orthogonal_reg": (lambda v: v >= 0, "a penalty weight ≥ 0")}  # bpfree.tuning.validation
+class InverseTargetRule(Rule):
+    """A rule on an invertible network (`bpfree.models.invertible`): `layer_errors` gives every layer's
+    δ_l, and the surrogate Σ_l Σ sg(δ_l) ⊙ a_l / N over detached inputs (a_l the pre-activation) has
+    the gradient ∇W_l = h_{l−1}ᵀ δ_l / N, ∇b_l = mean_n δ_l, plus the orthogonal regulariser
+    λ Σ_{i≠j} ((W Wᵀ)_ij)² (``orthogonal_reg``); ``orthogonal_init`` starts every W orthogonal."""
 
-    def validate_point(self, point, config, input_dim, output_dim):
-        """Refuses a grid point this rule cannot train, before the search starts."""
-        from bpfree.models.invertible import validate
+    model = "invertible"
+    search_values = {"orthogonal_reg": (0.0, 0.1, 1.0), "orthogonal_init": (True, False)}
 
-        validate(self.name, point["arch"], input_dim, output_dim, activation=point["activation"],
-                 batchnorm=point["batchnorm"], dropout=point["dropout"], use_bias=config.use_bias,
-                 weight_decay=config.weight_decay, problem_type=config.problem_type, trackers=config.trackers)
+    def __init__(self, orthogonal_reg=0.0, orthogonal_init=True):
+        self.orthogonal_reg = number(self.name, "orthogonal_reg", orthogonal_reg, lambda v: v >= 0,
+                                     "a penalty weight ≥ 0")
+        self.orthogonal_init = flag(self.name, "orthogonal_init", orthogonal_init)
 
-    def build_model(self, arch, input_dim, output_dim, **options):
-        from bpfree.models.invertible import InvertibleNetwork
+    def layer_errors(self, model, hs, y):
+        """[δ_1, ..., δ_L] (each already multiplied by D_l) from the activities [x, h_1, ..., h_L]."""
+        raise NotImplementedError
 
-        options.pop("init_fw_weight_aligned", None)
-        options.pop("output_activation", None)
-        return InvertibleNetwork(self.name, arch, input_dim, output_dim, **options)
+    def local_losses(self, forward):
+        model = forward.model
+        deltas = self.layer_errors(model, [tf.stop_gradient(h) for h in forward.inputs], forward.y)
+        n = tf.cast(forward.batch_size, forward.x.dtype)
+        terms = [tf.reduce_sum(tf.stop_gradient(tf.cast(d, a.dtype)) * a) for d, a in zip(deltas, forward.preactivations)]
+        losses = {"layer_errors": tf.add_n(terms) / n}
+        if self.orthogonal_reg:
+            losses["orthogonal_penalty"] = self.orthogonal_penalty(model)
+        return losses
+
+    def orthogonal_penalty(self, model):
+        """λ Σ_l Σ_{i≠j} ((W_l W_lᵀ)_ij)²; 0 when λ = 0."""
+        if not self.orthogonal_reg:
+            return 0.0
+        total = 0.0
+        for layer in model.weighted_layers:
+            gram = tf.matmul(layer.kernel, layer.kernel, transpose_b=True)
+            total += tf.reduce_sum(tf.square(gram - tf.linalg.diag(tf.linalg.diag_part(gram))))
+        return self.orthogonal_reg * total
 
 
 @register
 class GaitProp(InverseTargetRule):
     name = "gait"
     summary = "GAIT-prop: incremental targets through exact inverses (invertible networks)"
+    search_values = {**InverseTargetRule.search_values, "gamma": (1e-4, 1e-3, 1e-2)}
+
+    def __init__(self, orthogonal_reg=0.0, orthogonal_init=True, gamma=1e-3):
+        super().__init__(orthogonal_reg=orthogonal_reg, orthogonal_init=orthogonal_init)
+        self.gamma = number(self.name, "gamma", gamma, lambda v: 0 < v <= 1, "an incremental step in (0, 1]")
 
     def layer_errors(self, model, hs, y):
-        layers = model.inv_layers
+        layers = model.weighted_layers
         h_out = tf.cast(hs[-1], tf.float64)
         s = tf.cast(model.output_target(hs[-1], y), tf.float64) - h_out  # s_L = t_L − h_L
-        gamma = tf.constant(model.gamma, tf.float64)
+        gamma = tf.constant(self.gamma, tf.float64)
         deltas = [None] * len(layers)
         scale = tf.constant(1.0, tf.float64)  # γ^{L−l}
         for l in reversed(range(len(layers))):
@@ -82,7 +107,7 @@ class TargetPropagation(InverseTargetRule):
     summary = "target propagation through exact inverses (invertible networks)"
 
     def layer_errors(self, model, hs, y):
-        layers = model.inv_layers
+        layers = model.weighted_layers
         tau = tf.cast(model.output_target(hs[-1], y), tf.float64)
         deltas = [None] * len(layers)
         for l in reversed(range(len(layers))):
@@ -100,7 +125,7 @@ class InvertibleBackprop(InverseTargetRule):
     summary = "backpropagation on the invertible network (the GAIT-prop seed's BP baseline)"
 
     def layer_errors(self, model, hs, y):
-        layers = model.inv_layers
+        layers = model.weighted_layers
         e = hs[-1] - model.output_target(hs[-1], y)
         deltas = [None] * len(layers)
         for l in reversed(range(len(layers))):

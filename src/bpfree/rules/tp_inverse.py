@@ -34,8 +34,10 @@ Activations without an inverse here (swish) are refused, and so are batch norm a
 import keras
 import tensorflow as tf
 
-from bpfree.rules.base import register
-from bpfree.rules.layer_targets import LayerTargetRule, check_hparam
+from bpfree import checks
+from bpfree.rules.base import number, whole
+from bpfree.rules.layer_targets import LayerTargetRule
+from bpfree.rules.registry import register
 
 INVERTIBLE_ACTIVATIONS = ("tanh", "sigmoid", "relu", "lrelu", "linear")
 CLIP = 0.01  # the seed's margin: tanh targets in [−1 + CLIP, 1 − CLIP], sigmoid targets in [CLIP, 1 − CLIP]
@@ -44,6 +46,7 @@ LEAKY_SLOPE = 0.2  # keras.activations.leaky_relu's negative slope (bpfree's "lr
 
 def activation_inverse(t, a, activation):
     """σ⁻¹(t): the clipped exact inverse of the activation; `a` is the current pre-activation (relu)."""
+    checks.choice("activation", activation, INVERTIBLE_ACTIVATIONS, label="No inverse of the")
     if activation == "tanh":
         return tf.atanh(tf.clip_by_value(t, -1.0 + CLIP, 1.0 - CLIP))
     if activation == "sigmoid":
@@ -53,9 +56,7 @@ def activation_inverse(t, a, activation):
         return tf.where(t > 0, t, tf.where(a >= 0, tf.zeros_like(t), a))
     if activation == "lrelu":
         return tf.where(t > 0, t, t / LEAKY_SLOPE)
-    if activation == "linear":
-        return t
-    raise ValueError(f"No inverse of the activation {activation!r}; valid: {', '.join(INVERTIBLE_ACTIVATIONS)}.")
+    return t  # linear
 
 
 def lsq_linear_inverse(y, x0, kernel):
@@ -89,8 +90,6 @@ def rinv_activation(y, x0, activation, gamma, num_steps=2, lr=0.1):
             return tf.square(tf.where(x > 0, x, s * x) - y) + gamma * tf.square(x - x0)
 
         return tf.where(cost(positive) <= cost(negative), positive, negative)
-    if activation not in ("tanh", "sigmoid"):
-        raise ValueError(f"No inverse of the activation {activation!r}; valid: {', '.join(INVERTIBLE_ACTIVATIONS)}.")
     x = activation_inverse(y, x0, activation)
     for _ in range(num_steps):
         f = tf.tanh(x) if activation == "tanh" else tf.sigmoid(x)
@@ -154,21 +153,20 @@ class LeastSquaresTargetPropagation(OpByOpInverseRule):
 class RegularisedInverseTargetPropagation(OpByOpInverseRule):
     name = "tp_rinv"
     summary = "target propagation through op-by-op regularised inverses argmin ‖f(x) − t‖² + γ‖x − x0‖²"
-    extra_hparams = {**LayerTargetRule.extra_hparams, "gamma": (1e-3, (1e-6, 1e-3, 1e-1, 1.0)),
-                     "num_steps_rinv": (2, (0, 1, 2, 4)), "lr_rinv": (0.1, (0.01, 0.1, 1.0))}
+    search_values = {**LayerTargetRule.search_values, "gamma": (1e-6, 1e-3, 1e-1, 1.0), "num_steps_rinv": (0, 1, 2, 4),
+                     "lr_rinv": (0.01, 0.1, 1.0)}
 
-    def validate(self, config):
-        super().validate(config)
-        check_hparam(config, "gamma", lambda v: v > 0, "a number > 0")
-        check_hparam(config, "num_steps_rinv", lambda v: v >= 0 and float(v).is_integer(), "an integer ≥ 0")
-        check_hparam(config, "lr_rinv", lambda v: v > 0, "a number > 0")
+    def __init__(self, alpha_t=0.1, gamma=1e-3, num_steps_rinv=2, lr_rinv=0.1):
+        super().__init__(alpha_t=alpha_t)
+        self.gamma = number(self.name, "gamma", gamma, lambda v: v > 0, "a number > 0")
+        self.num_steps_rinv = whole(self.name, "num_steps_rinv", num_steps_rinv, lambda v: v >= 0, "an integer ≥ 0")
+        self.lr_rinv = number(self.name, "lr_rinv", lr_rinv, lambda v: v > 0, "a number > 0")
 
     def invert_activation(self, t, a, config):
-        return rinv_activation(t, a, config.activation, config.hparam("gamma"),
-                               num_steps=int(config.hparam("num_steps_rinv")), lr=config.hparam("lr_rinv"))
+        return rinv_activation(t, a, config.activation, self.gamma, num_steps=self.num_steps_rinv, lr=self.lr_rinv)
 
     def invert_affine(self, t, x0, kernel, bias, config):
-        gamma = config.hparam("gamma")
+        gamma = self.gamma
         if bias is not None:
             t = rinv_bias(t, bias, tf.matmul(x0, kernel), gamma)
         return rinv_linear(t, x0, kernel, gamma)

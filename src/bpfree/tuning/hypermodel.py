@@ -2,7 +2,8 @@
 
 import keras_tuner
 
-from bpfree import build_model, optimizers, rules
+from bpfree import optimizers, rules
+from bpfree.models import build_model
 
 
 class BpfreeHyperModel(keras_tuner.HyperModel):
@@ -10,7 +11,7 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
 
     Choices come from the search space (whose algorithm values come from the rule registry), so a
     rule added to the registry is searchable without touching this class. A rule's own hparams
-    (`extra_hparams`) are declared under a condition on the algorithm.
+    (`Rule.hparams()`) are declared under a condition on the algorithm.
     """
 
     def __init__(self, space, config, input_dim, output_dim, **kwargs):
@@ -31,7 +32,9 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
         # the same name declared under one scope per rule would be dropped for all but the last.
         owners = {}
         for algorithm in self.space.as_dict()["algorithm"]:
-            for extra, (_default, choices) in rules.get(algorithm).extra_hparams.items():
+            rule = rules.rule_class(algorithm)
+            for extra, default in rule.hparams().items():
+                choices = rule.search_values.get(extra, (default,))
                 owners.setdefault(extra, []).append((algorithm, self.space.extra_values(algorithm)[extra], choices))
         for extra, uses in owners.items():
             algorithms = [a for a, _, _ in uses]
@@ -48,7 +51,7 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
     def build(self, hp, seed=None):
         values = self.declare(hp)
         c = self.config
-        extras = {k: v for k, v in values.items() if k in rules.get(values["algorithm"]).extra_hparams}
+        extras = {k: v for k, v in values.items() if k in rules.rule_class(values["algorithm"]).hparams()}
         model = build_model(
             values["algorithm"], values["arch"], self.input_dim, self.output_dim,
             activation=values["activation"], batchnorm=values["batchnorm"], dropout=values["dropout"],

@@ -7,9 +7,9 @@ import json
 import math
 import tomllib
 
-from bpfree import rules
+from bpfree import checks, rules
+from bpfree.arch import arch_string
 from bpfree.layers import ACTIVATIONS, BW_INITS
-from bpfree.arch import parse_arch
 
 # The common hparams, by their long names, in grid order (the last varies fastest).
 HPARAMS = ("algorithm", "arch", "activation", "batchnorm", "bw_init", "lr", "dropout")
@@ -28,22 +28,30 @@ class SpaceError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-    """Ordered hparam name → tuple of values; `fixed` names came from the command line."""
+    """Ordered hparam name → tuple of values; `fixed` names came from the command line.
+
+    A rule's own hparams are namespaced by the rule: "tp_rinv.gamma" (`--rule_hparam tp_rinv.gamma=0.01`,
+    or ``gamma = [...]`` in a ``[space.tp_rinv]`` table of a preset). A bare name is accepted when exactly
+    one registered rule has it; a bare name that several rules share is refused, naming them.
+    """
 
     values: tuple  # ((name, (v1, v2, ...)), ...)
     fixed: frozenset = frozenset()
-    extras: tuple = ()  # ((rule hparam name, (v1, v2, ...)), ...): values for the rules that have it
+    extras: tuple = ()  # (("rule.hparam", (v1, v2, ...)), ...): values for that rule's own hparam
 
     @classmethod
     def create(cls, space, fixed=None, tune_dropout=True):
         """From a {name: [values]} space (a preset) and {name: value} fixes (the command line)."""
         space = dict(space)
         fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
-        extra_defaults = _extra_defaults()
-        unknown = (set(space) | set(fixed)) - set(HPARAMS) - set(extra_defaults)
-        if unknown:
-            raise SpaceError(f"Unknown hparam(s) {', '.join(sorted(unknown))}; valid: {', '.join(HPARAMS)} and "
-                             f"the rules' own: {', '.join(sorted(extra_defaults))}.")
+        extras = {}
+        for source, is_fixed in ((space, False), (fixed, True)):
+            for key, value in list(source.items()):
+                if key in HPARAMS:
+                    continue
+                del source[key]
+                for qualified, vals in _rule_hparams(key, value):
+                    extras[qualified] = [vals] if is_fixed else vals
         for name, value in fixed.items():
             space[name] = [value]
         if not tune_dropout:
@@ -52,17 +60,14 @@ class SearchSpace:
         for name in HPARAMS:
             if name not in space:
                 raise SpaceError(f"The search space does not define {name!r}.")
-            vals = space[name] if isinstance(space[name], (list, tuple)) else [space[name]]
-            if not vals:
-                raise SpaceError(f"The search space gives no value for {name!r}.")
-            ordered.append((name, tuple(_validate(name, v) for v in vals)))
-        extras = []
-        for name in sorted(set(space) - set(HPARAMS)):
-            vals = space[name] if isinstance(space[name], (list, tuple)) else [space[name]]
-            if not vals:
-                raise SpaceError(f"The search space gives no value for {name!r}.")
-            extras.append((name, tuple(_validate_extra(name, v, extra_defaults[name]) for v in vals)))
-        space = cls(tuple(ordered), frozenset(fixed), tuple(extras))
+            ordered.append((name, tuple(_validate(name, v) for v in _values(name, space[name]))))
+        checked = []
+        for qualified in sorted(extras):
+            rule, name = qualified.split(".", 1)
+            default = rules.rule_class(rule).hparams()[name]
+            checked.append((qualified, tuple(_validate_extra(qualified, v, default)
+                                              for v in _values(qualified, extras[qualified]))))
+        space = cls(tuple(ordered), frozenset(fixed), tuple(checked))
         size = space.size()
         if size > MAX_GRID_POINTS:
             counts = " × ".join(f"{len(v)} {n}" for n, v in space.values + space.extras if len(v) > 1)
@@ -82,12 +87,13 @@ class SearchSpace:
     def extra_values(self, algorithm):
         """{rule hparam: (values...)} for `algorithm`: the space's values, else the rule's default."""
         given = dict(self.extras)
-        return {name: given.get(name, (default,)) for name, (default, _) in rules.get(algorithm).extra_hparams.items()}
+        return {name: given.get(f"{algorithm}.{name}", (default,))
+                for name, default in rules.rule_class(algorithm).hparams().items()}
 
     def grid(self):
-        """Every grid point as {hparam: value}, in a fixed order; a rule's own hparams (its
-        `extra_hparams`) join the points of that rule: the values the space gives for them (a TOML
-        list, or `--rule_hparam name=value`), else the rule's default."""
+        """Every grid point as {hparam: value}, in a fixed order; a rule's own hparams join the points of
+        that rule, by their bare names: the values the space gives for them (a TOML list, or
+        `--rule_hparam rule.name=value`), else the rule's default."""
         names = [n for n, _ in self.values]
         points = []
         for combo in itertools.product(*(v for _, v in self.values)):
@@ -115,9 +121,9 @@ def trial_id(point):
     recognisable; every id that fits is exactly as before (existing records are keyed by them)."""
     shown = [f"{SHORT.get(k, k)}{_short_value(point[k])}" for k in HPARAMS
              if k in point and not (k == "batchnorm" and not point[k]) and not (k == "dropout" and not point[k])]
-    defaults = rules.get(point["algorithm"]).extra_hparams if "algorithm" in point else {}
+    defaults = rules.rule_class(point["algorithm"]).hparams() if "algorithm" in point else {}
     shown += [f"{k}{_short_value(point[k])}" for k in sorted(set(point) - set(HPARAMS))
-              if k not in defaults or point[k] != defaults[k][0]]
+              if k not in defaults or point[k] != defaults[k]]
     digest = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()
     return _fit_name("-".join(shown), digest)
 
@@ -160,15 +166,48 @@ def load_preset(path):
     return dict(data.get("search", {})), dict(data.get("space", {}))
 
 
+def _values(name, value):
+    """A space entry as a non-empty list of values (a single value counts as a list of one)."""
+    vals = value if isinstance(value, (list, tuple)) else [value]
+    if not vals:
+        raise SpaceError(f"The search space gives no value for {name!r}.")
+    return vals
+
+
+def _rule_hparams(key, value):
+    """[("rule.hparam", values)] for a space entry that is not a common hparam: a "rule.hparam" key, a
+    bare hparam name that exactly one rule has, or a [space.<rule>] table {hparam: values}."""
+    if isinstance(value, dict):
+        if key not in rules.names():
+            raise SpaceError(f"Unknown rule table [space.{key}]; valid: {', '.join(rules.names())}.")
+        return [pair for name, vals in value.items() for pair in _rule_hparams(f"{key}.{name}", vals)]
+    rule, dot, name = key.rpartition(".")
+    if dot:
+        checks.choice("rule", rule, rules.names(), error=SpaceError, label=f"Unknown {key!r}:")
+        checks.choice(f"hparam of {rule}", name, tuple(rules.rule_class(rule).hparams()), error=SpaceError)
+        return [(key, value)]
+    owners = rules.owners(key)
+    if not owners:
+        own = sorted({f"{r}.{h}" for r in rules.names() for h in rules.rule_class(r).hparams()})
+        raise SpaceError(f"Unknown hparam {key!r}; valid: {', '.join(HPARAMS)} and the rules' own: {', '.join(own)}.")
+    if len(owners) > 1:
+        raise SpaceError(f"Hparam {key!r} belongs to several rules ({', '.join(owners)}); name the rule: "
+                         f"{owners[0]}.{key}=… (or a [space.{owners[0]}] table in a preset).")
+    return [(f"{owners[0]}.{key}", value)]
+
+
 def _validate(name, value):
     if name == "algorithm":
-        rules.get(value)
+        try:
+            rules.rule_class(value)
+        except ValueError as e:
+            raise SpaceError(str(e)) from None
     elif name == "arch":
         if not isinstance(value, str) and not (isinstance(value, (list, tuple)) and all(
                 isinstance(w, int) and not isinstance(w, bool) for w in value)):
             raise SpaceError(f"Invalid arch {value!r}: expected positive hidden widths joined by '-', e.g. "
                              "'500-1000-500' (or a list of integers).")
-        value = "-".join(str(w) for w in parse_arch(value))
+        value = arch_string(value)
     elif name == "activation" and value not in ACTIVATIONS:
         raise SpaceError(f"Unknown activation {value!r}; valid: {', '.join(ACTIVATIONS)}.")
     elif name == "bw_init" and value not in BW_INITS:
@@ -184,11 +223,6 @@ def _validate(name, value):
             raise SpaceError(f"Invalid dropout {value!r}: a rate in [0, 1).")
         value = float(value)
     return value
-
-
-def _extra_defaults():
-    """{rule hparam name: its default} over every registered rule."""
-    return {name: spec[0] for r in rules.names() for name, spec in rules.get(r).extra_hparams.items()}
 
 
 def _is_number(value):

@@ -2,9 +2,8 @@
 
 `validate_points` runs before the search takes its lock (and before `--workers` starts any process);
 each check raises a ValueError whose one-line message names the bad value and the valid ones, which
-the CLI prints as `error: …` with exit code 2. A rule declares the valid range of each of its own
-hparams next to them, as ``hparam_checks = {name: (predicate, "what is valid")}`` beside
-``extra_hparams``; rules that check their hparams in `validate` (the layer-target rules) may skip it.
+the CLI prints as `error: …` with exit code 2. A rule checks its own hparams in its constructor and
+its model class checks the rest (`bpfree.models.check_options`): nothing is built.
 """
 
 import math
@@ -12,7 +11,8 @@ import os
 import re
 import subprocess
 
-from bpfree import datasets, rules
+from bpfree import datasets, models, rules
+from bpfree.arch import parse_arch
 
 # keras-tuner uses KERASTUNER_TUNER_ID as a directory name, which it deletes first (overwrite=True).
 TUNER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -23,55 +23,39 @@ OPTIMIZER_SLOTS = {"adam": 2, "uncorrected_adam": 2, "sgd": 0}
 def validate_points(points, config, meta=None):
     """Every grid point is a valid network for this search (e.g. no drtp with reconstruction, square
     archs for invertible rules, rule hparams in their ranges) that fits in this machine's memory, and
-    the data leaves examples to train on; checked before anything trains."""
-    from bpfree.models.feedforward import NetworkConfig, parse_arch
-    from bpfree.rules.base import LearningRule
-
+    the data leaves examples to train on; checked before anything trains, without building a model."""
     meta = meta or datasets.info(config.dataset)
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     check_training_data(config, meta)
     memory = memory_bytes()
     seen, sized = set(), set()
     for p in points:
-        rule = rules.get(p["algorithm"])
-        check_rule_hparams(rule, p)
+        check_point_strings(p)
+        hparams = {k: p[k] for k in rules.rule_class(p["algorithm"]).hparams() if k in p}
+        key = (p["algorithm"], p["arch"], p["activation"], p["batchnorm"], p["dropout"], p["bw_init"],
+               tuple(sorted(hparams.items(), key=lambda kv: kv[0])))
+        if key in seen:
+            continue
+        seen.add(key)
+        rule = rules.get(p["algorithm"], **hparams)  # the rule's constructor checks its hparams' ranges
         if (p["algorithm"], p["arch"]) not in sized:
             sized.add((p["algorithm"], p["arch"]))
             check_memory(p, config, meta.features, output_dim, memory)
-        if hasattr(rule, "validate_point"):
-            rule.validate_point(p, config, meta.features, output_dim)
-            continue
-        key = (p["algorithm"], p["activation"], p["bw_init"])
-        if key in seen or not isinstance(rule, LearningRule):
-            continue
-        seen.add(key)
-        NetworkConfig(algorithm=p["algorithm"], arch=parse_arch(p["arch"]), input_dim=1, output_dim=1,
-                      activation=p["activation"], bw_init=p["bw_init"], problem_type=config.problem_type,
-                      trackers=config.trackers, output_activation="softmax" if config.problem_type == "classification"
-                      else "tanh")
+        models.check_options(rule, p["arch"], meta.features, output_dim, activation=p["activation"],
+                             batchnorm=p["batchnorm"], dropout=p["dropout"], bw_init=p["bw_init"],
+                             use_bias=config.use_bias, weight_decay=config.weight_decay,
+                             problem_type=config.problem_type, trackers=config.trackers)
 
 
-def check_rule_hparams(rule, point):
-    """Each of the rule's own hparams in `point` is a finite value its `hparam_checks` accept."""
-    for name, (ok, valid) in getattr(rule, "hparam_checks", {}).items():
-        if name not in point or name not in rule.extra_hparams:
-            continue
-        value = point[name]
-        try:
-            good = not (isinstance(value, float) and not math.isfinite(value)) and bool(ok(value))
-        except (TypeError, ValueError):
-            good = False
-        if not good:
-            raise ValueError(f"Invalid {name} {value!r} for {rule.name}: {valid}.")
-    for name, value in point.items():  # values become directory names (trial ids)
+def check_point_strings(point):
+    """String values become directory names (trial ids): no '/' or NUL, not '.' or '..'."""
+    for name, value in point.items():
         if isinstance(value, str) and ("/" in value or "\0" in value or value in (".", "..")):
             raise ValueError(f"Invalid {name} {value!r}: no '/' or NUL, not '.' or '..'.")
 
 
 def parameter_count(arch, input_dim, output_dim, use_bias=True):
     """Weights of the dense stack input → arch → output (feedback matrices and inverses not counted)."""
-    from bpfree.arch import parse_arch
-
     widths = (int(input_dim), *parse_arch(arch), int(output_dim))
     return sum(a * b + (b if use_bias else 0) for a, b in zip(widths, widths[1:]))
 
