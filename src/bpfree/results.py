@@ -13,7 +13,6 @@ the mean over its executions that finished with a finite objective.
 
 import argparse
 import logging
-import math
 import os
 import sys
 

@@ -49,8 +49,8 @@ class SearchConfig:
         catalog.resolve(self.dataset)
         arch.check_problem_type(self.problem_type)
         if self.problem_type == "reconstruction" and "error_rate" in self.objective:
-            raise checks.invalid("objective", self.objective, "it is never logged for reconstruction; use loss or "
-                                 "val_loss")
+            logged = " or ".join(o for o in OBJECTIVES if "error_rate" not in o)
+            raise checks.invalid("objective", self.objective, f"it is never logged for reconstruction; use {logged}")
         checks.choice("scaler", self.scaler, SCALERS)
         for name in ("batch_size", "num_epochs", "executions_per_trial"):
             checks.whole(name, getattr(self, name), lambda v: v >= 1, "must be ≥ 1")
