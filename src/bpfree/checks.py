@@ -4,6 +4,8 @@
     → ValueError: Unknown activation 'tahn'; valid: tanh, relu, lrelu, swish, sigmoid, linear.
     checks.number("gamma", -1.0, lambda v: v > 0, "a number > 0", owner="tp_rinv")
     → ValueError: Invalid gamma -1.0 for tp_rinv: a number > 0.
+    raise checks.unknown("optimizer", "adamw", NAMES)   # where the caller has already decided
+    → ValueError: Unknown optimizer 'adamw'; valid: adam, uncorrected_adam, sgd.
 
 The CLI prints such a message as `error: …` and exits 2, before anything trains.
 """
@@ -18,8 +20,14 @@ def choice(what, value, valid, *, error=ValueError, label="Unknown", owner=None)
     except TypeError:  # an unhashable value looked up in a dict or set
         ok = False
     if not ok:
-        raise error(f"{label} {what} {value!r}{_for(owner)}; valid: {', '.join(map(str, valid)) or 'none'}.")
+        raise unknown(what, value, valid, error=error, label=label, owner=owner)
     return value
+
+
+def unknown(what, value, valid, *, error=ValueError, label="Unknown", owner=None):
+    """The exception `choice` raises, for a caller that has already found `value` wrong (an if-chain
+    that fell through, a test other than membership): "<label> <what> <value>[ for <owner>]; valid: …"."""
+    return error(f"{label} {what} {value!r}{_for(owner)}; valid: {', '.join(map(str, valid)) or 'none'}.")
 
 
 def invalid(what, value, valid, *, error=ValueError, owner=None):

@@ -17,6 +17,8 @@ optimizer has a switch for the correction.
 import keras
 import tensorflow as tf
 
+from bpfree import checks
+
 NAMES = ("adam", "uncorrected_adam", "sgd")
 
 
@@ -56,7 +58,7 @@ def get(name, learning_rate):
         return UncorrectedAdam(learning_rate)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate)
-    raise ValueError(f"Unknown optimizer {name!r}; valid: {', '.join(NAMES)}.")
+    raise checks.unknown("optimizer", name, NAMES)
 
 
 def apply_after(optimizer, grads, variables, after=()):

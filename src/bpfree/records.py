@@ -22,7 +22,7 @@ import json
 import math
 import os
 
-from bpfree import io
+from bpfree import checks, io
 
 FORMAT_VERSION = 1
 # completed, diverged and failed are final: properties of the grid point (failed: no model can be built
@@ -98,8 +98,7 @@ class ExecutionRecord:
         self.save()
 
     def finish(self, status, error=None, wall_clock=None):
-        if status not in STATUSES:
-            raise ValueError(f"Unknown status {status!r}; valid: {', '.join(STATUSES)}.")
+        checks.choice("status", status, STATUSES)
         self.data["status"] = status
         self.data["error"] = error
         self._tick(wall_clock)

@@ -13,14 +13,13 @@ the mean over its executions that finished with a finite objective.
 
 import argparse
 import logging
-import math
 import os
 import sys
 
 import numpy as np
 import pandas as pd
 
-from bpfree import records
+from bpfree import checks, io, records
 
 BASE_COLUMNS = ("project", "trial_id", "execution", "epoch", "status", "seed", "wall_time")
 
@@ -79,8 +78,8 @@ def hparam_columns(frame):
 def trial_scores(frame, objective):
     """One row per trial: mean ± std of the executions' best-epoch objective, and its hparams."""
     if objective not in frame:
-        raise ValueError(f"Objective {objective!r} was never logged; logged: "
-                         f"{', '.join(c for c in frame.columns if c not in BASE_COLUMNS)}.")
+        logged = [c for c in frame.columns if c not in BASE_COLUMNS and c not in hparam_columns(frame)]
+        raise checks.unknown("objective", objective, logged, owner="these records")
     per_execution = (frame.groupby(["project", "trial_id", "execution"], dropna=False)[objective]
                      .min().rename("score").reset_index())
     hparams = hparam_columns(frame)
@@ -99,7 +98,7 @@ def best(frame, objective, by=None):
     by = [by] if isinstance(by, str) else list(by)
     for column in by:
         if column not in trials:
-            raise ValueError(f"Cannot group by {column!r}; hparams: {', '.join(hparam_columns(frame))}.")
+            raise checks.unknown("hparam", column, hparam_columns(frame), owner="grouping")
     best_rows = trials.groupby(by, sort=True).head(1)
     columns = by + [c for c in best_rows.columns if c not in by]
     return best_rows[columns].sort_values(by).reset_index(drop=True)
@@ -135,9 +134,10 @@ def plot_curves(frame, metric, by="algorithm", path="curves.png", objective=None
     ax.set_title(f"best trial per {by}: mean ± std over executions" if by else "best trials")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:  # the format follows path's extension, as savefig(path) would infer it
+        io.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120), os.path.splitext(path)[1])
+    finally:
+        plt.close(fig)
     return path
 
 

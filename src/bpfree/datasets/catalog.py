@@ -4,6 +4,7 @@ import dataclasses
 import math
 import os
 
+from bpfree import checks
 from bpfree.datasets import embedded, folder, tfds_source
 from bpfree.datasets.errors import DatasetError
 
@@ -49,7 +50,7 @@ class DatasetInfo:
 def resolve(name):
     """(kind, argument) for a dataset name; a DatasetError listing the valid names otherwise."""
     if not isinstance(name, str) or not name:
-        raise DatasetError(f"Invalid dataset name {name!r}; valid: {', '.join(names())}.")
+        raise checks.unknown("dataset name", name, names(), error=DatasetError, label="Invalid")
     if name in tfds_source.ALIASES:
         return "tfds", tfds_source.ALIASES[name]
     if name.startswith("tfds:") and len(name) > 5:
@@ -65,8 +66,8 @@ def resolve(name):
             n = 0
         if n >= 4:
             return "embedded", name
-        raise DatasetError(f"Invalid dataset {name!r}: xor:N needs an integer N ≥ 4, e.g. 'xor:1000'.")
-    raise DatasetError(f"Unknown dataset {name!r}; valid: {', '.join(names())}.")
+        raise checks.invalid("dataset", name, "xor:N needs an integer N ≥ 4, e.g. 'xor:1000'", error=DatasetError)
+    raise checks.unknown("dataset", name, names(), error=DatasetError)
 
 
 def info(name, *, image_size=DEFAULT_IMAGE_SIZE, data_dir=None):

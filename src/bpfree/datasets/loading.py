@@ -1,5 +1,6 @@
 """`load`: one split of a dataset as scaled float32 numpy arrays."""
 
+from bpfree import checks
 from bpfree.datasets import catalog, preprocess
 from bpfree.datasets.errors import DatasetError
 
@@ -18,12 +19,11 @@ def load(name, split="train", *, examples_frac=0.0, scaler="standard", seed=None
       kept, reproducible from ``seed``; 0 keeps everything.
     - ``scaler``: "standard" ([−1, 1]), "zero_one" ([0, 1]) or "identity" (raw values as float32).
     """
-    if split not in SPLITS:
-        raise DatasetError(f"Unknown split {split!r}; valid: {', '.join(SPLITS)}.")
+    checks.choice("split", split, SPLITS, error=DatasetError)
     preprocess.check_scaler(scaler)
     for label, value in (("examples_frac", examples_frac), ("validation_frac", validation_frac)):
         if not 0.0 <= float(value) < 1.0:
-            raise DatasetError(f"Invalid {label} {value!r}: a fraction in [0, 1).")
+            raise checks.invalid(label, value, "a fraction in [0, 1)", error=DatasetError)
     meta = catalog.info(name, image_size=image_size, data_dir=data_dir) if catalog.resolve(name)[0] != "tfds" else None
     own_validation = meta is not None and "validation" in meta.splits
     if split == "validation" and not own_validation and not validation_frac:

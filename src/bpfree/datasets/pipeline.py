@@ -18,7 +18,7 @@ order is drawn from (``shuffle_seed``, e) alone — not from how often the datas
 
 import dataclasses
 
-from bpfree.arch import PROBLEM_TYPES
+from bpfree import arch, checks
 from bpfree.datasets import catalog, preprocess
 from bpfree.datasets.errors import DatasetError
 from bpfree.datasets.loading import load
@@ -71,10 +71,9 @@ def pipeline(name, split, *, batch_size, problem_type="classification", training
     """
     import tensorflow as tf
 
-    if problem_type not in PROBLEM_TYPES:
-        raise DatasetError(f"Unknown problem_type {problem_type!r}; valid: {', '.join(PROBLEM_TYPES)}.")
+    arch.check_problem_type(problem_type, error=DatasetError)
     if int(batch_size) <= 0:
-        raise DatasetError(f"Invalid batch_size {batch_size!r}: must be a positive integer.")
+        raise checks.invalid("batch_size", batch_size, "must be a positive integer", error=DatasetError)
     augment = Augmentation(**augment) if isinstance(augment, dict) else (augment or Augmentation())
     meta = catalog.info(name, image_size=image_size, data_dir=data_dir)
     if augment.enabled and not meta.is_image:

@@ -2,14 +2,14 @@
 
 import numpy as np
 
+from bpfree import checks
 from bpfree.datasets.errors import DatasetError
 
 SCALERS = ("standard", "zero_one", "identity")
 
 
 def check_scaler(scaler):
-    if scaler not in SCALERS:
-        raise DatasetError(f"Unknown scaler {scaler!r}; valid: {', '.join(SCALERS)}.")
+    return checks.choice("scaler", scaler, SCALERS, error=DatasetError)
 
 
 def scale(x, scaler, value_range):

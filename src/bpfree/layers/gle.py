@@ -46,6 +46,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bpfree import checks
+
 ACTIVATIONS = ("linear", "identity", "tanh", "sigmoid", "softplus", "relu")
 # How hidden units split into time-constant groups (`bpfree.models.gle.hidden_time_constants`).
 TAU_PROFILES = ("mixed", "lag", "le")
@@ -64,7 +66,7 @@ def phi_and_derivative(name):
         return tf.nn.softplus, tf.sigmoid
     if name == "relu":
         return tf.nn.relu, lambda x: tf.cast(x > 0, x.dtype)
-    raise ValueError(f"Unknown GLE activation {name!r}; valid: {', '.join(ACTIVATIONS)}.")
+    raise checks.unknown("GLE activation", name, ACTIVATIONS)
 
 
 def phi_and_derivative_fused(name):
@@ -129,7 +131,7 @@ class GLEConfig:
     def __post_init__(self):
         phi_and_derivative(self.activation)
         if not self.dt > 0:
-            raise ValueError(f"Invalid dt {self.dt!r}: must be > 0.")
+            raise checks.invalid("dt", self.dt, "must be > 0")
 
 
 def zero_state(batch_size, input_dim, units, dtype="float32"):
@@ -251,15 +253,14 @@ class GLEDense(keras.layers.Layer):
                  use_bias=True, learn_tau=False, tau_m_min=None, stateful=True, state_batch_size=1,
                  kernel_initializer=None, bias_initializer=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if mode not in MODES:
-            raise ValueError(f"Unknown GLE mode {mode!r}; valid: {', '.join(MODES)}.")
+        checks.choice("GLE mode", mode, MODES)
         phi_and_derivative(activation)
         self.units = int(units)
         if self.units <= 0:
-            raise ValueError(f"Invalid units {units!r}: must be positive.")
+            raise checks.invalid("units", units, "must be positive")
         self.dt = float(dt)
         if not self.dt > 0:
-            raise ValueError(f"Invalid dt {dt!r}: must be > 0.")
+            raise checks.invalid("dt", dt, "must be > 0")
         self.mode = "bp" if mode == "instantaneous" else mode
         if self.mode == "le" and tau_r is not None and not np.allclose(np.asarray(tau_r, "float64"),
                                                                         np.asarray(tau_m, "float64")):
@@ -278,7 +279,7 @@ class GLEDense(keras.layers.Layer):
         self.stateful = bool(stateful)
         self.state_batch_size = int(state_batch_size)
         if self.state_batch_size <= 0:
-            raise ValueError(f"Invalid state_batch_size {state_batch_size!r}: must be positive.")
+            raise checks.invalid("state_batch_size", state_batch_size, "must be positive")
         self.kernel_initializer = keras.initializers.get(kernel_initializer) if kernel_initializer else None
         self.bias_initializer = keras.initializers.get(bias_initializer) if bias_initializer else None
         self.seed = seed

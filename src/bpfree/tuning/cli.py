@@ -13,49 +13,56 @@ import traceback
 
 from absl import app, flags
 
+from bpfree import checks
+from bpfree.arch import PROBLEM_TYPES
+
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 flags.DEFINE_string("hparams", None, "Search-space preset (TOML). Default: hparams/default.toml.")
 flags.DEFINE_string("experiment_dir", None, "Where the experiment lives (or give it as the first argument).")
-flags.DEFINE_string("dataset", None, "Dataset name (see bpfree.datasets.names()).")
-flags.DEFINE_string("problem_type", None, "classification | reconstruction.")
-flags.DEFINE_string("objective", None, "loss | val_loss | error_rate | val_error_rate (error, val_error).")
-flags.DEFINE_string("scaler", None, "standard | zero_one | identity.")
-flags.DEFINE_integer("batch_size", None, "Batch size.")
-flags.DEFINE_integer("num_epochs", None, "Epochs per execution.")
-flags.DEFINE_integer("executions_per_trial", None, "Executions (distinct seeds) per grid point.")
-flags.DEFINE_integer("histogram_freq", None, "Activation histograms every N epochs (0: off).")
-flags.DEFINE_float("examples_frac", None, "Stratified fraction of the training set (0: all).")
-flags.DEFINE_float("validation_frac", None, "Validation carved from train (0: the test split validates).")
-flags.DEFINE_float("weight_decay", None, "L2 on kernels.")
-flags.DEFINE_bool("use_bias", None, "Dense layers with bias.")
-flags.DEFINE_bool("use_xla", None, "Compile train steps with XLA.")
-flags.DEFINE_bool("use_early_stopping", None, "Stop an execution when the objective stops improving.")
-flags.DEFINE_integer("early_stopping_patience", None, "Epochs without improvement before stopping.")
+_DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool}
+# Search settings: flag -> (type, help). Unset (None) means the preset's value, else SearchConfig's default.
+SEARCH_FLAGS = {
+    "dataset": (str, "Dataset name (see bpfree.datasets.names())."),
+    "problem_type": (str, " | ".join(PROBLEM_TYPES) + "."),
+    "objective": (str, "loss | val_loss | error_rate | val_error_rate (error, val_error)."),
+    "scaler": (str, "standard | zero_one | identity."),
+    "batch_size": (int, "Batch size."),
+    "num_epochs": (int, "Epochs per execution."),
+    "executions_per_trial": (int, "Executions (distinct seeds) per grid point."),
+    "histogram_freq": (int, "Activation histograms every N epochs (0: off)."),
+    "examples_frac": (float, "Stratified fraction of the training set (0: all)."),
+    "validation_frac": (float, "Validation carved from train (0: the test split validates)."),
+    "weight_decay": (float, "L2 on kernels."),
+    "use_bias": (bool, "Dense layers with bias."),
+    "use_xla": (bool, "Compile train steps with XLA."),
+    "use_early_stopping": (bool, "Stop an execution when the objective stops improving."),
+    "early_stopping_patience": (int, "Epochs without improvement before stopping."),
+    "seed": (int, "Base seed; execution k uses seed + k."),
+    "optimizer": (str, "adam (default) | uncorrected_adam (the GAIT-prop seed's: beta_2 0.99, no bias "
+                       "correction) | sgd."),
+}
+# Hparams: given = fixed. flag -> (hparam, type, help).
+HPARAM_FLAGS = {
+    "algorithm": ("algorithm", str, "Fix the learning rule."),
+    "arch": ("arch", str, "Fix the hidden widths, e.g. 500-1000-500."),
+    "activation": ("activation", str, "Fix the activation."),
+    "batch_norm": ("batchnorm", bool, "Fix batch normalisation on/off."),
+    "bw_init": ("bw_init", str, "Fix the feedback-matrix init."),
+    "lr": ("lr", float, "Fix the learning rate."),
+    "reg_rate": ("dropout", float, "Fix the dropout rate."),
+}
+for _name, (_kind, _help) in SEARCH_FLAGS.items():
+    _DEFINE[_kind](_name, None, _help)
+for _name, (_, _kind, _help) in HPARAM_FLAGS.items():
+    _DEFINE[_kind](_name, None, _help)
 flags.DEFINE_multi_string("tracker", None, "Tracker(s): bp_cosine, local_loss, weights, gradients, weight_alignment.")
-flags.DEFINE_integer("seed", None, "Base seed; execution k uses seed + k.")
-flags.DEFINE_string("optimizer", None, "adam (default) | uncorrected_adam (the GAIT-prop seed's: beta_2 0.99, "
-                    "no bias correction) | sgd.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
 flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
                      "(keras-tuner chief/worker mode; see README for several hosts).")
-# Hparams: given = fixed.
-flags.DEFINE_string("algorithm", None, "Fix the learning rule.")
-flags.DEFINE_string("arch", None, "Fix the hidden widths, e.g. 500-1000-500.")
-flags.DEFINE_string("activation", None, "Fix the activation.")
-flags.DEFINE_bool("batch_norm", None, "Fix batch normalisation on/off.")
-flags.DEFINE_string("bw_init", None, "Fix the feedback-matrix init.")
-flags.DEFINE_float("lr", None, "Fix the learning rate.")
-flags.DEFINE_float("reg_rate", None, "Fix the dropout rate.")
 flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, NAME=VALUE (repeatable), e.g. "
                           "orthogonal_reg=0.1; applies to the rules that have it.")
-
-SEARCH_FLAGS = ("dataset", "problem_type", "objective", "scaler", "batch_size", "num_epochs", "executions_per_trial",
-                "histogram_freq", "examples_frac", "validation_frac", "weight_decay", "use_bias", "use_xla",
-                "use_early_stopping", "early_stopping_patience", "seed", "optimizer")
-HPARAM_FLAGS = {"algorithm": "algorithm", "arch": "arch", "activation": "activation", "batch_norm": "batchnorm",
-                "bw_init": "bw_init", "lr": "lr", "reg_rate": "dropout"}
 
 
 def resolve(argv):
@@ -75,11 +82,11 @@ def resolve(argv):
     if FLAGS.tracker:
         overrides["trackers"] = tuple(FLAGS.tracker)
     config = SearchConfig.from_settings(search, overrides, source=preset)  # preset values type-checked
-    fixed = {hp: getattr(FLAGS, flag) for flag, hp in HPARAM_FLAGS.items()}
+    fixed = {hp: getattr(FLAGS, flag) for flag, (hp, _, _) in HPARAM_FLAGS.items()}
     for item in FLAGS.rule_hparam or ():
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"Invalid --rule_hparam {item!r}: expected NAME=VALUE, e.g. orthogonal_reg=0.1.")
+            raise checks.invalid("--rule_hparam", item, "expected NAME=VALUE, e.g. orthogonal_reg=0.1")
         fixed[name.strip()] = value.strip()
     return experiment_dir, config, SearchSpace.create(space, fixed, tune_dropout=config.tunes_dropout)
 
@@ -93,8 +100,7 @@ def main(argv):
     try:
         validation.check_environment()  # KERASTUNER_TUNER_ID names a directory keras-tuner deletes
         experiment_dir, config, space = resolve(argv)
-        if FLAGS.workers < 0:
-            raise ValueError(f"Invalid --workers {FLAGS.workers}: must be ≥ 0.")
+        checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
         if FLAGS.workers and distributed.role() is None:
             validation.validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
             return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers)

@@ -1,13 +1,11 @@
 """The settings of one search that are not hparams: data, objective, epochs, executions, ..."""
 
 import dataclasses
-import math
 import numbers
 
-from bpfree import optimizers
+from bpfree import arch, checks, optimizers
 from bpfree import trackers as trackers_lib
 from bpfree.datasets import SCALERS, catalog
-from bpfree.arch import PROBLEM_TYPES
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
@@ -18,12 +16,9 @@ SEED_HEADROOM = 2**16
 
 
 def canonical_objective(objective):
-    objective = OBJECTIVE_ALIASES.get(objective, objective) if isinstance(objective, str) else objective
-    if objective not in OBJECTIVES:
-        raise ValueError(
-            f"Unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)} (aliases: error, val_error)."
-        )
-    return objective
+    """The objective's canonical name (aliases resolved); a ValueError naming the valid ones otherwise."""
+    checks.choice("objective", objective, OBJECTIVES + tuple(OBJECTIVE_ALIASES))
+    return OBJECTIVE_ALIASES.get(objective, objective)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,35 +47,26 @@ class SearchConfig:
             object.__setattr__(self, field.name, check_type(field.name, getattr(self, field.name)))
         object.__setattr__(self, "objective", canonical_objective(self.objective))
         catalog.resolve(self.dataset)
-        if self.problem_type not in PROBLEM_TYPES:
-            raise ValueError(f"Unknown problem_type {self.problem_type!r}; valid: {', '.join(PROBLEM_TYPES)}.")
+        arch.check_problem_type(self.problem_type)
         if self.problem_type == "reconstruction" and "error_rate" in self.objective:
-            raise ValueError(
-                f"Objective {self.objective!r} is never logged for reconstruction; valid: loss, val_loss."
-            )
-        if self.scaler not in SCALERS:
-            raise ValueError(f"Unknown scaler {self.scaler!r}; valid: {', '.join(SCALERS)}.")
+            logged = " or ".join(o for o in OBJECTIVES if "error_rate" not in o)
+            raise checks.invalid("objective", self.objective, f"it is never logged for reconstruction; use {logged}")
+        checks.choice("scaler", self.scaler, SCALERS)
         for name in ("batch_size", "num_epochs", "executions_per_trial"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Invalid {name} {getattr(self, name)!r}: must be ≥ 1.")
+            checks.whole(name, getattr(self, name), lambda v: v >= 1, "must be ≥ 1")
         for name in ("histogram_freq", "early_stopping_patience"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"Invalid {name} {getattr(self, name)!r}: must be ≥ 0.")
+            checks.whole(name, getattr(self, name), lambda v: v >= 0, "must be ≥ 0")
         for name in ("examples_frac", "validation_frac"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"Invalid {name} {getattr(self, name)!r}: a fraction in [0, 1).")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"Invalid weight_decay {self.weight_decay!r}: a finite number ≥ 0.")
+            checks.number(name, getattr(self, name), lambda v: 0.0 <= v < 1.0, "a fraction in [0, 1)")
+        checks.number("weight_decay", self.weight_decay, lambda v: v >= 0, "a finite number ≥ 0")
         top = self.max_seed(self.executions_per_trial)
         if top < 0:
-            raise ValueError(f"Invalid executions_per_trial {self.executions_per_trial!r}: at most "
-                             f"{self.max_seed() + 1} (execution k uses seed + k, an int32 seed).")
-        if not 0 <= self.seed <= top:
-            raise ValueError(f"Invalid seed {self.seed!r}: an integer in [0, {top}] (execution k uses seed + k, "
-                             f"and models derive seeds up to {SEED_HEADROOM} above it; all must stay below 2**31).")
+            raise checks.invalid("executions_per_trial", self.executions_per_trial, f"at most {self.max_seed() + 1} "
+                                 "(execution k uses seed + k, an int32 seed)")
+        checks.whole("seed", self.seed, lambda v: 0 <= v <= top, f"an integer in [0, {top}] (execution k uses "
+                     f"seed + k, and models derive seeds up to {SEED_HEADROOM} above it; all must stay below 2**31)")
         trackers_lib.validate(self.trackers)
-        if self.optimizer not in optimizers.NAMES:
-            raise ValueError(f"Unknown optimizer {self.optimizer!r}; valid: {', '.join(optimizers.NAMES)}.")
+        checks.choice("optimizer", self.optimizer, optimizers.NAMES)
 
     @staticmethod
     def max_seed(executions_per_trial=1):
@@ -95,8 +81,8 @@ class SearchConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(preset) - set(names), key=str)
         if unknown:
-            raise ValueError(f"Hparams file {source!r}: unknown [search] key(s) {', '.join(map(str, unknown))}; "
-                             f"valid: {', '.join(names)}.")
+            raise checks.unknown("[search] key" if len(unknown) == 1 else "[search] keys",
+                                 unknown[0] if len(unknown) == 1 else unknown, names, owner=f"hparams file {source!r}")
         for name, value in preset.items():
             try:
                 preset[name] = check_type(name, value)
@@ -138,4 +124,4 @@ def check_type(name, value):
         return value
     if kind is tuple and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ValueError(f"Invalid {name} {value!r} (type {type(value).__name__}): {_KINDS[kind]}.")
+    raise checks.invalid(name, value, f"{_KINDS[kind]}, not a {type(value).__name__}")
