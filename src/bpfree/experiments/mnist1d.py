@@ -75,11 +75,9 @@ class MNIST1DConfig:
                 "dt": 0.2, "subset": list(self.subset) if self.subset else None}
 
 
-def load_data(steps_per_sample=360, subset=None, seed=0):
-    """(x_train, y_train, x_test, y_test): raw MNIST-1D sequences (N, steps), integer labels.
+def load_data(subset=None, seed=0):
+    """(x_train, y_train, x_test, y_test): raw 360-step MNIST-1D sequences (N, 360), integer labels.
     `subset` (train, test) takes stratified-free random subsets (for quick runs and tests)."""
-    if steps_per_sample != 360:
-        raise ValueError(f"Only the embedded 360-step MNIST-1D is available; got steps_per_sample={steps_per_sample}.")
     x, y = datasets.load("mnist1d_seq", "train", scaler="identity")
     xt, yt = datasets.load("mnist1d_seq", "test", scaler="identity")
     if subset:
