@@ -6,7 +6,6 @@ Prints dt steps per second (one step = the whole network × batch 100, with an A
 trains) for each way of running the loop, all measured in this one process on the same weights:
 
 - while_loop + XLA, Keras Adam     `GLENetwork` default: `optimizer.apply` inside the loop, every step
-- while_loop + XLA, fused Adam     `fuse_optimizer=True`: weights and Adam moments as loop variables
 - while_loop, no XLA, Keras Adam   the default graph without XLA
 - one dt step per call (XLA)       a jit-compiled single step called 360× per batch from Python,
                                    state in variables, Keras Adam
@@ -29,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bpfree.experiments.mnist1d import e2e_lag_mlp, load_data  # noqa: E402
+from bpfree.experiments.mnist1d import load_data  # noqa: E402
+from bpfree.models.gle_mnist1d import e2e_lag_mlp  # noqa: E402
 from bpfree.layers.gle import GLEParams, gle_forward_step, gle_step  # noqa: E402
 
 T, B = 360, 100
@@ -55,9 +55,9 @@ def timed_round_robin(fns, repeats):
     return [(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus)]
 
 
-def model(fuse=False, jit=True):
+def model(jit=True):
     keras.utils.set_random_seed(0)
-    m = e2e_lag_mlp(fuse_optimizer=fuse, jit_compile=jit)
+    m = e2e_lag_mlp(jit_compile=jit)
     m.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
     return m
 
@@ -157,7 +157,6 @@ def main():
 
     default = model()
     variants = [("while_loop + XLA, Keras Adam (default)", train_loop(default)),
-                ("while_loop + XLA, fused Adam", train_loop(model(fuse=True))),
                 ("while_loop, no XLA, Keras Adam", train_loop(model(jit=False)))]
     per_step = model()
     one = per_step_calls(per_step)

@@ -1,5 +1,5 @@
 """GLE: one Euler step against the seed's equations in numpy, the network's time loop against a numpy
-simulation, fused Adam against Keras's, MNIST-1D learning, save/load, a tiny grid search, bad input."""
+simulation, MNIST-1D learning, save/load, a tiny grid search, bad input."""
 
 import keras
 import numpy as np
@@ -202,34 +202,11 @@ def test_network_time_loop_matches_a_numpy_simulation_of_the_seed_net():
     assert model.optimizer.iterations.numpy() == 12
 
 
-def test_fused_adam_equals_keras_adam_inside_the_loop():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(8, 10, 2)).astype("float32")
-    y = keras.utils.to_categorical(rng.integers(0, 3, 8), 3).astype("float32")
-    models = []
-    for fuse in (True, False):
-        layers = [GLEDense(5, tau_m=[0.5, 0.5, 1.0, 1.0, 1.0], tau_r=0.2, dt=0.2, learn_tau=True, tau_m_min=0.2,
-                           state_batch_size=8, seed=1),
-                  GLEDense(4, tau_m=1.0, dt=0.2, activation="tanh", state_batch_size=8, seed=3),
-                  GLEDense(3, tau_m=1.0, dt=0.2, state_batch_size=8, seed=5)]
-        m = GLENetwork(layers, 2, fuse_optimizer=fuse)
-        # ε well above √v keeps Adam from amplifying float32 rounding of tiny gradients into the comparison.
-        m.compile(optimizer=keras.optimizers.Adam(1e-2, epsilon=1e-3))
-        for _ in range(3):
-            m.train_on_batch(x, y)
-        models.append(m)
-    for a, b in zip(models[0].weights, models[1].weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
-    for a, b in zip(models[0].optimizer.variables, models[1].optimizer.variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
-
-
-@pytest.mark.parametrize("fuse", [True, False])
-def test_learned_tau_is_clamped_at_its_minimum(fuse):
+def test_learned_tau_is_clamped_at_its_minimum():
     layers = [GLEDense(4, tau_m=0.5, tau_r=0.1, dt=0.1, activation="tanh", learn_tau=True, tau_m_min=0.3,
                        state_batch_size=8, seed=0),
               GLEDense(2, tau_m=0.5, dt=0.1, learn_tau=True, tau_m_min=0.3, state_batch_size=8, seed=2)]
-    model = GLENetwork(layers, 1, loss="mse", fuse_optimizer=fuse)
+    model = GLENetwork(layers, 1, loss="mse")
     model.compile(optimizer=keras.optimizers.Adam(1.0))
     rng = np.random.default_rng(0)
     model.fit(rng.normal(size=(8, 30)).astype("float32"), rng.normal(size=(8, 2)).astype("float32"), batch_size=8,
@@ -258,7 +235,7 @@ def test_static_inputs_and_time_varying_targets_and_frozen_stateless_layers():
 
 
 def test_save_load_round_trip_keeps_predictions_state_and_optimizer(tmp_path):
-    from bpfree.experiments.mnist1d import static_lagnet_mlp
+    from bpfree.models.gle_mnist1d import static_lagnet_mlp
 
     rng = np.random.default_rng(4)
     x = rng.normal(size=(4, 9)).astype("float32")
@@ -313,7 +290,7 @@ def test_reset_state_resizes_and_zeroes():
 
 
 def test_seed_architectures():
-    from bpfree.experiments.mnist1d import e2e_lag_mlp, static_lagnet_mlp
+    from bpfree.models.gle_mnist1d import e2e_lag_mlp, static_lagnet_mlp
 
     e2e = e2e_lag_mlp()
     assert sum(int(np.prod(v.shape)) for v in e2e.trainable_variables) == 14956
@@ -334,17 +311,19 @@ def test_mnist1d_learns_well_above_chance(tmp_path):
     """A short run on a subset (the static LagNet + LE-MLP, the faster learner of the two seed nets): test
     accuracy well above 10 % (chance); the records, the figure and the resumable model are written."""
     from bpfree import results
-    from bpfree.experiments.mnist1d import run
+    from bpfree.experiments.mnist1d import MNIST1DConfig, run
 
-    kwargs = dict(seed=0, epochs=3, static_lagnet=True, exp_dir=str(tmp_path), subset=(2000, 500), log=lambda *a: None)
-    data = run(**kwargs)
+    def config(epochs):
+        return MNIST1DConfig(seed=0, epochs=epochs, static_lagnet=True, train_subset=2000, test_subset=500)
+
+    data = run(config(3), str(tmp_path), log=lambda *a: None)
     assert data["status"] == "completed" and len(data["history"]["test_acc"]) == 3
     assert max(data["history"]["test_acc"]) > 25.0  # 37–40 % here
     frame = results.load(str(tmp_path))
     assert {"test_acc", "test_loss", "current_lr", "loss", "epoch_seconds"} <= set(frame.columns) and len(frame) == 3
     assert (tmp_path / "static_lagnet_seed0.png").stat().st_size > 0
-    assert len(run(**kwargs)["history"]["test_acc"]) == 3  # a finished run is not re-run
-    resumed = run(**{**kwargs, "epochs": 4})  # loads the saved model and trains one more epoch
+    assert len(run(config(3), str(tmp_path), log=lambda *a: None)["history"]["test_acc"]) == 3  # not re-run
+    resumed = run(config(4), str(tmp_path), log=lambda *a: None)  # loads the saved model, trains one more epoch
     assert len(resumed["history"]["test_acc"]) == 4 and resumed["status"] == "completed"
 
 
@@ -415,7 +394,7 @@ def test_bad_network_input():
 def test_mnist1d_full_run_reaches_the_seeds_accuracy(tmp_path, static_lagnet, target):
     """The seed's full 150-epoch runs (≈10–15 min each on 2 cores): the E2E net ≥ 90 % (seed: 91.7 ± 0.8 %),
     the static LagNet + LE-MLP ≥ 89 % (seed: 90.9 ± 0.6 %), at the final epoch."""
-    from bpfree.experiments.mnist1d import run
+    from bpfree.experiments.mnist1d import MNIST1DConfig, run
 
-    data = run(seed=0, epochs=150, static_lagnet=static_lagnet, exp_dir=str(tmp_path), log=lambda *a: None)
+    data = run(MNIST1DConfig(seed=0, epochs=150, static_lagnet=static_lagnet), str(tmp_path), log=lambda *a: None)
     assert data["status"] == "completed" and data["history"]["test_acc"][-1] >= target

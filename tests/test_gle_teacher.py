@@ -1,18 +1,18 @@
-"""GLE teacher–student experiments: input generators, LagLine, LagNet, truncated BPTT, the CLIs."""
+"""GLE teacher–student: signal generators, truncated BPTT, LagLine, LagNet, the experiment CLIs."""
 
 import math
 
 import numpy as np
 import pytest
 
-from bpfree.experiments import inputs
+from bpfree.datasets import signals
 
 # ----------------------------------------------------------------------------------------------
 # Input generators
 
 
 def test_step_function_shape_values_and_period():
-    x = inputs.step_function(0.01, 20.0, batch_size=7, smooth_sigma=0, channels=2, seed=3)
+    x = signals.step_function(0.01, 20.0, batch_size=7, smooth_sigma=0, channels=2, seed=3)
     assert x.shape == (7, 2000, 2) and x.dtype == np.float32
     assert set(np.unique(x)) == {-1.0, 1.0}
     w = 200  # width 2 / dt
@@ -29,17 +29,17 @@ def test_step_function_shape_values_and_period():
 
 
 def test_step_function_deterministic_under_seed():
-    a = inputs.step_function(0.01, 10.0, batch_size=5, seed=11)
-    b = inputs.step_function(0.01, 10.0, batch_size=5, seed=11)
-    c = inputs.step_function(0.01, 10.0, batch_size=5, seed=12)
+    a = signals.step_function(0.01, 10.0, batch_size=5, seed=11)
+    b = signals.step_function(0.01, 10.0, batch_size=5, seed=11)
+    c = signals.step_function(0.01, 10.0, batch_size=5, seed=12)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
 
 def test_step_function_smoothing_is_gaussian_convolution():
     sigma = 5.0
-    raw = inputs.step_function(0.01, 10.0, batch_size=3, smooth_sigma=0, seed=4)
-    smooth = inputs.step_function(0.01, 10.0, batch_size=3, smooth_sigma=sigma, seed=4)
+    raw = signals.step_function(0.01, 10.0, batch_size=3, smooth_sigma=0, seed=4)
+    smooth = signals.step_function(0.01, 10.0, batch_size=3, smooth_sigma=sigma, seed=4)
     # independent reference: a normalised Gaussian kernel truncated at 4σ, away from the edges.
     k = np.arange(-20, 21)
     kernel = np.exp(-0.5 * (k / sigma) ** 2)
@@ -53,7 +53,7 @@ def test_step_function_smoothing_is_gaussian_convolution():
 
 
 def test_sinusoids_formula():
-    x = inputs.sinusoids(0.01, 5.0, batch_size=2, sine_freqs=(0.3, 1.0), cosine_freqs=(2.0,))
+    x = signals.sinusoids(0.01, 5.0, batch_size=2, sine_freqs=(0.3, 1.0), cosine_freqs=(2.0,))
     t = np.arange(500) * 0.01
     ref = np.sin(2 * np.pi * 0.3 * t) + np.sin(2 * np.pi * t) + np.cos(2 * np.pi * 2 * t)
     assert x.shape == (2, 500, 1)
@@ -63,7 +63,7 @@ def test_sinusoids_formula():
 
 def test_ornstein_uhlenbeck_statistics():
     dt, tau, sigma, mu = 0.01, 1.0, 0.5, 0.3
-    x = inputs.ornstein_uhlenbeck(dt, 2000.0, batch_size=4, sigma=sigma, mu=mu, tau=tau, x0=mu, seed=0)
+    x = signals.ornstein_uhlenbeck(dt, 2000.0, batch_size=4, sigma=sigma, mu=mu, tau=tau, x0=mu, seed=0)
     assert x.shape == (4, 200000, 1) and x.dtype == np.float32
     assert x[0, 0, 0] == pytest.approx(mu)
     samples = x[:, 1000:, 0].astype(np.float64)
@@ -79,26 +79,26 @@ def test_ornstein_uhlenbeck_statistics():
 
 def test_ornstein_uhlenbeck_matches_the_euler_recursion_and_seed():
     dt, tau, sigma = 0.05, 0.5, 0.7
-    x = inputs.ornstein_uhlenbeck(dt, 1.0, batch_size=2, channels=3, sigma=sigma, tau=tau, x0=1.5, seed=9)
+    x = signals.ornstein_uhlenbeck(dt, 1.0, batch_size=2, channels=3, sigma=sigma, tau=tau, x0=1.5, seed=9)
     xi = np.random.default_rng(9).standard_normal((2, 19, 3))
     ref = np.empty((2, 20, 3))
     ref[:, 0] = 1.5
     for i in range(19):
         ref[:, i + 1] = ref[:, i] + dt * (-ref[:, i] / tau) + sigma * math.sqrt(2 * dt / tau) * xi[:, i]
     np.testing.assert_allclose(x, ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(x, inputs.ornstein_uhlenbeck(dt, 1.0, batch_size=2, channels=3, sigma=sigma,
+    np.testing.assert_array_equal(x, signals.ornstein_uhlenbeck(dt, 1.0, batch_size=2, channels=3, sigma=sigma,
                                                                tau=tau, x0=1.5, seed=9))
-    assert not np.array_equal(x, inputs.ornstein_uhlenbeck(dt, 1.0, batch_size=2, channels=3, sigma=sigma,
+    assert not np.array_equal(x, signals.ornstein_uhlenbeck(dt, 1.0, batch_size=2, channels=3, sigma=sigma,
                                                            tau=tau, x0=1.5, seed=10))
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: inputs.step_function(0.0, 1.0), "dt"),
-    (lambda: inputs.step_function(0.01, -1.0), "T"),
-    (lambda: inputs.step_function(0.01, 1.0, channels=3), "channels 3"),
-    (lambda: inputs.step_function(0.01, 1.0, batch_size=0), "batch_size 0"),
-    (lambda: inputs.sinusoids(0.01, 1.0), "frequency"),
-    (lambda: inputs.ornstein_uhlenbeck(0.1, 1.0, tau=0.01), "tau 0.01"),
+    (lambda: signals.step_function(0.0, 1.0), "dt"),
+    (lambda: signals.step_function(0.01, -1.0), "T"),
+    (lambda: signals.step_function(0.01, 1.0, channels=3), "channels 3"),
+    (lambda: signals.step_function(0.01, 1.0, batch_size=0), "batch_size 0"),
+    (lambda: signals.sinusoids(0.01, 1.0), "frequency"),
+    (lambda: signals.ornstein_uhlenbeck(0.1, 1.0, tau=0.01), "tau 0.01"),
 ])
 def test_generators_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
@@ -155,7 +155,7 @@ def _tf_chain(w, tau_m, batch, learn=True):
 
 
 def test_forward_chain_matches_numpy_and_carries_state():
-    from bpfree.experiments.bptt import ForwardChain
+    from bpfree.models.bptt import ForwardChain
 
     x = np.random.default_rng(0).standard_normal((3, 60, 1))
     ref, _ = _np_chain([1.0, 2.0], [1.0, 2.0], x)
@@ -170,7 +170,7 @@ def test_truncated_bptt_updates_are_window_gradients():
     entering the window held fixed and the parameters as updated after the previous window."""
     import keras
 
-    from bpfree.experiments.bptt import TruncatedBPTT
+    from bpfree.models.bptt import TruncatedBPTT
 
     rng = np.random.default_rng(1)
     K, n, lr = 40, 3, 1e-2
@@ -199,7 +199,7 @@ def test_truncated_bptt_updates_are_window_gradients():
 def test_truncated_bptt_bad_input():
     import keras
 
-    from bpfree.experiments.bptt import TruncatedBPTT
+    from bpfree.models.bptt import TruncatedBPTT
 
     with pytest.raises(ValueError, match="window"):
         TruncatedBPTT(_tf_chain([1.0], [1.0], 1), keras.optimizers.SGD(0.1), 0)
@@ -316,6 +316,48 @@ def test_cli_bad_model(tmp_path, module, valid):
     lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert lines == [f"error: Unknown --model 'backprop'; valid: {valid}."]
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    ("lagline", ["--t_train=abc"], "error: flag --t_train=abc: could not convert string to float: 'abc'"),
+    ("lagnet", ["stray"], "error: unexpected arguments 'stray'"),
+    ("lagnet", ["--bogus=1"], "error: Unknown command line flag 'bogus'"),
+    ("mnist1d", ["--epochs=0"], "error: Invalid epochs 0: a positive integer."),
+    ("mnist1d", ["--model=gle"], "error: Unknown command line flag 'model'"),
+])
+def test_entry_bad_input_is_one_line_and_exit_2(tmp_path, capsys, module, argv, message):
+    """Every experiment script goes through `entry.main`: bad input exits 2 with one line, before any run."""
+    import importlib
+
+    script = importlib.import_module(f"bpfree.experiments.{module}")
+    assert script.main([module, f"--exp_dir={tmp_path / 'x'}", *argv]) == 2
+    assert capsys.readouterr().err.splitlines() == [message]
+    assert not (tmp_path / "x").exists()
+
+
+def test_entry_runs_the_config_and_reports_a_crash_as_exit_3(tmp_path, capsys):
+    import dataclasses
+
+    from bpfree.experiments import entry
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        steps: int = entry.flag(3, "Steps.")
+        rate: float = entry.flag(0.5, "Rate.")
+        fixed: str = "not a flag"
+
+    seen = []
+    assert entry.main(Config, lambda c, d: seen.append((c, d)), exp_dir="data/x", argv=["x", "--steps=7"]) == 0
+    assert seen == [(Config(steps=7), "data/x")]
+
+    def crash(config, exp_dir):
+        raise RuntimeError("boom")
+
+    assert entry.main(Config, crash, exp_dir=str(tmp_path), argv=["x"]) == 3
+    assert "RuntimeError: boom" in capsys.readouterr().err
+    assert entry.main(Config, crash, exp_dir=str(tmp_path), argv=["x", "--help"], doc="Doc.") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Doc.") and "--steps" in out and "--rate" in out and "--fixed" not in out
 
 
 # ----------------------------------------------------------------------------------------------

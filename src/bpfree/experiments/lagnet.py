@@ -9,7 +9,7 @@ with τ_m = τ_r = 1 and γ = 0; hidden γ = 1e-3. The teacher is the seed's "st
 a negative fast weight: hid_1 W = [[−0.5, 1]], hid_2 W = [[0.5, 0], [0, 1]], top W = [[0.5], [1]]. The
 students share hid_2 and top with the teacher (frozen) and start hid_1 at W ~ U(−1, 1) (PyTorch's
 `Linear` init for one input; seeded). Input: x(t) = Σ_k sin(ω_k t), ω = (0.49, 1.07, 1.98) rad per time
-unit (`inputs.sinusoids`; the seed's cosines go to an input channel it then drops), batch 1. Learning
+unit (`bpfree.datasets.signals.sinusoids`; the seed's cosines go to an input channel it then drops), batch 1. Learning
 starts at t = 80 (step 8000) and runs to T = 1001.
 
 Models:
@@ -26,11 +26,17 @@ param_error (largest relative deviation from the teacher's hid_1); figure `<exp_
 
 import dataclasses
 import math
+import sys
 
 import keras
 import numpy as np
 
-from bpfree.experiments import common, inputs
+from bpfree import checks
+from bpfree.datasets import signals
+from bpfree.experiments import entry
+from bpfree.layers.gle import GLEDense
+from bpfree.models.bptt import ForwardChain
+from bpfree.teacher_student import BPTTStudent, GLEStudent, plot_run, run_recorded, whole_windows
 
 MODELS = ("gle", "bptt")
 TEACHER_HID_1 = (-0.5, 1.0)
@@ -43,33 +49,31 @@ OMEGAS = (0.49, 1.07, 1.98)  # rad per time unit: the seed's sine_freq = ω/(2π
 class LagNetConfig:
     """The LagNet hyperparameters (defaults: the seed's)."""
 
-    model: str = "gle"
-    seed: int = 0
+    model: str = entry.flag("gle", f"Student: {' | '.join(MODELS)}.")
     dt: float = 0.01
     beta: float = 1.0
+    seed: int = entry.flag(0, "Seed of the student's initial hid_1 weights.")
     gamma: float = 1e-3
-    lr: float = 2e-2  # GLE, before the ·dt/β rescaling
     momentum: float = 0.9
-    bptt_lr: float = 7e-2
+    lr: float = entry.flag(2e-2, "GLE learning rate before the ·dt/β rescaling.")
+    bptt_lr: float = entry.flag(7e-2, "BPTT learning rate.")
     bptt_window: int = 300  # steps
-    t_start: float = 80.0  # learning starts here
-    t_total: float = 1001.0
-    log_every: float = 10.0
+    t_start: float = entry.flag(80.0, "Time without learning before training (learning starts here).")
+    t_total: float = entry.flag(1001.0, "Total simulated time (learning from --t_start on).")
+    log_every: float = entry.flag(10.0, "Record interval (time units).")
     plot_every: int = 20
 
     def __post_init__(self):
-        common.check_choice("--model", self.model, MODELS)
+        checks.choice("--model", self.model, MODELS)
         for name in ("dt", "beta", "lr", "bptt_lr", "t_total", "log_every"):
-            common.check_positive(name, getattr(self, name))
+            checks.number(name, getattr(self, name), lambda v: v > 0, "a number > 0")
         for name in ("gamma", "momentum", "t_start"):
-            common.check_positive(name, getattr(self, name), allow_zero=True)
-        if int(self.bptt_window) != self.bptt_window or self.bptt_window < 1:
-            raise ValueError(f"Invalid bptt_window {self.bptt_window}: must be a positive number of steps.")
-        if self.t_start >= self.t_total:
-            raise ValueError(f"t_start {self.t_start} must be before t_total {self.t_total}.")
+            checks.number(name, getattr(self, name), lambda v: v >= 0, "a number ≥ 0")
+        checks.whole("bptt_window", self.bptt_window, lambda v: v >= 1, "a positive number of steps")
+        checks.number("t_start", self.t_start, lambda v: v < self.t_total, f"before t_total {self.t_total}")
         if self.model == "bptt" and self.bptt_window > int(round(self.t_total / self.dt)) - self.init_steps:
-            raise ValueError(f"Training ({self.t_total - self.t_start:g} time units) is shorter than one "
-                             f"BPTT window ({self.bptt_window} steps).")
+            raise checks.invalid("t_total", self.t_total, f"training ({self.t_total - self.t_start:g} time units) "
+                                 f"is shorter than one BPTT window ({self.bptt_window} steps)")
 
     @property
     def window_steps(self):
@@ -85,14 +89,13 @@ class LagNetConfig:
 
     @property
     def train_steps(self):
-        steps = int(round(self.t_total / self.dt)) - self.init_steps
-        w = self.window_steps
-        return int(math.ceil(steps / w)) * w
+        """Training steps (rounded up to whole windows for BPTT)."""
+        return whole_windows(int(round(self.t_total / self.dt)) - self.init_steps, self.window_steps)
 
     @property
     def chunk_steps(self):
-        w = self.window_steps
-        return int(math.ceil(max(1, int(round(self.log_every / self.dt))) / w)) * w
+        """Steps per logged interval (a whole number of windows for BPTT)."""
+        return whole_windows(max(1, int(round(self.log_every / self.dt))), self.window_steps)
 
     def hparams(self):
         return {"model": self.model, "dt": self.dt, "beta": self.beta, "gamma": self.gamma, "lr": self.lr,
@@ -109,8 +112,6 @@ def student_init(seed):
 def build_net(config, hid_1, *, learn):
     """[hid_1, hid_2, top] `GLEDense` layers; only hid_1's kernel trainable when `learn` (the others keep
     a layer-level `trainable` so a GLE student still runs their error neurons, but their kernels are frozen)."""
-    from bpfree.layers.gle import GLEDense
-
     hidden = dict(tau_m=1.0, tau_r=[1.0, 0.1], dt=config.dt, gamma=config.gamma, activation="tanh", mode="gle",
                   use_bias=False, state_batch_size=1)
     specs = [("hid_1", 1, 2, [list(hid_1)], hidden), ("hid_2", 2, 2, HID_2, hidden),
@@ -138,8 +139,6 @@ def param_error(params):
 
 def run(config, exp_dir, log=print):
     """Runs one LagNet student against the teacher; records as it goes; returns the final values."""
-    from bpfree.experiments.bptt import ForwardChain
-
     keras.utils.set_random_seed(config.seed)
     teacher = ForwardChain(build_net(config, TEACHER_HID_1, learn=False))
     layers = build_net(config, student_init(config.seed), learn=True)
@@ -148,76 +147,27 @@ def run(config, exp_dir, log=print):
         return keras.optimizers.SGD(learning_rate=lr, momentum=config.momentum)
 
     if config.model == "bptt":
-        student = common.BPTTStudent(layers, sgd(config.learning_rate), config.window_steps, loss="half_mse",
-                                     scale=config.dt)
+        student = BPTTStudent(layers, sgd(config.learning_rate), config.window_steps, loss="half_mse",
+                              scale=config.dt)
     else:
-        student = common.GLEStudent(layers, config.beta, sgd, config.learning_rate)
+        student = GLEStudent(layers, config.beta, sgd, config.learning_rate)
     total = config.init_steps + config.train_steps
-    x = inputs.sinusoids(config.dt, total * config.dt, 1, sine_freqs=[w / (2 * math.pi) for w in OMEGAS])[:, :total]
-    run_log = common.RunLog(exp_dir, config.model, config.seed, config.hparams())
-    figure = run_log.figure_path(f"lagnet_{config.model}_seed{config.seed}")
-    log(f"lagnet {config.model} seed {config.seed}: lr {config.learning_rate:g}, window {config.window_steps} steps, "
-        f"{config.init_steps} init + {config.train_steps} training steps; hid_1 starts at {hid_1_params(layers)}")
-
-    def observe():
-        params = hid_1_params(layers)
-        return {**params, "param_error": param_error(params)}
-
-    final = common.teacher_student_loop(
-        teacher, student, x, init_steps=config.init_steps, chunk_steps=config.chunk_steps, dt=config.dt,
-        run_log=run_log, observe=observe, log=log, plot_every=config.plot_every,
-        on_plot=lambda: plot(run_log.history, config, figure))
-    log(f"final ({config.model}, T {config.t_total:g}): loss {final['loss']:.3e}, hid_1 w ({final['w_0']:.4f}, "
-        f"{final['w_1']:.4f}) vs teacher {TEACHER_HID_1}, param_error {final['param_error']:.2%}; "
-        f"records in {run_log.record.path}, figure {figure}")
-    return {**final, "record": run_log.record.path, "figure": figure, "status": run_log.record.status}
+    x = signals.sinusoids(config.dt, total * config.dt, 1, sine_freqs=[w / (2 * math.pi) for w in OMEGAS])[:, :total]
+    return run_recorded(exp_dir, "lagnet", config, teacher, student, x, params=lambda: hid_1_params(layers),
+                        param_error=param_error, plot=lambda history, path: plot(history, config, path), log=log)
 
 
 def plot(history, config, path):
     """Loss and hid_1's weights against time, the teacher's weights dashed."""
-    plt = common.pyplot()
-    t = np.asarray(history["time"], dtype=float)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    loss = np.asarray(history["loss"], dtype=float)
-    axes[0].semilogy(t, np.where(loss > 0, loss, np.nan), color="k")
-    axes[0].set_ylabel("MSE (mean per step over interval)")
-    for k, color in ((0, "tab:blue"), (1, "tab:orange")):
-        axes[1].plot(t, history[f"w_{k}"], color=color, label=f"hid_1 w_{k} ({'LE' if k == 0 else 'LI'} unit)")
-        axes[1].axhline(TEACHER_HID_1[k], color=color, ls="--", lw=1)
-    axes[1].set_ylabel("hid_1 weights (teacher dashed)")
-    axes[1].legend(fontsize=8)
-    for ax in axes:
-        ax.axvline(config.t_start, color="0.6", lw=0.8)
-        ax.set_xlabel("time")
-    fig.suptitle(f"LagNet, {config.model}, seed {config.seed} (learning from t = {config.t_start:g})")
-    fig.tight_layout()
-    common.save_figure(fig, path)
-    plt.close(fig)
+    curves = [(f"w_{k}", TEACHER_HID_1[k], f"hid_1 w_{k} ({'LE' if k == 0 else 'LI'} unit)") for k in range(2)]
+    plot_run(history, [("hid_1 weights", curves)], t_learn=config.t_start, path=path,
+             title=f"LagNet, {config.model}, seed {config.seed} (learning from t = {config.t_start:g})")
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def _define_flags():
-    from absl import flags
-
-    flags.DEFINE_string("model", "gle", f"Student: {' | '.join(MODELS)}.")
-    flags.DEFINE_float("t_total", 1001.0, "Total simulated time (learning from --t_start on).")
-    flags.DEFINE_float("t_start", 80.0, "Time without learning before training.")
-    flags.DEFINE_string("exp_dir", "data/lagnet", "Experiment directory (records and figures).")
-    flags.DEFINE_integer("seed", 0, "Seed of the student's initial hid_1 weights.")
-    flags.DEFINE_float("lr", 2e-2, "GLE learning rate before the ·dt/β rescaling.")
-    flags.DEFINE_float("bptt_lr", 7e-2, "BPTT learning rate.")
-    flags.DEFINE_float("log_every", 10.0, "Record interval (time units).")
-    return flags.FLAGS
-
-
-def _config(FLAGS):
-    return LagNetConfig(model=FLAGS.model, seed=FLAGS.seed, t_total=FLAGS.t_total, t_start=FLAGS.t_start,
-                        lr=FLAGS.lr, bptt_lr=FLAGS.bptt_lr, log_every=FLAGS.log_every)
-
-
-def main():
-    common.main(_define_flags, _config, run)
+def main(argv=None):
+    return entry.main(LagNetConfig, run, exp_dir="data/lagnet", argv=argv, doc=__doc__)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

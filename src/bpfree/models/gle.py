@@ -24,12 +24,8 @@ the output.)
 
 Speed: a batch's whole time loop is one XLA-compiled `tf.while_loop` (the state in loop variables,
 read once before and written once after the loop) that calls `optimizer.apply` with the GLE gradients
-at every step; XLA keeps the variable updates inside the compiled loop. ``fuse_optimizer=True`` instead
-carries the weights and Adam moments as loop variables and applies Keras's Adam formula by hand (same
-slot variables, so saving and learning-rate callbacks still work; plain Adam only, else it falls back).
-Measured on the MNIST-1D net (bench/gle_speed.py): the two are within ±10 % of each other (XLA makes
-Keras's in-loop update cheap), so the default is the public-API path; one XLA step per Python call is
-3–5× slower and the loop without XLA 1.4–2.3× slower. The error sweep, not the optimizer, dominates.
+at every step (any Keras optimizer); XLA keeps the variable updates inside the compiled loop.
+bench/gle_speed.py compares it with a step per Python call and with the loop without XLA.
 """
 
 import keras
@@ -38,19 +34,11 @@ import tensorflow as tf
 
 from bpfree import checks, optimizers
 from bpfree.arch import check_problem_type, parse_arch
-from bpfree.models.base import RuleModel, resolve_seed
 from bpfree.layers.gle import ACTIVATIONS, TAU_PROFILES, GLEDense, GLEParams, gle_forward_step, gle_step
+from bpfree.models.base import RuleModel, resolve_seed
 
 LOSSES = ("ce", "mse")
 INPUT_MODES = ("sequence", "static")
-
-
-def _fusable(optimizer):
-    """Whether `optimizer` is a plain Keras Adam whose update the time loop can fuse."""
-    return (type(optimizer) is keras.optimizers.Adam and not optimizer.amsgrad and optimizer.weight_decay is None
-            and optimizer.clipnorm is None and optimizer.clipvalue is None and optimizer.global_clipnorm is None
-            and not optimizer.use_ema and not optimizer.gradient_accumulation_steps
-            and isinstance(optimizer._learning_rate, keras.Variable))
 
 
 @keras.saving.register_keras_serializable(package="bpfree")
@@ -66,18 +54,14 @@ class GLENetwork(RuleModel):
             step per dt; "static": x is (batch, input_dim), held for `steps` dt steps.
         steps: dt steps per sample in static mode.
         weight_decay: L2 added to the kernel gradients, ∇W += λ W.
-        fuse_optimizer: apply a plain Adam by hand on loop-carried weights (module docstring); the
-            default False calls `optimizer.apply` inside the loop (any Keras optimizer).
         jit_compile: compile the time loop with XLA.
     """
 
     def __init__(self, gle_layers, input_dim, *, loss="ce", beta=1.0, input_mode="sequence", steps=None,
-                 weight_decay=0.0, fuse_optimizer=False, jit_compile=True, **kwargs):
+                 weight_decay=0.0, jit_compile=True, **kwargs):
         super().__init__(**kwargs)
-        if loss not in LOSSES:
-            raise ValueError(f"Unknown GLE loss {loss!r}; valid: {', '.join(LOSSES)}.")
-        if input_mode not in INPUT_MODES:
-            raise ValueError(f"Unknown input_mode {input_mode!r}; valid: {', '.join(INPUT_MODES)}.")
+        checks.choice("GLE loss", loss, LOSSES)
+        checks.choice("input_mode", input_mode, INPUT_MODES)
         if input_mode == "static" and (steps is None or int(steps) <= 0):
             raise ValueError(f"input_mode 'static' needs a positive number of dt steps per sample; "
                              f"got steps={steps!r}.")
@@ -94,7 +78,7 @@ class GLENetwork(RuleModel):
         self.loss_name, self.beta = loss, float(beta)
         self.input_mode, self.steps = input_mode, None if steps is None else int(steps)
         self.weight_decay = float(weight_decay)
-        self.fuse_optimizer, self.jit_loop = bool(fuse_optimizer), bool(jit_compile)
+        self.jit_loop = bool(jit_compile)
         width = self.input_dim
         for layer in layers:
             if not layer.built:
@@ -221,34 +205,19 @@ class GLENetwork(RuleModel):
         ys = self._targets(y)
         layers = self.gle_layers
         slots = self._trainable_slots()
-        opt = self.optimizer
-        fused = self.fuse_optimizer and _fusable(opt)
         learns = [layer.trainable for layer in layers]
         fixed = [GLEParams(*(None if p is None else tf.convert_to_tensor(p) for p in layer.params()))
                  for layer in layers]
-        if fused:
-            lr = tf.cast(opt.learning_rate, self.compute_dtype)
-            b1, b2, eps = (tf.constant(float(v), self.compute_dtype) for v in (opt.beta_1, opt.beta_2, opt.epsilon))
-            moments = [opt._momentums[opt._get_variable_index(var)] for _, _, var in slots]
-            velocities = [opt._velocities[opt._get_variable_index(var)] for _, _, var in slots]
-            carry_vars = ([tf.convert_to_tensor(v) for _, _, v in slots], [tf.convert_to_tensor(m) for m in moments],
-                          [tf.convert_to_tensor(v) for v in velocities],
-                          tf.cast(opt.iterations, self.compute_dtype))
-        else:
-            carry_vars = ()
 
-        def current_params(values):
+        def current_params():
+            """The fixed parameters with every trained variable read now (after the last step's update)."""
             params = [p._asdict() for p in fixed]
-            if fused:
-                for (l, field, _), value in zip(slots, values):
-                    params[l][field] = value
-            else:
-                for l, field, var in slots:
-                    params[l][field] = tf.convert_to_tensor(var)
+            for l, field, var in slots:
+                params[l][field] = tf.convert_to_tensor(var)
             return [GLEParams(**p) for p in params]
 
-        def body(t, states, out_sum, loss_sum, carried, tr):
-            params = current_params(carried[0] if fused else None)
+        def body(t, states, out_sum, loss_sum, tr):
+            params = current_params()
             r_top = states[-1].r
             loss_t, e_top = self.output_error(r_top, ys[t] if ys.shape.rank == 3 else ys)
             new, grads = [], {}
@@ -268,33 +237,14 @@ class GLENetwork(RuleModel):
                 if field == "kernel" and self.weight_decay:
                     g = g + self.weight_decay * params[l].kernel
                 grad_list.append(g)
-            if fused:
-                values, ms, vs, k = carried
-                k = k + 1.0
-                alpha = lr * tf.sqrt(1.0 - tf.pow(b2, k)) / (1.0 - tf.pow(b1, k))
-                ms = [m + (g - m) * (1.0 - b1) for m, g in zip(ms, grad_list)]
-                vs = [v + (tf.square(g) - v) * (1.0 - b2) for v, g in zip(vs, grad_list)]
-                values = [w - m * alpha / (tf.sqrt(v) + eps) for w, m, v in zip(values, ms, vs)]
-                values = [var.constraint(w) if var.constraint is not None else w
-                          for w, (_, _, var) in zip(values, slots)]
-                carried = (values, ms, vs, k)
-            else:
-                optimizers.apply_after(opt, grad_list, [var for _, _, var in slots], after=(new, r_top, loss_t))
-            return (t + 1, new, out_sum + r_top, loss_sum + tf.reduce_mean(loss_t), carried,
+            optimizers.apply_after(self.optimizer, grad_list, [var for _, _, var in slots],
+                                   after=(new, r_top, loss_t))
+            return (t + 1, new, out_sum + r_top, loss_sum + tf.reduce_mean(loss_t),
                     self._trace_write(tr, t, r_top, loss_t))
 
         init = (tf.constant(0), self._initial_states(n), tf.zeros((n, self.output_dim), self.compute_dtype),
-                tf.constant(0.0, self.compute_dtype), carry_vars, self._trace_init(trace, steps, n))
-        _, states, out_sum, loss_sum, carried, tr = tf.while_loop(lambda t, *_: t < steps, body, init)
-        if fused:
-            values, ms, vs, k = carried
-            for (_, _, var), value in zip(slots, values):
-                var.assign(value)
-            for var, value in zip(moments, ms):
-                var.assign(value)
-            for var, value in zip(velocities, vs):
-                var.assign(value)
-            opt.iterations.assign(tf.cast(k, opt.iterations.dtype))
+                tf.constant(0.0, self.compute_dtype), self._trace_init(trace, steps, n))
+        _, states, out_sum, loss_sum, tr = tf.while_loop(lambda t, *_: t < steps, body, init)
         for layer, state in zip(layers, states):
             if layer.stateful:
                 layer.assign_state(state)
@@ -354,10 +304,12 @@ class GLENetwork(RuleModel):
         return {"name": self.name, "gle_layers": [keras.saving.serialize_keras_object(l) for l in self.gle_layers],
                 "input_dim": self.input_dim, "loss": self.loss_name, "beta": self.beta,
                 "input_mode": self.input_mode, "steps": self.steps, "weight_decay": self.weight_decay,
-                "fuse_optimizer": self.fuse_optimizer, "jit_compile": self.jit_loop}
+                "jit_compile": self.jit_loop}
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        config.pop("fuse_optimizer", None)  # models saved before the hand-fused Adam was removed
         return cls(**config)
 
     # ----------------------------------------------------------------------------------- from a rule

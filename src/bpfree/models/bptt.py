@@ -25,6 +25,7 @@ Everything is compiled: one call runs a chunk of steps (a whole number of window
 
 import tensorflow as tf
 
+from bpfree import checks
 from bpfree.layers.gle import GLEParams, gle_forward_step
 
 LOSSES = ("mse", "half_mse")
@@ -102,10 +103,8 @@ class TruncatedBPTT:
     """
 
     def __init__(self, layers, optimizer, window, *, loss="mse", scale=1.0, jit_compile=True):
-        if loss not in LOSSES:
-            raise ValueError(f"Unknown BPTT loss {loss!r}; valid: {', '.join(LOSSES)}.")
-        if int(window) != window or window < 1:
-            raise ValueError(f"Invalid truncation window {window!r}: must be a positive number of steps.")
+        checks.choice("BPTT loss", loss, LOSSES)
+        checks.whole("truncation window", window, lambda v: v >= 1, "a positive number of steps")
         self.layers = list(layers)
         self.window = int(window)
         self.loss, self.scale = loss, float(scale)

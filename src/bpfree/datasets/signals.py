@@ -1,4 +1,4 @@
-"""Teacher input signals for the GLE teacher–student experiments (seed `data/datasets.generate_input`).
+"""Time signals on a dt grid: the teacher inputs of the GLE teacher–student runs (seed `data/datasets.generate_input`).
 
 Every generator returns a float32 numpy array of shape (batch, n_steps, channels) sampled on the grid
 t_i = i·dt, i = 0 … n_steps−1 with n_steps = round(T/dt) (the seed's `linspace(0, T, n_steps)` is off
@@ -26,18 +26,17 @@ import math
 import numpy as np
 from scipy import ndimage, signal
 
+from bpfree import checks
+
+_POSITIVE = "a number > 0"
+_NON_NEGATIVE = "a number ≥ 0"
+
 
 def n_steps_for(dt, T):
     """The number of samples of a signal of duration `T` at step `dt` (ValueError if not positive)."""
-    dt, T = float(dt), float(T)
-    if not dt > 0:
-        raise ValueError(f"Invalid dt {dt}: must be > 0.")
-    if not T > 0:
-        raise ValueError(f"Invalid duration T {T}: must be > 0.")
-    n = int(round(T / dt))
-    if n < 1:
-        raise ValueError(f"Duration T {T} is shorter than one step dt {dt}.")
-    return n
+    dt = checks.number("dt", float(dt), lambda v: v > 0, _POSITIVE)
+    T = checks.number("duration T", float(T), lambda v: round(v / dt) >= 1, f"at least one step dt {dt}")
+    return int(round(T / dt))
 
 
 def time_grid(dt, T):
@@ -52,13 +51,10 @@ def step_function(dt, T, batch_size=1, *, width=2.0, smooth_sigma=5.0, channels=
     """
     n = n_steps_for(dt, T)
     _check_batch(batch_size)
-    if channels not in (1, 2):
-        raise ValueError(f"Invalid channels {channels}: valid: 1, 2.")
+    checks.choice("channels", channels, (1, 2), label="Invalid")
+    checks.number("width", float(width), lambda v: round(v / dt) >= 1, f"at least one step dt {dt}")
+    checks.number("smooth_sigma", float(smooth_sigma), lambda v: v >= 0, _NON_NEGATIVE)
     w = int(round(width / dt))
-    if w < 1:
-        raise ValueError(f"Invalid width {width}: must be at least one step dt {dt}.")
-    if smooth_sigma < 0:
-        raise ValueError(f"Invalid smooth_sigma {smooth_sigma}: must be ≥ 0.")
     shifts = np.random.default_rng(seed).integers(0, w, size=batch_size)
     i = np.arange(n)[None, :] - shifts[:, None]
     one = np.float32(1.0)
@@ -90,12 +86,9 @@ def ornstein_uhlenbeck(dt, T, batch_size=1, *, channels=1, sigma=0.5, mu=0.0, ta
     """Ornstein–Uhlenbeck noise (Euler–Maruyama, see the module docstring), seed defaults σ 0.5, τ 1."""
     n = n_steps_for(dt, T)
     _check_batch(batch_size)
-    if channels < 1:
-        raise ValueError(f"Invalid channels {channels}: must be ≥ 1.")
-    if not tau >= dt:
-        raise ValueError(f"Invalid tau {tau}: must be ≥ dt {dt} for a stable discretisation.")
-    if sigma < 0:
-        raise ValueError(f"Invalid sigma {sigma}: must be ≥ 0.")
+    checks.whole("channels", channels, lambda v: v >= 1, "a positive integer")
+    checks.number("tau", float(tau), lambda v: v >= dt, f"≥ dt {dt} for a stable discretisation")
+    checks.number("sigma", float(sigma), lambda v: v >= 0, _NON_NEGATIVE)
     a = 1.0 - dt / tau
     xi = np.random.default_rng(seed).standard_normal((batch_size, n - 1, channels))
     drive = dt * mu / tau + sigma * math.sqrt(2.0 * dt / tau) * xi
@@ -107,5 +100,4 @@ def ornstein_uhlenbeck(dt, T, batch_size=1, *, channels=1, sigma=0.5, mu=0.0, ta
 
 
 def _check_batch(batch_size):
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"Invalid batch_size {batch_size}: must be a positive integer.")
+    checks.whole("batch_size", batch_size, lambda v: v >= 1, "a positive integer")
