@@ -196,7 +196,7 @@ def test_space_values_are_type_checked(space, fragments):
 
 @pytest.mark.parametrize("value,ok", [("30", True), (" 12 ", True), ("2.5", False), ("3e1", False), ("", False)])
 def test_rule_hparams_from_the_command_line_are_parsed_strictly(value, ok):
-    create = lambda: SearchSpace.create({**SPACE, "algorithm": ["gle"]}, {"steps": value})  # noqa: E731
+    create = lambda: SearchSpace.create({**SPACE, "algorithm": ["gle"]}, {"gle.steps": value})  # noqa: E731
     if ok:
         assert create().grid()[0]["steps"] == int(value)
     else:
@@ -221,7 +221,7 @@ def test_gle_hparams_are_checked_before_training(algorithm, name, value):
         pytest.skip("LE has no tau profile")
 
     def check():
-        points, config = grid({"algorithm": [algorithm], name: [value]})
+        points, config = grid({"algorithm": [algorithm], algorithm: {name: [value]}})
         validate_points(points, config)
 
     refused(check, name, repr(value) if name != "tau" or value != 0.1 else "0.1")
@@ -233,7 +233,7 @@ BAD_RULE_HPARAMS = {
     "orthogonal_reg": -0.1, "orthogonal_init": "maybe", "dt": -0.2, "tau": -1.2, "tau_profile": "fast",
     "beta": math.nan, "steps": 0,
 }
-RULE_HPARAMS = sorted({(r, name) for r in rules.names() for name in rules.get(r).extra_hparams})
+RULE_HPARAMS = sorted({(r, name) for r in rules.names() for name in rules.rule_class(r).hparams()})
 
 
 def test_every_rule_hparam_has_a_bad_value_here():
@@ -245,7 +245,7 @@ def test_every_rule_hparam_is_range_checked(algorithm, name):
     base = {"activation": "lrelu", "arch": "64"} if algorithm in ("gait", "tp", "bp_inv") else {}
 
     def check():
-        points, config = grid({"algorithm": [algorithm], name: [BAD_RULE_HPARAMS[name]],
+        points, config = grid({"algorithm": [algorithm], algorithm: {name: [BAD_RULE_HPARAMS[name]]},
                                **{k: [v] for k, v in base.items()}})
         validate_points(points, config)
 
@@ -317,7 +317,7 @@ def test_cli_refuses_bad_input_with_exit_2(tmp_path, case, cli_in_process):
     if case == "seed":
         args, fragments = ["--seed=-1"], ["seed", "-1"]
     elif case == "gle_steps":
-        preset = write_preset(tmp_path, space="steps = [0]", replace=[('algorithm = ["bp"]', 'algorithm = ["gle"]')])
+        preset = write_preset(tmp_path, space="gle.steps = [0]", replace=[('algorithm = ["bp"]', 'algorithm = ["gle"]')])
         fragments = ["steps", "0"]
     elif case == "huge_arch":
         args, fragments = ["--arch", "10000000-10000000"], ["10000000-10000000", "bytes"]

@@ -46,7 +46,7 @@ class GLE(ContinuousTimeRule):
 
     def __init__(self, dt=0.2, tau=1.2, tau_profile="mixed", gamma=0.0, beta=1.0, steps=30):
         super().__init__(dt=dt, tau=tau, gamma=gamma, beta=beta, steps=steps)
-        self.tau_profile = checks.choice("tau_profile", tau_profile, TAU_PROFILES, label="Invalid", owner=self.name)
+        self.tau_profile = checks.choice("tau_profile", tau_profile, TAU_PROFILES, owner=self.name)
 
 
 @register
