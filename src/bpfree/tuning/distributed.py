@@ -53,9 +53,11 @@ def serve(tuner, poll_seconds=0.2):
     thread and this returns as soon as the oracle itself knows every worker that asked for a trial has
     been told the grid is done (`GridOracle.all_told`); the server goes with the process.
     """
+    if role() != "chief":  # keras-tuner's Tuner.search decides by the same variable
+        raise RuntimeError(f"serve() runs in the chief (KERASTUNER_TUNER_ID {os.environ.get('KERASTUNER_TUNER_ID')!r}).")
     oracle = tuner.oracle
     host, port = os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"]
-    _check_port(host, int(port))  # keras-tuner ignores a failed bind and would serve nothing, forever
+    _check_port(host, int(port))  # bad input (exit 2) before the thread, not a RuntimeError inside it
     failure = []
 
     def run():
