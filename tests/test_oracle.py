@@ -147,3 +147,14 @@ def test_bpfree_uses_only_keras_tuners_public_api():
                 bad.append(f"{path.relative_to(SRC.parent)}:{line}: {name} is not in keras-tuner "
                            f"{keras_tuner.__version__}'s public API")
     assert checked and not bad, "\n".join(bad)
+
+
+def test_the_private_method_bpfree_overrides_still_exists():
+    """GridTuner overrides keras-tuner's private `BaseTuner._activate_all_conditions` (to skip its
+    exploratory model builds; the hypermodel declares every hparam itself). If an upgrade renames it,
+    the override would silently stop working: fail loudly instead."""
+    from bpfree.tuning import GridTuner
+
+    for name in ("_activate_all_conditions",):
+        assert name in vars(GridTuner) and callable(getattr(keras_tuner.Tuner, name, None)), (
+            f"keras-tuner {keras_tuner.__version__} has no Tuner.{name}: GridTuner's override no longer applies")
