@@ -3,14 +3,18 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
+import keras_tuner
 import pytest
 
 from bpfree import records
-from bpfree.tuning.distributed import free_port
+from bpfree.tuning import GridOracle
+from bpfree.tuning.distributed import free_port, serve
 
 POINTS = 6
 
@@ -156,3 +160,91 @@ def test_a_late_worker_joins(tmp_path, preset, _kill_leftovers):
 @pytest.mark.slow
 def test_a_worker_minutes_late_joins(tmp_path, preset, _kill_leftovers):
     run_late_worker(tmp_path, preset, 150, _kill_leftovers)
+
+
+TOY = """
+import os, sys, time
+import keras_tuner
+from bpfree.tuning import GridOracle, SearchSpace
+from bpfree.tuning.distributed import serve
+
+class Tuner(keras_tuner.Tuner):
+    def run_trial(self, trial, *args, **kwargs):
+        time.sleep(0.5)
+        return {"loss": 0.1}
+
+def tuner(directory):
+    space = {"algorithm": ["bp", "dfa"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False],
+             "bw_init": ["ortho"], "lr": [1e-3, 1e-2], "dropout": [0.0]}
+    oracle = GridOracle(SearchSpace.create(space).grid(), os.path.join(directory, "project"), "loss")
+    name = os.environ["KERASTUNER_TUNER_ID"]
+    return Tuner(oracle=oracle, directory=os.path.join(directory, "kt"), project_name=name, overwrite=True)
+
+if __name__ == "__main__":
+    chief = tuner(sys.argv[1])
+    print("serving", flush=True)
+    serve(chief, poll_seconds=0.05)
+    print("served", time.time(), len(chief.oracle.handed_out), len(chief.oracle.remaining), flush=True)
+"""
+
+
+def test_serve_runs_keras_tuners_public_chief_and_returns_once_every_worker_is_told(tmp_path, monkeypatch):
+    """`serve` (in a chief process) through keras-tuner's public Tuner.search, two workers (threads here)
+    through its public worker path: every point runs once, and `serve` returns within seconds of the
+    last worker being told the grid is done (keras-tuner's own loop polls every 20 s). Fails on a
+    keras-tuner upgrade that changes the public chief/worker path."""
+    script = tmp_path / "toy.py"
+    script.write_text(TOY)
+    net = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(free_port())}
+    chief = subprocess.Popen([sys.executable, str(script), str(tmp_path)], text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, env={**os.environ, **net, "KERASTUNER_TUNER_ID": "chief",
+                                                            "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        monkeypatch.syspath_prepend(str(tmp_path))
+        import toy
+
+        for name, value in net.items():
+            monkeypatch.setenv(name, value)
+        workers = []
+        for i in range(2):
+            monkeypatch.setenv("KERASTUNER_TUNER_ID", f"worker{i}")
+            workers.append(toy.tuner(str(tmp_path)))
+        ended = {}
+
+        def work(w):
+            w.search()
+            ended[w.tuner_id] = time.time()
+
+        runs = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
+        for r in runs:
+            r.start()
+        for r in runs:
+            r.join(timeout=180)
+        out, _ = chief.communicate(timeout=60)
+    finally:
+        sys.modules.pop("toy", None)
+        if chief.poll() is None:
+            chief.kill()
+    assert chief.returncode == 0 and set(ended) == {"worker0", "worker1"}, out[-3000:]
+    when, ran, remaining = out.split("served ")[1].split()[:3]
+    assert (int(ran), int(remaining)) == (4, 0), out[-3000:]
+    assert float(when) - max(ended.values()) < 5, f"serve returned late (keras-tuner {keras_tuner.__version__})"
+    trials = [json.loads(p.read_text()) for p in (tmp_path / "kt" / "chief").glob("trial_*/trial.json")]
+    points = {json.dumps(t["hyperparameters"]["values"], sort_keys=True) for t in trials}
+    assert len(trials) == len(points) == 4 and {t["status"] for t in trials} == {"COMPLETED"}  # each point once
+
+
+def test_serve_refuses_a_port_in_use(tmp_path, monkeypatch):
+    class Tuner:
+        oracle = GridOracle([], str(tmp_path), "loss")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+        with pytest.raises(ValueError, match=f"cannot listen on 127.0.0.1:{port}"):
+            serve(Tuner())
+        assert not Tuner.oracle.all_told.is_set()

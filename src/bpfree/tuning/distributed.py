@@ -20,12 +20,12 @@ the number of workers. Failure handling, decided by tests/test_distributed.py:
 - a worker that starts late simply connects (keras-tuner waits up to 60 minutes for the chief, #990).
 """
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from bpfree import io
@@ -44,30 +44,44 @@ def role():
     return "chief" if CHIEF in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
-def serve(oracle, poll_seconds=0.5):
-    """Serves `oracle` to the workers until every worker has been told the grid is done.
+def serve(tuner, poll_seconds=0.2):
+    """Serves `tuner`'s grid oracle to the workers until every worker has been told the grid is done.
 
-    keras-tuner's `oracle_chief.start_server` does the same but polls every 20 s once stopping, which
-    adds up to 20 s to every search; this is its loop with a short poll.
+    The server is keras-tuner's own, through its public path: `Tuner.search()` in the chief
+    (KERASTUNER_TUNER_ID "chief") serves the oracle and returns once the workers are done. Its loop
+    polls every 20 s once stopping, which would add up to 20 s to every search, so it runs in a daemon
+    thread and this returns as soon as the oracle itself knows every worker that asked for a trial has
+    been told the grid is done (`GridOracle.all_told`); the server goes with the process.
     """
-    import grpc
-    from concurrent import futures
+    if role() != "chief":  # keras-tuner's Tuner.search decides by the same variable
+        raise RuntimeError(f"serve() runs in the chief (KERASTUNER_TUNER_ID {os.environ.get('KERASTUNER_TUNER_ID')!r}).")
+    oracle = tuner.oracle
+    host, port = os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"]
+    _check_port(host, int(port))  # bad input (exit 2) before the thread, not a RuntimeError inside it
+    failure = []
 
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
+    def run():
+        try:
+            tuner.search()
+        except BaseException as e:  # handed to the main thread
+            failure.append(e)
+        finally:
+            oracle.all_told.set()
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    if server.add_insecure_port(address) == 0:
-        raise ValueError(f"The coordinator cannot listen on {address} (port in use?).")
-    server.start()
-    try:
-        while not (servicer.stop_triggered and exit_chief(oracle)):
-            time.sleep(poll_seconds)
-    finally:
-        server.stop(grace=2).wait()
+    threading.Thread(target=run, name="keras-tuner chief", daemon=True).start()
+    while not oracle.all_told.wait(poll_seconds):  # a short wait: SIGINT still reaches the main thread
+        pass
+    if failure:
+        raise failure[0]
+
+
+def _check_port(host, port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: a TIME_WAIT port is free
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ValueError(f"The coordinator cannot listen on {host}:{port} ({e.strerror}; port in use?).") from None
 
 
 def free_port(host="127.0.0.1"):

@@ -10,9 +10,7 @@ from bpfree import datasets, io, records
 from bpfree.tuning import distributed, tensorboard_hparams
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
-from bpfree.tuning.oracle import GridOracle
-from bpfree.tuning.space import trial_id
-from bpfree.records import FINISHED
+from bpfree.tuning.oracle import GridOracle, valid_records
 from bpfree.tuning.tuner import GridTuner
 from bpfree.tuning.validation import validate_points
 
@@ -38,9 +36,8 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
     points = space.grid()
     validate_points(points, config, datasets.info(config.dataset))
     role = distributed.role()
-    if role == "worker":
-        return _run(directory, config, space, points, finished_trials(directory, config.executions_per_trial),
-                    role, log)
+    if role == "worker":  # the chief's oracle decides what runs; this one only declares the space
+        return _run(directory, config, space, points, _oracle(directory, config, points), role, log)
     with ExperimentLock(directory):
         if reset_training:
             for sub in (records.RECORDS_DIRNAME, "tensorboard", "keras_tuner", CONFIG_FILE):
@@ -48,14 +45,17 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
         check_record_settings(directory, config)  # first: a config.json written now would hide the change
         _write_or_check_config(directory, config, space)
-        ids = {trial_id(p) for p in points}
-        finished = finished_trials(directory, config.executions_per_trial)
-        log(f"{directory}: {len(points)} grid points, {len(finished & ids)} already finished, "
-            f"{len(ids - finished)} to run")
+        oracle = _oracle(directory, config, points)
+        log(f"{directory}: {len(points)} grid points, {len(oracle.finished_ids)} already finished, "
+            f"{len(oracle.remaining)} to run")
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space)
-        summary = _run(directory, config, space, points, finished, role, log)
-        summary["unfinished"] = unfinished_executions(directory, points, config.executions_per_trial)
+        summary = _run(directory, config, space, points, oracle, role, log)
+        summary["unfinished"] = oracle.unfinished_executions()
         return summary
+
+
+def _oracle(directory, config, points):
+    return GridOracle(points, directory, config.objective, config.executions_per_trial)
 
 
 class SearchData:
@@ -77,10 +77,9 @@ class SearchData:
                                  **self.common)
 
 
-def _run(directory, config, space, points, finished, role, log):
+def _run(directory, config, space, points, oracle, role, log):
     meta = datasets.info(config.dataset)
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
-    oracle = GridOracle(points, finished, config.objective)
     hypermodel = BpfreeHyperModel(space, config, meta.features, output_dim)
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
     # keras-tuner deletes <directory>/<project_name> (overwrite=True): never let the id name a path.
@@ -89,7 +88,7 @@ def _run(directory, config, space, points, finished, role, log):
                       project_name=project_name, overwrite=True)
     start = time.perf_counter()
     if role == "chief":
-        distributed.serve(tuner.oracle)
+        distributed.serve(tuner)
         return {"project_dir": directory, "grid_points": len(points), "ran": len(oracle.handed_out),
                 "seconds": time.perf_counter() - start, "fit_seconds": 0.0, "accidents": []}
     data = SearchData(config)
@@ -100,41 +99,11 @@ def _run(directory, config, space, points, finished, role, log):
             "seconds": time.perf_counter() - start, "fit_seconds": tuner.fit_seconds, "accidents": tuner.accidents}
 
 
-def _valid_records(directory):
-    for path in records.iter_record_paths(directory):
-        try:
-            yield path, records.read(path)
-        except records.RecordError:
-            continue  # a corrupt record: its execution runs again (the tuner moves it aside)
-
-
-def finished_trials(directory, executions_per_trial):
-    """Trial ids whose executions 0..k−1 all have a final status."""
-    status = {}
-    for _, data in _valid_records(directory):
-        if data["status"] in FINISHED and data["execution"] < executions_per_trial:
-            status.setdefault(data["trial_id"], set()).add(data["execution"])
-    return {t for t, done in status.items() if len(done) == executions_per_trial}
-
-
-def unfinished_executions(directory, points, executions_per_trial):
-    """[(trial id, execution, status or "missing", error)] of the grid's executions without a final record."""
-    found = {(d["trial_id"], d["execution"]): d for _, d in _valid_records(directory)}
-    out = []
-    for point in points:
-        tid = trial_id(point)
-        for execution in range(executions_per_trial):
-            data = found.get((tid, execution))
-            if data is None or data["status"] not in FINISHED:
-                out.append((tid, execution, data["status"] if data else "missing", data and data.get("error")))
-    return out
-
-
 def check_record_settings(directory, config):
     """Refuses to resume where a record was made under other search settings (epochs, batch size,
     data, seed, ...) than this search's, named — whether or not config.json is still there."""
     current = json.loads(json.dumps(config.to_json()))
-    for path, data in _valid_records(directory):
+    for path, data in valid_records(directory):
         recorded = data.get("search")
         if not recorded:
             continue  # a record from before settings were recorded: config.json is the only check
