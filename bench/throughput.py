@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bpfree import build_model, rules  # noqa: E402
-from bpfree.models.feedforward import parse_arch  # noqa: E402
+from bpfree.arch import parse_arch  # noqa: E402
 
 FEEDFORWARD = ("bp", "fa", "dfa", "drtp", "cce", "mse")
 

@@ -129,7 +129,7 @@ def test_records_are_identical_uninterrupted_point_by_point_killed_and_with_two_
     ("bp", {"dropout": [0.2]}, {"use_early_stopping": True, "early_stopping_patience": 2}),  # dropout RNG
     ("gait", {"arch": ["64"], "activation": ["lrelu"], "dropout": [0.0]}, FAST),  # invertible
     ("dtp", {"dropout": [0.0]}, FAST),  # the rule's own state: DTP's noise seed and schedule
-    ("gle", {"dropout": [0.0], "steps": [3]}, FAST),  # continuous time: its own model class
+    ("gle", {"dropout": [0.0], "gle": {"steps": [3]}}, FAST),  # continuous time: its own model class
 ])
 def test_execution_killed_after_epoch_k_resumes_bitwise(tmp_path, monkeypatch, algorithm, point, options):
     """Item 9: a checkpoint every epoch; the resumed execution's record equals the uninterrupted one."""

@@ -119,7 +119,7 @@ def test_diverging_lr_is_recorded_and_the_search_goes_on(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--algorithm", "sgd"], "Unknown algorithm 'sgd'; valid algorithms: bp, fa, dfa"),
+    (["--algorithm", "sgd"], "Unknown algorithm 'sgd'; valid: bp, fa, dfa"),
     (["--arch", "500-abc"], "Invalid arch '500-abc'"),
     (["--objective", "accuracy"], "Unknown objective 'accuracy'; valid: loss, val_loss, error_rate, val_error_rate"),
     (["--algorithm", "drtp", "--problem_type", "reconstruction", "--objective", "loss"], "drtp needs class targets"),

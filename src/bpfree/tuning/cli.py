@@ -61,8 +61,8 @@ flags.DEFINE_multi_string("tracker", None, "Tracker(s): bp_cosine, local_loss, w
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
 flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
                      "(keras-tuner chief/worker mode; see README for several hosts).")
-flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, NAME=VALUE (repeatable), e.g. "
-                          "orthogonal_reg=0.1; applies to the rules that have it.")
+flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
+                          "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
 
 
 def resolve(argv):
@@ -86,7 +86,7 @@ def resolve(argv):
     for item in FLAGS.rule_hparam or ():
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise checks.invalid("--rule_hparam", item, "expected NAME=VALUE, e.g. orthogonal_reg=0.1")
+            raise checks.invalid("--rule_hparam", item, "expected RULE.NAME=VALUE, e.g. gait.orthogonal_reg=0.1")
         fixed[name.strip()] = value.strip()
     return experiment_dir, config, SearchSpace.create(space, fixed, tune_dropout=config.tunes_dropout)
 
