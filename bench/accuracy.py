@@ -37,7 +37,7 @@ def space_for(rule, arch, lrs):
     space = {"algorithm": [rule], "arch": [arch], "activation": ["lrelu" if rule in INVERTIBLE else "tanh"],
              "batchnorm": [False], "bw_init": ["ortho"], "lr": list(lrs), "dropout": [0.0]}
     if rule in INVERTIBLE:
-        space["orthogonal_reg"] = [INVERTIBLE[rule]]
+        space[rule] = {"orthogonal_reg": [INVERTIBLE[rule]]}  # the rule's own table ([space.<rule>])
     return space
 
 
