@@ -9,7 +9,6 @@ from bpfree.datasets import embedded, folder, tfds_source
 from bpfree.datasets.errors import DatasetError
 
 EMBEDDED = ("mnist1d", "mnist1d_seq", "digits", "yinyang", "xor")
-PREFIXES = ("tfds:", "folder:")
 DEFAULT_IMAGE_SIZE = 64
 
 _EMBEDDED_INFO = {  # input shape, classes, split sizes, value range; checked against the data by tests

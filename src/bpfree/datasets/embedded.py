@@ -22,8 +22,6 @@ import numpy as np
 
 from bpfree.datasets import cache
 
-MNIST1D_TEST_FRACTION = 0.2
-
 
 def mnist1d(final_seq_length=40):
     def build():

@@ -39,11 +39,6 @@ def n_steps_for(dt, T):
     return int(round(T / dt))
 
 
-def time_grid(dt, T):
-    """t_i = i·dt for i < n_steps_for(dt, T), float64."""
-    return np.arange(n_steps_for(dt, T)) * float(dt)
-
-
 def step_function(dt, T, batch_size=1, *, width=2.0, smooth_sigma=5.0, channels=1, seed=0):
     """A ±1 square wave of half-period `width`, shifted per sample, Gaussian-smoothed (σ in samples).
 

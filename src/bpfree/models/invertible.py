@@ -114,10 +114,6 @@ class InvertibleNetwork(RuleModel):
     def weighted_layers(self):
         return list(self.inv_layers)
 
-    @property
-    def feedback_matrices(self):
-        return []
-
     def activities(self, x):
         """[x, h_1, ..., h_L]: each layer on the first k_l units of the one below."""
         hs = [x]

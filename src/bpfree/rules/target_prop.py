@@ -44,7 +44,20 @@ class InverseTargetRule(Rule):
         self.orthogonal_init = flag(self.name, "orthogonal_init", orthogonal_init)
 
     def layer_errors(self, model, hs, y):
-        """[δ_1, ..., δ_L] (each already multiplied by D_l) from the activities [x, h_1, ..., h_L]."""
+        """[δ_1, ..., δ_L] (each already multiplied by D_l) from the activities [x, h_1, ..., h_L], in one
+        sweep down from the output: `top` starts the rule's signal at the output layer, `down` turns
+        layer l's signal into δ_l and the signal of the layer below (None below the first layer)."""
+        layers = model.weighted_layers
+        signal = self.top(model, hs, y)
+        deltas = [None] * len(layers)
+        for l in reversed(range(len(layers))):
+            deltas[l], signal = self.down(layers[l], hs[l + 1], hs[l], signal, first=l == 0)
+        return deltas
+
+    def top(self, model, hs, y):
+        raise NotImplementedError
+
+    def down(self, layer, h, below, signal, first):
         raise NotImplementedError
 
     def local_losses(self, forward):
@@ -78,27 +91,24 @@ class GaitProp(InverseTargetRule):
         super().__init__(orthogonal_reg=orthogonal_reg, orthogonal_init=orthogonal_init)
         self.gamma = number(self.name, "gamma", gamma, lambda v: 0 < v <= 1, "an incremental step in (0, 1]")
 
-    def layer_errors(self, model, hs, y):
-        layers = model.weighted_layers
+    def top(self, model, hs, y):
+        """(s_L, γ^0): the scaled difference t_L − h_L and its scale."""
         h_out = tf.cast(hs[-1], tf.float64)
-        s = tf.cast(model.output_target(hs[-1], y), tf.float64) - h_out  # s_L = t_L − h_L
+        return tf.cast(model.output_target(hs[-1], y), tf.float64) - h_out, tf.constant(1.0, tf.float64)
+
+    def down(self, layer, h, below, signal, first):
+        s, scale = signal  # scale = γ^{L−l}
+        h = tf.cast(h, tf.float64)
+        d = layer.derivative(h)
+        if first:
+            return -d * s, None
+        # Units whose incremental target crosses zero: the definition, in float64.
         gamma = tf.constant(self.gamma, tf.float64)
-        deltas = [None] * len(layers)
-        scale = tf.constant(1.0, tf.float64)  # γ^{L−l}
-        for l in reversed(range(len(layers))):
-            layer, h = layers[l], tf.cast(hs[l + 1], tf.float64)
-            d = layer.derivative(h)
-            deltas[l] = -d * s
-            if l == 0:
-                break
-            # Units whose incremental target crosses zero: the definition, in float64.
-            step = gamma * scale * d * d * s  # the true increment γ D² (τ_l − h_l)
-            exact = (layer.activation_inverse(h + step) - layer.activation_inverse(h)) / (gamma * scale)
-            crossing = tf.not_equal(h + step >= 0, h >= 0)
-            q = tf.where(crossing, exact, d * s)
-            s = _pad_to(tf.matmul(q, layer.kernel_inverse()), hs[l])
-            scale = scale * gamma
-        return deltas
+        step = gamma * scale * d * d * s  # the true increment γ D² (τ_l − h_l)
+        exact = (layer.activation_inverse(h + step) - layer.activation_inverse(h)) / (gamma * scale)
+        crossing = tf.not_equal(h + step >= 0, h >= 0)
+        q = tf.where(crossing, exact, d * s)
+        return -d * s, (_pad_to(tf.matmul(q, layer.kernel_inverse()), below), scale * gamma)
 
 
 @register
@@ -106,17 +116,17 @@ class TargetPropagation(InverseTargetRule):
     name = "tp"
     summary = "target propagation through exact inverses (invertible networks)"
 
-    def layer_errors(self, model, hs, y):
-        layers = model.weighted_layers
-        tau = tf.cast(model.output_target(hs[-1], y), tf.float64)
-        deltas = [None] * len(layers)
-        for l in reversed(range(len(layers))):
-            h = tf.cast(hs[l + 1], tf.float64)
-            deltas[l] = (h - tau) * layers[l].derivative(h)
-            if l:
-                below = tf.cast(hs[l], tf.float64)
-                tau = tf.concat([layers[l].inverse(tau), below[:, layers[l].units:]], axis=1)
-        return deltas
+    def top(self, model, hs, y):
+        """τ_L = t_L."""
+        return tf.cast(model.output_target(hs[-1], y), tf.float64)
+
+    def down(self, layer, h, below, tau, first):
+        h = tf.cast(h, tf.float64)
+        delta = (h - tau) * layer.derivative(h)
+        if first:
+            return delta, None
+        below = tf.cast(below, tf.float64)
+        return delta, tf.concat([layer.inverse(tau), below[:, layer.units:]], axis=1)
 
 
 @register
@@ -124,15 +134,13 @@ class InvertibleBackprop(InverseTargetRule):
     name = "bp_inv"
     summary = "backpropagation on the invertible network (the GAIT-prop seed's BP baseline)"
 
-    def layer_errors(self, model, hs, y):
-        layers = model.weighted_layers
-        e = hs[-1] - model.output_target(hs[-1], y)
-        deltas = [None] * len(layers)
-        for l in reversed(range(len(layers))):
-            deltas[l] = e * layers[l].derivative(hs[l + 1])
-            if l:
-                e = _pad_to(tf.matmul(deltas[l], layers[l].kernel, transpose_b=True), hs[l])
-        return deltas
+    def top(self, model, hs, y):
+        """e_L = h_L − t_L."""
+        return hs[-1] - model.output_target(hs[-1], y)
+
+    def down(self, layer, h, below, e, first):
+        delta = e * layer.derivative(h)
+        return delta, None if first else _pad_to(tf.matmul(delta, layer.kernel, transpose_b=True), below)
 
 
 def _pad_to(s, h):
