@@ -380,8 +380,8 @@ def build_gle_network(arch, input_dim, output_dim, *, activation="tanh", input_a
     if not tau >= dt:
         raise ValueError(f"tau {tau!r} must be ≥ dt = {dt} (explicit Euler).")
     for label, act in (("activation", activation), ("input_activation", input_activation)):
-        if act is not None and act not in ACTIVATIONS:
-            raise ValueError(f"Invalid {label} {act!r} for GLE; valid: {', '.join(ACTIVATIONS)}.")
+        if act is not None:
+            checks.choice(label, act, ACTIVATIONS, label="Invalid", owner="GLE")
     seed = resolve_seed(seed)
     common = dict(dt=dt, gamma=gamma, mode=mode, use_bias=use_bias, state_batch_size=state_batch_size)
     layers = []

@@ -158,7 +158,7 @@ def load_preset(path):
         raise SpaceError(f"Hparams file {path!r} is not valid TOML: {e}") from None
     unknown = set(data) - {"search", "space"}
     if unknown:
-        raise SpaceError(f"Hparams file {path!r}: unknown table(s) {', '.join(sorted(unknown))}; valid: search, space.")
+        checks.choice(f"table in hparams file {path!r}:", sorted(unknown)[0], ("search", "space"), error=SpaceError)
     for table in ("search", "space"):
         if not isinstance(data.get(table, {}), dict):
             raise SpaceError(f"Hparams file {path!r}: {table} = {data[table]!r} is not a table; write it as "
@@ -178,8 +178,7 @@ def _rule_hparams(key, value):
     """[("rule.hparam", values)] for a space entry that is not a common hparam: a "rule.hparam" key, a
     bare hparam name that exactly one rule has, or a [space.<rule>] table {hparam: values}."""
     if isinstance(value, dict):
-        if key not in rules.names():
-            raise SpaceError(f"Unknown rule table [space.{key}]; valid: {', '.join(rules.names())}.")
+        checks.choice("rule table [space.<rule>]:", key, rules.names(), error=SpaceError)
         return [pair for name, vals in value.items() for pair in _rule_hparams(f"{key}.{name}", vals)]
     rule, dot, name = key.rpartition(".")
     if dot:
@@ -208,10 +207,10 @@ def _validate(name, value):
             raise SpaceError(f"Invalid arch {value!r}: expected positive hidden widths joined by '-', e.g. "
                              "'500-1000-500' (or a list of integers).")
         value = arch_string(value)
-    elif name == "activation" and value not in ACTIVATIONS:
-        raise SpaceError(f"Unknown activation {value!r}; valid: {', '.join(ACTIVATIONS)}.")
-    elif name == "bw_init" and value not in BW_INITS:
-        raise SpaceError(f"Unknown bw_init {value!r}; valid: {', '.join(BW_INITS)}.")
+    elif name == "activation":
+        checks.choice("activation", value, ACTIVATIONS, error=SpaceError)
+    elif name == "bw_init":
+        checks.choice("bw_init", value, BW_INITS, error=SpaceError)
     elif name == "batchnorm" and not isinstance(value, bool):
         raise SpaceError(f"Invalid batchnorm {value!r}: true or false.")
     elif name == "lr":
