@@ -11,7 +11,19 @@ its kernel W (Lillicrap et al. 2016): for a = x W + b,
 
 Both keep B as a non-trainable weight drawn from a seeded initializer, so it is fixed, reproducible
 and saved with the model.
+
+`FeedbackAlignmentDense(..., backward=...)` chooses the B of the backward pass (the one option that
+Kolen–Pollack and the sign-concordant rules add; B has the kernel's shape, (fan_in, fan_out)):
+- ``"fixed"``: B, fixed random (feedback alignment; the default).
+- ``"learned"``: B trainable, and its gradient is the kernel's, xᵀ δ (Kolen–Pollack: ΔB = ΔW).
+- ``"sign"``: B = sign(W)·s, s = √(2/(fan_in + fan_out)), the std of the Glorot init (uSF).
+- ``"random_sign"``: B = |R| ⊙ sign(W), R fixed random, kept in ``feedback`` (frSF).
+- ``"batch_random_sign"``: B = |R_t| ⊙ sign(W), R_t ~ U(±√(6/(fan_in + fan_out))) drawn afresh at every
+  training call t by `counter_uniform` from (feedback_seed, t), the same bits in eager, graph and
+  XLA modes; t is a counter saved with the layer (brSF).
 """
+
+import random
 
 import keras
 import tensorflow as tf
@@ -21,6 +33,7 @@ from bpfree import checks
 from bpfree.layers.own_variables import SavesOwnVariables
 
 BW_INITS = ("ortho", "lecun", "uniform", "gaussian")
+BACKWARDS = ("fixed", "learned", "sign", "random_sign", "batch_random_sign")
 _FEEDBACK_SEED_OFFSET = 10_000
 
 
@@ -78,30 +91,70 @@ class FeedbackProjection(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="bpfree")
 class FeedbackAlignmentDense(SavesOwnVariables, keras.layers.Dense):
-    """A Dense layer that sends errors down through a fixed random B (the shape of its kernel).
+    """A Dense layer that sends errors down through another matrix B than its kernel (the module
+    docstring lists the ``backward`` options; ``"fixed"``, a fixed random B, is feedback alignment).
 
     Call with ``feedback=False`` for the true gradient (used by the `bp_cosine` tracker).
     """
 
-    def __init__(self, units, bw_init="ortho", feedback_seed=None, **kwargs):
+    def __init__(self, units, bw_init="ortho", feedback_seed=None, backward="fixed", **kwargs):
         super().__init__(units, **kwargs)
         feedback_initializer(bw_init, feedback_seed)
+        self.backward = checks.choice("backward", backward, BACKWARDS)
+        if backward == "batch_random_sign" and feedback_seed is None:
+            feedback_seed = random.SystemRandom().randrange(2**31 - 1)  # recorded in the config
         self.bw_init = bw_init
         self.feedback_seed = feedback_seed
+        self.feedback = None
+        self.feedback_step = None
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.feedback = self.add_weight(
-            name="feedback",
-            shape=self.kernel.shape,
-            initializer=feedback_initializer(self.bw_init, self.feedback_seed),
-            trainable=False,
-        )
+        if self.backward in ("fixed", "learned", "random_sign"):
+            self.feedback = self.add_weight(
+                name="feedback",
+                shape=self.kernel.shape,
+                initializer=feedback_initializer(self.bw_init, self.feedback_seed),
+                trainable=self.backward == "learned",
+            )
+        elif self.backward == "batch_random_sign":
+            self.feedback_step = self.add_weight(name="feedback_step", shape=(), dtype="int64",
+                                                 initializer="zeros", trainable=False)
+
+    @property
+    def sign_scale(self):
+        """s = √(2/(fan_in + fan_out)): the scale of uSF's B = sign(W)·s, and the std of R (brSF)."""
+        fan_in, fan_out = self.kernel.shape
+        return (2.0 / (fan_in + fan_out)) ** 0.5
+
+    def random_magnitudes(self, step):
+        """R_t of ``batch_random_sign``: U(±√3·s), a counter-based draw from (feedback_seed, t)."""
+        limit = 3.0**0.5 * self.sign_scale
+        u = counter_uniform(self.kernel.shape, self.feedback_seed, step)
+        return keras.ops.cast(limit * (2.0 * u - 1.0), self.kernel.dtype)
 
     def call(self, inputs, training=None, feedback=True):
+        if self.backward == "batch_random_sign" and training:
+            # One draw per training call, with or without the rule's wiring (so that a replayed
+            # backprop pass for the bp_cosine tracker advances the counter exactly as the rule's does).
+            step = tf.identity(self.feedback_step)
+            self.feedback_step.assign_add(1)
         if not feedback:
             return super().call(inputs, training=training)
-        outputs = _feedback_matmul(inputs, self.kernel, self.feedback)
+        if self.backward == "learned":
+            outputs = _learned_feedback_matmul(inputs, self.kernel, self.feedback)
+        else:
+            if self.backward == "fixed":
+                feedback_matrix = self.feedback
+            else:
+                sign = tf.sign(tf.stop_gradient(tf.convert_to_tensor(self.kernel)))
+                if self.backward == "sign":
+                    feedback_matrix = sign * self.sign_scale
+                elif self.backward == "random_sign":
+                    feedback_matrix = tf.abs(self.feedback) * sign
+                else:
+                    feedback_matrix = tf.abs(self.random_magnitudes(step if training else self.feedback_step)) * sign
+            outputs = _feedback_matmul(inputs, self.kernel, feedback_matrix)
         if self.bias is not None:
             outputs = outputs + self.bias
         if self.activation is not None:
@@ -109,12 +162,15 @@ class FeedbackAlignmentDense(SavesOwnVariables, keras.layers.Dense):
         return outputs
 
     # Dense's own (de)serialisation knows only kernel and bias (and quantisation variables); the
-    # fixed feedback matrix must travel with them.
+    # feedback matrix (fa, kp, frsf) or the draw counter (brsf) must travel with them.
     def _saved_variables(self):
-        return [v for v in (self.kernel, self.bias, self.feedback) if v is not None]
+        return [v for v in (self.kernel, self.bias, self.feedback, self.feedback_step) if v is not None]
 
     def get_config(self):
-        return {**super().get_config(), "bw_init": self.bw_init, "feedback_seed": self.feedback_seed}
+        config = {**super().get_config(), "bw_init": self.bw_init, "feedback_seed": self.feedback_seed}
+        if self.backward != "fixed":  # feedback alignment's config stays what it was
+            config["backward"] = self.backward
+        return config
 
 
 def call_dense(layer, inputs, feedback=True):
@@ -135,3 +191,39 @@ def _feedback_matmul(x, kernel, feedback):
         return tf.matmul(x, kernel), grad
 
     return matmul(x, tf.convert_to_tensor(kernel))
+
+
+def _learned_feedback_matmul(x, kernel, feedback):
+    # As `_feedback_matmul`, and the trainable B receives the kernel's gradient xᵀ δ (Kolen–Pollack).
+    @tf.custom_gradient
+    def matmul(x, kernel, feedback):
+        def grad(upstream):
+            kernel_grad = tf.matmul(x, upstream, transpose_a=True)
+            return tf.matmul(upstream, feedback, transpose_b=True), kernel_grad, kernel_grad
+
+        return tf.matmul(x, kernel), grad
+
+    return matmul(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(feedback))
+
+
+_MASK32 = 0xFFFFFFFF
+
+
+def counter_uniform(shape, seed, step):
+    """U[0, 1) of `shape` as a pure function of (seed, step): a 32-bit integer hash of (element index,
+    seed, step) (three multiply–xorshift rounds, murmur3's finaliser shape), its top 24 bits / 2²⁴.
+
+    Integer arithmetic only (int64 holding 32-bit values; every product < 2⁶³), so eager, graph and XLA
+    give the same bits, unlike `tf.random.stateless_uniform`, whose kernels differ under XLA.
+    """
+    size = 1
+    for d in shape:
+        size *= int(d)
+    x = tf.range(size, dtype=tf.int64) + tf.cast(seed, tf.int64) * 0x3C6EF372 + tf.cast(step, tf.int64) * 0x1B873593
+    x = tf.bitwise.bitwise_and(x, _MASK32)
+    for c in (0x2C1B3C6D, 0x297A2D39, 0x1B873593):
+        x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.int64)))
+        x = tf.bitwise.bitwise_and(x * c, _MASK32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.int64)))
+    u = tf.cast(tf.bitwise.right_shift(x, tf.constant(8, tf.int64)), tf.float32) / float(2**24)
+    return tf.reshape(u, tuple(int(d) for d in shape))
