@@ -280,8 +280,8 @@ def test_options_they_refuse_name_the_valid_ones():
         build_model("pepita", "8", 5, 3, output_error="last")
     with pytest.raises(ValueError, match=r"ff does not support batchnorm=True \(only False\)"):
         build_model("ff", "8", 5, 3, batchnorm=True)
-    with pytest.raises(ValueError, match="ff with activation 'tanh' cannot reach threshold 2.0.*valid: relu"):
-        bpfree.models.check_options(bpfree.rules.get("ff"), "8", 5, 3, activation="tanh")
+    with pytest.raises(ValueError, match="Unknown activation 'tahn' for ff; valid: tanh, relu"):
+        bpfree.models.check_options(bpfree.rules.get("ff"), "8", 5, 3, activation="tahn")
     with pytest.raises(ValueError, match="Unknown tracker 'bp_cosine' for ff"):
         build_model("ff", "8", 5, 3, trackers=("bp_cosine",))
     with pytest.raises(ValueError, match="Invalid threshold 0.0 for ff: a goodness threshold > 0"):

@@ -20,7 +20,6 @@ from bpfree.layers import ACTIVATIONS, activation_function
 from bpfree.models.base import RuleModel, resolve_seed
 from bpfree.models.rule_options import configure_rule
 
-BOUNDED = ("tanh", "sigmoid")  # squared activities ≤ 1, so a layer's goodness is ≤ 1
 _NEGATIVE_SEED_OFFSET = 40_000
 
 
@@ -28,14 +27,11 @@ def validate(rule, arch, input_dim, output_dim, *, activation="relu", batchnorm=
              weight_decay=0.0, problem_type="classification", trackers=(), init_fw_weight_aligned=False,
              output_activation=None, bw_init=None, seed=None):
     """The hidden widths, or a one-line ValueError naming what Forward-Forward does not support and what
-    it does. (bw_init does not apply: there is no feedback matrix.)"""
+    it does. (bw_init does not apply: there is no feedback matrix.) Bounded activations (tanh, sigmoid)
+    are allowed, though their goodness never exceeds 1: with them, pick a threshold below 1."""
     widths = parse_arch(arch)
     name = rule.name
     checks.choice("activation", activation, ACTIVATIONS, label="Unknown", owner=name)
-    if activation in BOUNDED and rule.threshold >= 1:
-        unbounded = ", ".join(a for a in ACTIVATIONS if a not in BOUNDED)
-        raise ValueError(f"{name} with activation {activation!r} cannot reach threshold {rule.threshold!r} "
-                         f"(its goodness is ≤ 1); valid: {unbounded}, or a threshold < 1.")
     for what, value, default in (("batchnorm", batchnorm, False), ("dropout", dropout, 0.0),
                                  ("problem_type", problem_type, "classification"),
                                  ("init_fw_weight_aligned", init_fw_weight_aligned, False)):
