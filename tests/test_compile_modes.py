@@ -20,7 +20,8 @@ from bpfree.rules import registry
 INVERTIBLE = ("gait", "tp", "bp_inv")
 CONTINUOUS_TIME = ("gle", "le")
 REPEATS = 8
-RULES = ("bp", "fa", "dfa", "drtp", "cce", "mse", "dtp", "tp_lsq", "tp_rinv") + INVERTIBLE + CONTINUOUS_TIME
+RULES = ("bp", "fa", "dfa", "drtp", "cce", "mse", "dtp", "tp_lsq", "tp_rinv", "kp", "usf", "brsf", "frsf", "sdfa", "pepita",
+         "ff") + INVERTIBLE + CONTINUOUS_TIME
 MODES = {"eager": dict(run_eagerly=True), "graph": dict(jit_compile=False), "xla": dict(jit_compile=True)}
 
 

@@ -1,18 +1,20 @@
 """Models trained by learning rules, and `build_model`: a rule's `model` kind names its class.
 
-    feedforward → `Network` (bp, fa, dfa, drtp, cce, mse, dtp, tp_lsq, tp_rinv)
+    feedforward → `Network` (bp, fa, dfa, drtp, cce, mse, dtp, tp_lsq, tp_rinv, pepita)
     invertible  → `InvertibleNetwork` (gait, tp, bp_inv)
     gle         → `GLENetwork` (gle, le)
+    ff          → `FFNetwork` (ff)
 """
 
 from bpfree import rules
 from bpfree.models.base import RuleModel
 from bpfree.models.feedforward import Network, NetworkConfig
+from bpfree.models.ff import FFNetwork
 from bpfree.models.gle import GLENetwork, build_gle_network
 from bpfree.models.invertible import InvertibleNetwork
 from bpfree.models.rule_options import configure_rule
 
-MODELS = {"feedforward": Network, "invertible": InvertibleNetwork, "gle": GLENetwork}
+MODELS = {"feedforward": Network, "invertible": InvertibleNetwork, "gle": GLENetwork, "ff": FFNetwork}
 
 
 def model_class(rule):
@@ -40,5 +42,5 @@ def check_options(rule, arch, input_dim, output_dim, **options):
     model_class(rule).check_options(rule, arch, input_dim, output_dim, **options)
 
 
-__all__ = ["MODELS", "GLENetwork", "InvertibleNetwork", "Network", "NetworkConfig", "RuleModel", "build_gle_network",
-           "build_model", "check_options", "model_class"]
+__all__ = ["MODELS", "FFNetwork", "GLENetwork", "InvertibleNetwork", "Network", "NetworkConfig", "RuleModel",
+           "build_gle_network", "build_model", "check_options", "model_class"]

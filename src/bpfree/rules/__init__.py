@@ -11,5 +11,6 @@ from bpfree.rules.registry import get, names, owners, register, rule_class, seri
 from bpfree.rules import bp, fa, dfa, drtp, local_loss  # noqa: E402,F401,I001
 from bpfree.rules import target_prop, dtp, tp_inverse, gle  # noqa: E402,F401
 from bpfree.rules import kp, usf, brsf, frsf, sdfa  # noqa: E402,F401
+from bpfree.rules import pepita, ff  # noqa: E402,F401
 
 __all__ = ["Rule", "get", "names", "owners", "register", "rule_class", "serialize"]
