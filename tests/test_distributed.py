@@ -184,14 +184,16 @@ if __name__ == "__main__":
     chief = tuner(sys.argv[1])
     print("serving", flush=True)
     serve(chief, poll_seconds=0.05)
-    print("served", time.time(), len(chief.oracle.handed_out), len(chief.oracle.remaining), flush=True)
+    import threading
+    server_alive = any(t.name == "keras-tuner chief" and t.is_alive() for t in threading.enumerate())
+    print("served", len(chief.oracle.handed_out), len(chief.oracle.remaining), server_alive, flush=True)
 """
 
 
 def test_serve_runs_keras_tuners_public_chief_and_returns_once_every_worker_is_told(tmp_path, monkeypatch):
     """`serve` (in a chief process) through keras-tuner's public Tuner.search, two workers (threads here)
     through its public worker path: every point runs once, and `serve` returns within seconds of the
-    last worker being told the grid is done (keras-tuner's own loop polls every 20 s). Fails on a
+    last worker being told the grid is done, while keras-tuner's own loop (which polls every 20 s) still runs. Fails on a
     keras-tuner upgrade that changes the public chief/worker path."""
     script = tmp_path / "toy.py"
     script.write_text(TOY)
@@ -226,9 +228,11 @@ def test_serve_runs_keras_tuners_public_chief_and_returns_once_every_worker_is_t
         if chief.poll() is None:
             chief.kill()
     assert chief.returncode == 0 and set(ended) == {"worker0", "worker1"}, out[-3000:]
-    when, ran, remaining = out.split("served ")[1].split()[:3]
+    ran, remaining, server_alive = out.split("served ")[1].split()[:3]
     assert (int(ran), int(remaining)) == (4, 0), out[-3000:]
-    assert float(when) - max(ended.values()) < 5, f"serve returned late (keras-tuner {keras_tuner.__version__})"
+    # serve returned on the oracle's own signal, while keras-tuner's server loop (which polls every 20 s
+    # once stopping) was still running: not by waiting for that loop to end. No clock involved.
+    assert server_alive == "True", f"serve waited for keras-tuner's loop (keras-tuner {keras_tuner.__version__})"
     trials = [json.loads(p.read_text()) for p in (tmp_path / "kt" / "chief").glob("trial_*/trial.json")]
     points = {json.dumps(t["hyperparameters"]["values"], sort_keys=True) for t in trials}
     assert len(trials) == len(points) == 4 and {t["status"] for t in trials} == {"COMPLETED"}  # each point once
