@@ -296,3 +296,22 @@ def test_a_tuner_id_that_names_a_path_never_deletes_records(tmp_path, monkeypatc
     assert len(before) == 1
     assert run_search(str(tmp_path), config, space, log=quiet)["ran"] == 0
     assert histories(summary["project_dir"]) == before
+
+
+def test_a_write_left_half_done_by_a_kill_is_removed_on_resume(tmp_path):
+    """kill -9 during a checkpoint or record write leaves write_atomic's temporary file behind; the next
+    search (holding the lock) removes those older than itself and keeps everything else."""
+    config = SearchConfig(dataset="xor", objective="loss", num_epochs=1, **FAST)
+    space = SearchSpace.create({**SPACE, "algorithm": ["bp"], "lr": [1e-2]})
+    summary = run_search(str(tmp_path), config, space, log=quiet)
+    project = summary["project_dir"]
+    records_dir = os.path.join(project, records.RECORDS_DIRNAME)
+    stale = os.path.join(records_dir, ".tmp-abc123.ckpt.npz")
+    with open(stale, "wb") as f:
+        f.write(b"half a checkpoint")
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    kept = sorted(str(p) for p in __import__("pathlib").Path(project).rglob("*") if p.is_file()
+                  and not p.name.startswith(".tmp-") and "keras_tuner" not in str(p))
+    run_search(str(tmp_path), config, space, log=quiet)
+    assert not os.path.exists(stale)
+    assert all(os.path.exists(p) for p in kept)

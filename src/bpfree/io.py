@@ -12,6 +12,25 @@ import math
 import os
 import tempfile
 
+TEMP_PREFIX = ".tmp-"  # write_atomic's temporary files; a process killed mid-write leaves one behind
+
+
+def remove_stale_temporaries(directory, before):
+    """Removes write_atomic's temporary files under `directory` last modified before the time `before`
+    (seconds since the epoch): writes that a killed process never finished. Files of writers still at
+    work are newer. Returns the paths removed."""
+    removed = []
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                if name.startswith(TEMP_PREFIX) and os.stat(path).st_mtime < before:
+                    os.remove(path)
+                    removed.append(path)
+            except FileNotFoundError:
+                continue  # gone meanwhile
+    return removed
+
 
 def _umask():
     mask = os.umask(0)
@@ -23,7 +42,7 @@ def write_atomic(path, write, suffix=""):
     """Calls ``write(tmp_path)`` on a temporary file beside `path`, then renames it over `path`."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=directory)
     os.close(fd)
     try:
         write(tmp)

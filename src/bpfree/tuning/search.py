@@ -38,7 +38,10 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
     role = distributed.role()
     if role == "worker":  # the chief's oracle decides what runs; this one only declares the space
         return _run(directory, config, space, points, _oracle(directory, config, points), role, log)
+    started = time.time()
     with ExperimentLock(directory):
+        # Writes a killed run left half done (kill -9 during a checkpoint or record): never read, now removed.
+        io.remove_stale_temporaries(directory, before=started)
         if reset_training:
             for sub in (records.RECORDS_DIRNAME, "tensorboard", "keras_tuner", CONFIG_FILE):
                 path = os.path.join(directory, sub)
