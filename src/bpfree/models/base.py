@@ -39,6 +39,11 @@ class RuleModel(keras.Model):
     tracker_metrics = ()
     rule_metrics = ()
 
+    @classmethod
+    def from_rule(cls, rule, arch, input_dim, output_dim, **options):
+        """The model of the configured `rule` from `build_model`'s options."""
+        return cls(rule, arch, input_dim, output_dim, **options)
+
     def default_loss(self):
         """The loss `compile` uses when none is given."""
         return None

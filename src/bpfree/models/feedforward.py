@@ -94,10 +94,6 @@ class Network(RuleModel):
             self._align_forward_weights()
 
     @classmethod
-    def from_rule(cls, rule, arch, input_dim, output_dim, **options):
-        return cls(rule, arch, input_dim, output_dim, **options)
-
-    @classmethod
     def check_options(cls, rule, arch, input_dim, output_dim, **options):
         """Raises ValueError if `from_rule` would refuse these options; builds nothing."""
         NetworkConfig.create(rule, arch, input_dim, output_dim, **options)

@@ -80,10 +80,6 @@ class FFNetwork(RuleModel):
         self.built = True
 
     @classmethod
-    def from_rule(cls, rule, arch, input_dim, output_dim, **options):
-        return cls(rule, arch, input_dim, output_dim, **options)
-
-    @classmethod
     def check_options(cls, rule, arch, input_dim, output_dim, **options):
         """Raises ValueError if `from_rule` would refuse these options; builds nothing."""
         validate(rule, arch, input_dim, output_dim, **options)

@@ -97,10 +97,6 @@ class InvertibleNetwork(RuleModel):
         self.built = True
 
     @classmethod
-    def from_rule(cls, rule, arch, input_dim, output_dim, **options):
-        return cls(rule, arch, input_dim, output_dim, **options)
-
-    @classmethod
     def check_options(cls, rule, arch, input_dim, output_dim, **options):
         """Raises ValueError if `from_rule` would refuse these options; builds nothing."""
         options.pop("seed", None)

@@ -24,4 +24,4 @@ class BatchRandomSignFeedback(UniformSignFeedback):
     backward = "batch_random_sign"
 
     def alignment_targets(self, model):
-        return {l: keras.ops.sign(layer.kernel) for l, layer in enumerate(model.weighted_layers, start=1) if l > 1}
+        return self.per_layer(model, lambda layer: keras.ops.sign(layer.kernel))

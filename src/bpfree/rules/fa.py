@@ -16,12 +16,18 @@ from bpfree.rules.registry import register
 class FeedbackAlignment(Rule):
     name = "fa"
     summary = "feedback alignment: errors sent down through fixed random matrices"
+    backward = "fixed"  # the FeedbackAlignmentDense option: what B is (kp, usf, brsf, frsf choose others)
 
     def dense(self, l, units, config, **kwargs):
         if l == 1:  # nothing below the first layer needs its error
             return super().dense(l, units, config, **kwargs)
         return FeedbackAlignmentDense(units, bw_init=config.bw_init, feedback_seed=feedback_seed(config.seed, l),
-                                      **kwargs)
+                                      backward=self.backward, **kwargs)
 
     def alignment_targets(self, model):
-        return {l: layer.feedback for l, layer in enumerate(model.weighted_layers, start=1) if l > 1}
+        return self.per_layer(model, lambda layer: layer.feedback)
+
+    @staticmethod
+    def per_layer(model, target):
+        """{l: target(layer l)} for every weighted layer above the first (those with a B)."""
+        return {l: target(layer) for l, layer in enumerate(model.weighted_layers, start=1) if l > 1}

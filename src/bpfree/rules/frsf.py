@@ -22,5 +22,4 @@ class FixedRandomSignFeedback(UniformSignFeedback):
     backward = "random_sign"
 
     def alignment_targets(self, model):
-        return {l: keras.ops.abs(layer.feedback) * keras.ops.sign(layer.kernel)
-                for l, layer in enumerate(model.weighted_layers, start=1) if l > 1}
+        return self.per_layer(model, lambda layer: keras.ops.abs(layer.feedback) * keras.ops.sign(layer.kernel))

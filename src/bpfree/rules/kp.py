@@ -16,25 +16,20 @@ optimizer step as W), plus the decay term λ/2 Σ (‖W_l‖² + ‖B_l‖²). T
 
 import keras
 
-from bpfree.layers.feedback import FeedbackAlignmentDense, feedback_seed
-from bpfree.rules.base import Rule, number
+from bpfree.rules.base import number
+from bpfree.rules.fa import FeedbackAlignment
 from bpfree.rules.registry import register
 
 
 @register
-class KolenPollack(Rule):
+class KolenPollack(FeedbackAlignment):
     name = "kp"
     summary = "Kolen–Pollack: feedback matrices learned with the kernels' updates and weight decay, B → W"
     search_values = {"decay": (1e-4, 1e-3, 1e-2)}
+    backward = "learned"  # W_l aligns with B_l (FeedbackAlignment.alignment_targets)
 
     def __init__(self, decay=1e-3):
         self.decay = number(self.name, "decay", decay, lambda v: v >= 0, "a weight decay ≥ 0")
-
-    def dense(self, l, units, config, **kwargs):
-        if l == 1:  # nothing below the first layer needs its error
-            return super().dense(l, units, config, **kwargs)
-        return FeedbackAlignmentDense(units, bw_init=config.bw_init, feedback_seed=feedback_seed(config.seed, l),
-                                      backward="learned", **kwargs)
 
     def local_losses(self, forward):
         if not self.decay:
@@ -42,6 +37,3 @@ class KolenPollack(Rule):
         squares = [keras.ops.sum(keras.ops.square(v)) for layer in forward.model.weighted_layers
                    for v in (layer.kernel, getattr(layer, "feedback", None)) if v is not None]
         return {"kp_decay": 0.5 * self.decay * keras.ops.sum(keras.ops.stack(squares))}
-
-    def alignment_targets(self, model):
-        return {l: layer.feedback for l, layer in enumerate(model.weighted_layers, start=1) if l > 1}

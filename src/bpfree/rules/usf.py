@@ -12,23 +12,15 @@ Alignment target: B_l itself, sign(W_l)·s_l (cos(W, sign W) = ‖W‖₁ / (√
 
 import keras
 
-from bpfree.layers.feedback import FeedbackAlignmentDense, feedback_seed
-from bpfree.rules.base import Rule
+from bpfree.rules.fa import FeedbackAlignment
 from bpfree.rules.registry import register
 
 
 @register
-class UniformSignFeedback(Rule):
+class UniformSignFeedback(FeedbackAlignment):
     name = "usf"
     summary = "uniform sign-concordant feedback: errors sent down through sign(W) · scale"
     backward = "sign"
 
-    def dense(self, l, units, config, **kwargs):
-        if l == 1:  # nothing below the first layer needs its error
-            return super().dense(l, units, config, **kwargs)
-        return FeedbackAlignmentDense(units, bw_init=config.bw_init, feedback_seed=feedback_seed(config.seed, l),
-                                      backward=self.backward, **kwargs)
-
     def alignment_targets(self, model):
-        return {l: keras.ops.sign(layer.kernel) * layer.sign_scale
-                for l, layer in enumerate(model.weighted_layers, start=1) if l > 1}
+        return self.per_layer(model, lambda layer: keras.ops.sign(layer.kernel) * layer.sign_scale)
