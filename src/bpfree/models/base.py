@@ -31,6 +31,13 @@ def resolve_seed(seed):
     return random.SystemRandom().randrange(_SEED_RANGE) if seed is None else int(seed)
 
 
+def surrogate(forward, local_losses):
+    """J = L + Σ_k ℓ_k: the scalar whose gradient is the rule's update."""
+    if not local_losses:
+        return forward.loss
+    return forward.loss + keras.ops.sum(keras.ops.stack(list(local_losses.values())))
+
+
 class RuleModel(keras.Model):
     """The base of bpfree's models; see the module docstring."""
 
@@ -89,8 +96,7 @@ class RuleModel(keras.Model):
         train step hands to the optimizer."""
         with tf.GradientTape() as tape:
             forward = self.forward_pass(x, y, sample_weight, training=True)
-            local = self.rule.local_losses(forward)
-            objective = forward.loss + keras.ops.sum(keras.ops.stack(list(local.values()))) if local else forward.loss
+            objective = surrogate(forward, self.rule.local_losses(forward))
         return tape.gradient(objective, self.trainable_variables)
 
     def bp_gradients(self, x, y, sample_weight=None):
@@ -111,7 +117,7 @@ class RuleModel(keras.Model):
                 state = [tf.identity(v) for v in self._replayable_state()]
             forward = self.forward_pass(x, y, sample_weight, training=True)
             local = self.rule.local_losses(forward)
-            objective = forward.loss + keras.ops.sum(keras.ops.stack(list(local.values()))) if local else forward.loss
+            objective = surrogate(forward, local)
             self._loss_tracker.update_state(forward.loss, sample_weight=tf.shape(x)[0])
             objective = self.optimizer.scale_loss(objective)
             if needs_bp:
