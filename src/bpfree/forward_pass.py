@@ -7,6 +7,8 @@ importing each other.
 
 import keras
 
+from bpfree.layers.feedback import flatten
+
 
 class ForwardPass:
     """One forward pass of a model wired for its rule, with the global loss.
@@ -46,7 +48,7 @@ class ForwardPass:
     @property
     def preactivations(self):
         if self._preactivations is None:
-            self._preactivations = [dense_preactivation(block.dense, keras.ops.stop_gradient(h))
+            self._preactivations = [weighted_preactivation(block.dense, keras.ops.stop_gradient(h))
                                     for block, h in zip(self.model.blocks, self.inputs)]
         return self._preactivations
 
@@ -56,7 +58,11 @@ class ForwardPass:
         return self._output_error
 
 
-def dense_preactivation(layer, h):
-    """h W + b for a Dense layer (its kernel and bias, no activation, no custom backward)."""
-    a = keras.ops.matmul(h, layer.kernel)
+def weighted_preactivation(layer, h):
+    """h W + b for a Dense layer, conv(h, W) + b for a Conv2D (its kernel and bias, no activation, no
+    custom backward)."""
+    if len(layer.kernel.shape) == 4:
+        a = keras.ops.conv(h, layer.kernel, strides=layer.strides, padding=layer.padding)
+    else:
+        a = keras.ops.matmul(flatten(h) if len(h.shape) > 2 else h, layer.kernel)
     return a + layer.bias if layer.bias is not None else a

@@ -14,7 +14,7 @@ class DenseBlock(keras.layers.Layer):
     def __init__(self, dense, activation="tanh", batchnorm=False, dropout=0.0, dropout_seed=None, **kwargs):
         super().__init__(**kwargs)
         self.dense = keras.saving.deserialize_keras_object(dense) if isinstance(dense, dict) else dense
-        self.units = int(self.dense.units)
+        self.units = self._units()
         self.activation = activation
         self.batchnorm = bool(batchnorm)
         self.dropout = float(dropout)
@@ -22,6 +22,9 @@ class DenseBlock(keras.layers.Layer):
         self.norm = keras.layers.BatchNormalization(name="batchnorm") if self.batchnorm else None
         self.act = keras.layers.Activation(activation_function(activation), name="activation")
         self.drop = keras.layers.Dropout(self.dropout, seed=dropout_seed, name="dropout") if self.dropout else None
+
+    def _units(self):
+        return int(self.dense.units)
 
     def build(self, input_shape):
         self.dense.build(input_shape)

@@ -12,8 +12,12 @@ its kernel W (Lillicrap et al. 2016): for a = x W + b,
 Both keep B as a non-trainable weight drawn from a seeded initializer, so it is fixed, reproducible
 and saved with the model.
 
-`FeedbackAlignmentDense(..., backward=...)` chooses the B of the backward pass (the one option that
-Kolen–Pollack and the sign-concordant rules add; B has the kernel's shape, (fan_in, fan_out)):
+`FeedbackAlignmentConv2D` (layers/conv.py) is the same for a convolution: ∂/∂x is the transposed
+convolution of δ with B, a kernel of W's shape (k, k, C_in, C_out), instead of with W.
+
+`FeedbackAlignmentDense(..., backward=...)` (and the conv layer's) chooses the B of the backward pass
+(the one option that Kolen–Pollack and the sign-concordant rules add; B has the kernel's shape,
+(fan_in, fan_out) for a dense layer; fans as Glorot counts them for a convolution):
 - ``"fixed"``: B, fixed random (feedback alignment; the default).
 - ``"learned"``: B trainable, and its gradient is the kernel's, xᵀ δ (Kolen–Pollack: ΔB = ΔW).
 - ``"sign"``: B = sign(W)·s, s = √(2/(fan_in + fan_out)), the std of the Glorot init (uSF).
@@ -23,6 +27,7 @@ Kolen–Pollack and the sign-concordant rules add; B has the kernel's shape, (fa
   XLA modes; t is a counter saved with the layer (brSF).
 """
 
+import math
 import random
 
 import keras
@@ -62,43 +67,66 @@ def feedback_initializer(name, seed):
 
 @keras.saving.register_keras_serializable(package="bpfree")
 class FeedbackProjection(keras.layers.Layer):
-    """p = h B with a fixed random B of shape (input units, `output_dim`)."""
+    """p = h B with a fixed random B of shape (input features, `output_dim`).
 
-    def __init__(self, output_dim, bw_init="ortho", seed=None, **kwargs):
+    A feature map h (N, H, W, C) is flattened first, after a fixed ``pool``×``pool`` average pooling
+    (window = stride = ``pool``, 'same' padding) when ``pool`` > 1: B then has
+    ⌈H/pool⌉·⌈W/pool⌉·C rows instead of H·W·C, ``pool``² times less memory (the full matrices of a
+    VGG's first layers are what runs DRTP out of memory).
+    """
+
+    def __init__(self, output_dim, bw_init="ortho", seed=None, pool=1, **kwargs):
         super().__init__(**kwargs)
         feedback_initializer(bw_init, seed)  # validates the name early
         self.output_dim = int(output_dim)
         self.bw_init = bw_init
         self.seed = seed
+        self.pool = int(pool)
+
+    def _pooled(self, inputs):
+        if self.pool > 1 and len(inputs.shape) == 4:
+            inputs = keras.ops.average_pool(inputs, self.pool, strides=self.pool, padding="same")
+        return flatten(inputs) if len(inputs.shape) > 2 else inputs
+
+    def features(self, input_shape):
+        """The rows of B for inputs of `input_shape` (batch first)."""
+        shape = tuple(input_shape[1:])
+        if self.pool > 1 and len(shape) == 3:
+            shape = (-(-shape[0] // self.pool), -(-shape[1] // self.pool), shape[2])
+        return math.prod(shape)
 
     def build(self, input_shape):
         self.feedback = self.add_weight(
             name="feedback",
-            shape=(int(input_shape[-1]), self.output_dim),
+            shape=(self.features(input_shape), self.output_dim),
             initializer=feedback_initializer(self.bw_init, self.seed),
             trainable=False,
         )
 
     def call(self, inputs):
-        return keras.ops.matmul(inputs, self.feedback)
+        return keras.ops.matmul(self._pooled(inputs), self.feedback)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.output_dim,)
+        return (input_shape[0], self.output_dim)
 
     def get_config(self):
-        return {**super().get_config(), "output_dim": self.output_dim, "bw_init": self.bw_init, "seed": self.seed}
+        config = {**super().get_config(), "output_dim": self.output_dim, "bw_init": self.bw_init, "seed": self.seed}
+        if self.pool != 1:
+            config["pool"] = self.pool
+        return config
 
 
-@keras.saving.register_keras_serializable(package="bpfree")
-class FeedbackAlignmentDense(SavesOwnVariables, keras.layers.Dense):
-    """A Dense layer that sends errors down through another matrix B than its kernel (the module
-    docstring lists the ``backward`` options; ``"fixed"``, a fixed random B, is feedback alignment).
-
-    Call with ``feedback=False`` for the true gradient (used by the `bp_cosine` tracker).
+class AlternativeBackward(SavesOwnVariables):
+    """Mixin for a weighted layer (Dense, Conv2D) that sends errors down through another kernel B than
+    its own W (the module docstring lists the ``backward`` options). The subclass supplies the forward
+    operation and its two vector–Jacobian products:
+        ``_forward(x, k)``, ``_input_gradient(x, B, δ)`` (δ ∂/∂x of the op with kernel B),
+        ``_kernel_gradient(x, k, δ)`` (δ ∂/∂k),
+    and this mixin wires them as ∂/∂x = vjp_x(B, δ), ∂/∂W = vjp_W(x, δ) (and ∂/∂B = ∂/∂W for
+    ``"learned"``). B always has the kernel's shape.
     """
 
-    def __init__(self, units, bw_init="ortho", feedback_seed=None, backward="fixed", **kwargs):
-        super().__init__(units, **kwargs)
+    def _init_backward(self, bw_init, feedback_seed, backward):
         feedback_initializer(bw_init, feedback_seed)
         self.backward = checks.choice("backward", backward, BACKWARDS)
         if backward == "batch_random_sign" and feedback_seed is None:
@@ -108,8 +136,7 @@ class FeedbackAlignmentDense(SavesOwnVariables, keras.layers.Dense):
         self.feedback = None
         self.feedback_step = None
 
-    def build(self, input_shape):
-        super().build(input_shape)
+    def _build_backward(self):
         if self.backward in ("fixed", "learned", "random_sign"):
             self.feedback = self.add_weight(
                 name="feedback",
@@ -122,9 +149,19 @@ class FeedbackAlignmentDense(SavesOwnVariables, keras.layers.Dense):
                                                  initializer="zeros", trainable=False)
 
     @property
+    def fans(self):
+        """(fan_in, fan_out) of the kernel, as Glorot counts them: (k·k·C_in, k·k·C_out) for a
+        k×k convolution, (inputs, units) for a dense kernel."""
+        shape = [int(d) for d in self.kernel.shape]
+        receptive = 1
+        for d in shape[:-2]:
+            receptive *= d
+        return receptive * shape[-2], receptive * shape[-1]
+
+    @property
     def sign_scale(self):
         """s = √(2/(fan_in + fan_out)): the scale of uSF's B = sign(W)·s, and the std of R (brSF)."""
-        fan_in, fan_out = self.kernel.shape
+        fan_in, fan_out = self.fans
         return (2.0 / (fan_in + fan_out)) ** 0.5
 
     def random_magnitudes(self, step):
@@ -133,77 +170,111 @@ class FeedbackAlignmentDense(SavesOwnVariables, keras.layers.Dense):
         u = counter_uniform(self.kernel.shape, self.feedback_seed, step)
         return keras.ops.cast(limit * (2.0 * u - 1.0), self.kernel.dtype)
 
+    def backward_kernel(self, step=None):
+        """B at this call (for the sign rules a function of the current W; ``step``: brSF's draw)."""
+        if self.backward in ("fixed", "learned"):
+            return self.feedback
+        sign = tf.sign(tf.stop_gradient(tf.convert_to_tensor(self.kernel)))
+        if self.backward == "sign":
+            return sign * self.sign_scale
+        if self.backward == "random_sign":
+            return tf.abs(self.feedback) * sign
+        return tf.abs(self.random_magnitudes(self.feedback_step if step is None else step)) * sign
+
     def call(self, inputs, training=None, feedback=True):
+        step = None
         if self.backward == "batch_random_sign" and training:
             # One draw per training call, with or without the rule's wiring (so that a replayed
             # backprop pass for the bp_cosine tracker advances the counter exactly as the rule's does).
             step = tf.identity(self.feedback_step)
             self.feedback_step.assign_add(1)
         if not feedback:
-            return super().call(inputs, training=training)
-        if self.backward == "learned":
-            outputs = _learned_feedback_matmul(inputs, self.kernel, self.feedback)
-        else:
-            if self.backward == "fixed":
-                feedback_matrix = self.feedback
-            else:
-                sign = tf.sign(tf.stop_gradient(tf.convert_to_tensor(self.kernel)))
-                if self.backward == "sign":
-                    feedback_matrix = sign * self.sign_scale
-                elif self.backward == "random_sign":
-                    feedback_matrix = tf.abs(self.feedback) * sign
-                else:
-                    feedback_matrix = tf.abs(self.random_magnitudes(step if training else self.feedback_step)) * sign
-            outputs = _feedback_matmul(inputs, self.kernel, feedback_matrix)
+            return super().call(inputs)
+        outputs = self._alternative_backward(inputs, self.backward_kernel(step))
         if self.bias is not None:
             outputs = outputs + self.bias
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
 
-    # Dense's own (de)serialisation knows only kernel and bias (and quantisation variables); the
+    def _alternative_backward(self, x, feedback):
+        # tf.custom_gradient rather than keras.ops.custom_gradient: the kernel is a variable read inside
+        # the function, and TF's version hands us the gradients for captured variables explicitly.
+        learned = self.backward == "learned"
+
+        @tf.custom_gradient
+        def op(x, kernel, *trained_feedback):
+            def grad(upstream):
+                kernel_grad = self._kernel_gradient(x, kernel, upstream)
+                input_grad = self._input_gradient(x, feedback, upstream)
+                return (input_grad, kernel_grad, kernel_grad) if learned else (input_grad, kernel_grad)
+
+            return self._forward(x, kernel), grad
+
+        kernel = tf.convert_to_tensor(self.kernel)
+        if learned:
+            feedback = tf.convert_to_tensor(feedback)
+            return op(x, kernel, feedback)
+        return op(x, kernel)
+
+    # Keras's own (de)serialisation knows only kernel and bias (and quantisation variables); the
     # feedback matrix (fa, kp, frsf) or the draw counter (brsf) must travel with them.
     def _saved_variables(self):
         return [v for v in (self.kernel, self.bias, self.feedback, self.feedback_step) if v is not None]
 
-    def get_config(self):
-        config = {**super().get_config(), "bw_init": self.bw_init, "feedback_seed": self.feedback_seed}
+    def _backward_config(self):
+        config = {"bw_init": self.bw_init, "feedback_seed": self.feedback_seed}
         if self.backward != "fixed":  # feedback alignment's config stays what it was
             config["backward"] = self.backward
         return config
 
 
+@keras.saving.register_keras_serializable(package="bpfree")
+class FeedbackAlignmentDense(AlternativeBackward, keras.layers.Dense):
+    """A Dense layer that sends errors down through another matrix B than its kernel (the module
+    docstring lists the ``backward`` options; ``"fixed"``, a fixed random B, is feedback alignment):
+    for a = x W + b, ∂/∂W = xᵀ δ, ∂/∂x = δ Bᵀ.
+
+    Call with ``feedback=False`` for the true gradient (used by the `bp_cosine` tracker).
+    """
+
+    def __init__(self, units, bw_init="ortho", feedback_seed=None, backward="fixed", **kwargs):
+        super().__init__(units, **kwargs)
+        self._init_backward(bw_init, feedback_seed, backward)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_backward()
+
+    @staticmethod
+    def _forward(x, kernel):
+        return tf.matmul(x, kernel)
+
+    @staticmethod
+    def _input_gradient(x, feedback, upstream):
+        return tf.matmul(upstream, feedback, transpose_b=True)
+
+    @staticmethod
+    def _kernel_gradient(x, kernel, upstream):
+        return tf.matmul(x, upstream, transpose_a=True)
+
+    def get_config(self):
+        return {**super().get_config(), **self._backward_config()}
+
+
 def call_dense(layer, inputs, feedback=True):
-    """`layer(inputs)`, wired for the rule's backward pass when ``feedback`` (layers with feedback weights)."""
-    if isinstance(layer, FeedbackAlignmentDense):
+    """`layer(inputs)`, wired for the rule's backward pass when ``feedback`` (layers with feedback weights:
+    dense or convolutional)."""
+    if len(inputs.shape) > 2 and len(layer.kernel.shape) == 2:  # a feature map entering a dense layer
+        inputs = flatten(inputs)
+    if isinstance(layer, AlternativeBackward):
         return layer(inputs, feedback=feedback)
     return layer(inputs)
 
 
-def _feedback_matmul(x, kernel, feedback):
-    # tf.custom_gradient rather than keras.ops.custom_gradient: the kernel is a variable read inside
-    # the function, and TF's version hands us the gradients for captured variables explicitly.
-    @tf.custom_gradient
-    def matmul(x, kernel):
-        def grad(upstream):
-            return tf.matmul(upstream, feedback, transpose_b=True), tf.matmul(x, upstream, transpose_a=True)
-
-        return tf.matmul(x, kernel), grad
-
-    return matmul(x, tf.convert_to_tensor(kernel))
-
-
-def _learned_feedback_matmul(x, kernel, feedback):
-    # As `_feedback_matmul`, and the trainable B receives the kernel's gradient xᵀ δ (Kolen–Pollack).
-    @tf.custom_gradient
-    def matmul(x, kernel, feedback):
-        def grad(upstream):
-            kernel_grad = tf.matmul(x, upstream, transpose_a=True)
-            return tf.matmul(upstream, feedback, transpose_b=True), kernel_grad, kernel_grad
-
-        return tf.matmul(x, kernel), grad
-
-    return matmul(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(feedback))
+def flatten(h):
+    """(N, H, W, C) → (N, H·W·C)."""
+    return keras.ops.reshape(h, (-1, math.prod(h.shape[1:])))
 
 
 _MASK32 = 0xFFFFFFFF

@@ -1,13 +1,17 @@
-"""Fully connected networks trained by a learning rule: `Network` and its frozen `NetworkConfig`.
+"""Feedforward networks trained by a learning rule: `Network` and its frozen `NetworkConfig`.
 
-A `Network` is a stack of hidden blocks (Dense [→ BatchNorm] → activation [→ Dropout]) and an output
-layer (Dense → softmax for classification, tanh/sigmoid for reconstruction). Its rule builds what it
-needs, block by block: each Dense (plain, or one whose backward pass uses other weights: FA), fixed
+A `Network` is a stack of hidden blocks and an output layer (Dense → softmax for classification,
+tanh/sigmoid for reconstruction). The arch (`bpfree.arch`) gives the blocks: convolution blocks
+(Conv2D [→ BatchNorm] → activation [→ Dropout] [→ poolings], on image inputs of shape (H, W, C)) first,
+then dense blocks (Dense [→ BatchNorm] → activation [→ Dropout]); the feature map is flattened where
+the first dense layer (or the output layer) reads it. Its rule builds what it
+needs, block by block: each Dense or Conv2D (plain, or one whose backward pass uses other weights: FA), fixed
 projections onto the output space (DFA, DRTP, local losses) and layers of its own (DTP's inverses).
 Training is `RuleModel.train_step`: one pass wired for the rule, the rule's local losses, one gradient.
 """
 
 import dataclasses
+import math
 
 import keras
 import tensorflow as tf
@@ -15,9 +19,10 @@ import tensorflow as tf
 from bpfree import checks
 from bpfree import trackers as trackers_lib
 from bpfree import arch as arch_lib
-from bpfree.arch import arch_string, parse_arch
+from bpfree import rules
+from bpfree.arch import ConvSpec, arch_string, parse_layers
 from bpfree.forward_pass import ForwardPass
-from bpfree.layers import DenseBlock, activation_function, call_dense, feedback_initializer
+from bpfree.layers import ConvBlock, DenseBlock, activation_function, call_dense, feedback_initializer
 from bpfree.models.base import RuleModel, resolve_seed
 from bpfree.models.rule_options import configure_rule
 
@@ -27,8 +32,8 @@ class NetworkConfig:
     """Everything that defines a feedforward network but its rule; validated on creation."""
 
     algorithm: str
-    arch: tuple
-    input_dim: int
+    arch: tuple  # `bpfree.arch.parse_layers`: an int per dense block, a ConvSpec per convolution block
+    input_dim: object  # the number of input features, or an image shape (H, W, C) (conv archs)
     output_dim: int
     activation: str = "tanh"
     batchnorm: bool = False
@@ -46,18 +51,42 @@ class NetworkConfig:
         activation_function(self.activation)
         feedback_initializer(self.bw_init, 0)
         arch_lib.output_activation(self.problem_type, self.output_activation)
-        if self.input_dim <= 0 or self.output_dim <= 0:
-            raise ValueError(f"input_dim and output_dim must be positive, got {self.input_dim} and {self.output_dim}.")
+        if self.output_dim <= 0:
+            raise ValueError(f"output_dim must be positive, got {self.output_dim}.")
+        if self.is_conv and not isinstance(self.input_dim, tuple):
+            raise ValueError(f"Invalid input_dim {self.input_dim!r} for arch {arch_string(self.arch)!r}: "
+                             "convolutions need an image shape (height, width, channels).")
+        if not self.is_conv and isinstance(self.input_dim, tuple):
+            raise ValueError(f"Invalid input_dim {self.input_dim!r} for the dense arch {arch_string(self.arch)!r}: "
+                             f"dense networks take flat inputs (input_dim={math.prod(self.input_dim)}).")
+        if self.is_conv:
+            shape = self.input_dim
+            for block in self.arch:
+                if isinstance(block, ConvSpec):
+                    shape = block.output_shape(shape)
+                    if min(shape[:2]) < 1:
+                        raise ValueError(f"Invalid arch {arch_string(self.arch)!r} for inputs of shape "
+                                         f"{self.input_dim}: its poolings shrink the feature map at {block} to nothing.")
         checks.number("dropout", self.dropout, lambda v: 0 <= v < 1, "a rate in [0, 1)")
         checks.number("weight_decay", self.weight_decay, lambda v: v >= 0, "must be ≥ 0")
         trackers_lib.validate(self.trackers)
+
+    @property
+    def is_conv(self):
+        return any(isinstance(b, ConvSpec) for b in self.arch)
 
     @classmethod
     def create(cls, rule, arch, input_dim, output_dim, *, activation="tanh", batchnorm=False, dropout=0.0,
                use_bias=True, weight_decay=0.0, bw_init="ortho", problem_type="classification",
                init_fw_weight_aligned=False, trackers=(), seed=None, output_activation=None):
         """The config of `rule`'s network from `build_model`'s options, checked by the rule too."""
-        config = cls(algorithm=rule.name, arch=parse_arch(arch), input_dim=int(input_dim), output_dim=int(output_dim),
+        blocks = parse_layers(arch)
+        if any(isinstance(b, ConvSpec) for b in blocks) and not rule.convolutional:
+            raise ValueError(f"Invalid arch {arch_string(blocks)!r} for rule {rule.name!r}: it trains fully connected "
+                             f"networks only; rules with convolutions: {', '.join(rules.convolutional_names())}.")
+        shape = arch_lib.input_shape(input_dim)
+        config = cls(algorithm=rule.name, arch=blocks, input_dim=shape[0] if len(shape) == 1 else shape,
+                     output_dim=int(output_dim),
                      activation=activation, batchnorm=bool(batchnorm), dropout=float(dropout),
                      use_bias=bool(use_bias), weight_decay=float(weight_decay), bw_init=bw_init,
                      problem_type=problem_type, init_fw_weight_aligned=bool(init_fw_weight_aligned),
@@ -69,7 +98,7 @@ class NetworkConfig:
 
 @keras.saving.register_keras_serializable(package="bpfree")
 class Network(RuleModel):
-    """A fully connected network from an arch string, trained by the learning rule `algorithm` (a name,
+    """A feedforward network (dense, or convolutional then dense) from an arch string, trained by the learning rule `algorithm` (a name,
     a configured `bpfree.rules.Rule`, or a name with the rule's hparams as keywords or as `rule`).
     See `bpfree.build_model` for the options."""
 
@@ -84,7 +113,7 @@ class Network(RuleModel):
             init_fw_weight_aligned=init_fw_weight_aligned, trackers=trackers, seed=seed,
             output_activation=output_activation)
         self._build_layers()
-        self._build_sublayers((None, self.network_config.input_dim))
+        self._build_sublayers((None, *arch_lib.input_shape(self.network_config.input_dim)))
         # Metrics before the model counts as built (Keras locks its state then); the trackers' names
         # may depend on the built layers (the rule's alignment targets).
         self.tracker_metrics = [keras.metrics.Mean(name=n) for n in trackers_lib.metric_names(self)]
@@ -107,9 +136,16 @@ class Network(RuleModel):
             return self.rule.dense(l, units, c, use_bias=c.use_bias, name=name, kernel_regularizer=regularizer,
                                    kernel_initializer=keras.initializers.GlorotUniform(seed=c.seed + l - 1))
 
-        self.blocks = [DenseBlock(dense(l, units, "dense"), activation=c.activation, batchnorm=c.batchnorm,
-                                  dropout=c.dropout, dropout_seed=c.seed + l - 1, name=f"block_{l}")
-                       for l, units in enumerate(c.arch, start=1)]
+        def block(l, spec):
+            options = dict(activation=c.activation, batchnorm=c.batchnorm, dropout=c.dropout,
+                           dropout_seed=c.seed + l - 1, name=f"block_{l}")
+            if isinstance(spec, int):
+                return DenseBlock(dense(l, spec, "dense"), **options)
+            conv = self.rule.conv(l, spec, c, use_bias=c.use_bias, name="conv", kernel_regularizer=regularizer,
+                                  kernel_initializer=keras.initializers.GlorotUniform(seed=c.seed + l - 1))
+            return ConvBlock(conv, pools=spec.pools, **options)
+
+        self.blocks = [block(l, spec) for l, spec in enumerate(c.arch, start=1)]
         self.output_layer = dense(len(c.arch) + 1, c.output_dim, "output")
         self.projections = list(self.rule.projections(c))
         self._output_activation = keras.activations.get(c.output_activation)
@@ -122,11 +158,11 @@ class Network(RuleModel):
     def _build_sublayers(self, input_shape):
         shape = tuple(input_shape)
         for block, proj in zip(self.blocks, self.projections or [None] * len(self.blocks)):
-            block.build(shape)
-            shape = (shape[0], block.units)
+            block.build(shape if isinstance(block, ConvBlock) else _flat(shape))
+            shape = block.compute_output_shape(shape if isinstance(block, ConvBlock) else _flat(shape))
             if proj is not None:
                 proj.build(shape)
-        self.output_layer.build(shape)
+        self.output_layer.build(_flat(shape))
 
     @property
     def trackers(self):
@@ -134,7 +170,7 @@ class Network(RuleModel):
 
     @property
     def weighted_layers(self):
-        """The Dense layers in order: the hidden ones, then the output layer."""
+        """The weighted layers in order (Conv2D, Dense): the hidden ones, then the output layer."""
         return [b.dense for b in self.blocks] + [self.output_layer]
 
     @property
@@ -146,7 +182,7 @@ class Network(RuleModel):
 
     def _align_forward_weights(self):
         """W_l = T_l for every alignment target of the rule (W_l = B_l for fa; B_{l−1} B_lᵀ and B_L for
-        the direct rules)."""
+        the direct rules, where their shapes are W_l's)."""
         targets = self.rule.alignment_targets(self)
         if not targets:
             raise ValueError(f"init_fw_weight_aligned needs feedback matrices; {self.rule.name!r} has none.")
@@ -230,3 +266,9 @@ class Network(RuleModel):
             "output_activation": c.output_activation,
             "rule": self.rule.get_config(),
         }
+
+
+def _flat(shape):
+    """A batch shape as a dense layer reads it: (N, H, W, C) → (N, H·W·C)."""
+    return (shape[0], math.prod(shape[1:])) if len(shape) > 2 else tuple(shape)
+

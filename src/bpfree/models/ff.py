@@ -29,7 +29,7 @@ def validate(rule, arch, input_dim, output_dim, *, activation="relu", batchnorm=
     """The hidden widths, or a one-line ValueError naming what Forward-Forward does not support and what
     it does. (bw_init does not apply: there is no feedback matrix.) Bounded activations (tanh, sigmoid)
     are allowed, though their goodness never exceeds 1: with them, pick a threshold below 1."""
-    widths = parse_arch(arch)
+    widths = parse_arch(arch, owner=rule.name)
     name = rule.name
     checks.choice("activation", activation, ACTIVATIONS, label="Unknown", owner=name)
     for what, value, default in (("batchnorm", batchnorm, False), ("dropout", dropout, 0.0),

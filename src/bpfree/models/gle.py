@@ -325,7 +325,7 @@ class GLENetwork(RuleModel):
     @classmethod
     def check_options(cls, rule, arch, input_dim, output_dim, **options):
         """Raises ValueError if `from_rule` would refuse these options; builds nothing."""
-        parse_arch(arch)
+        parse_arch(arch, owner=rule.name)
         cls._split_options(rule, options)
 
     @staticmethod
@@ -376,7 +376,7 @@ def build_gle_network(arch, input_dim, output_dim, *, activation="tanh", input_a
     """A `GLENetwork`: GLEDense(input_dim→w_1) [input_activation], GLEDense(w_i→w_{i+1}) [activation],
     GLEDense(w_L→output_dim) linear with τ_m = τ_r = τ. Hidden time constants from `tau_profile`
     (`hidden_time_constants`); mode "le" forces τ_r = τ_m everywhere."""
-    widths = parse_arch(arch)
+    widths = parse_arch(arch, owner="GLE")
     if not tau >= dt:
         raise ValueError(f"tau {tau!r} must be ≥ dt = {dt} (explicit Euler).")
     for label, act in (("activation", activation), ("input_activation", input_activation)):

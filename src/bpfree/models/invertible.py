@@ -39,7 +39,7 @@ def layer_widths(algorithm, arch, input_dim, output_dim):
     """The width of every invertible layer, the output layer last; a ValueError if `arch` cannot be
     inverted: square (every width = input_dim; the output layer is input_dim wide too) or tower
     (non-increasing widths ≤ input_dim; the output layer is output_dim wide, ≤ the last width)."""
-    widths = parse_arch(arch)
+    widths = parse_arch(arch, owner=algorithm)
     if all(w == input_dim for w in widths) and output_dim <= input_dim:
         return widths + (input_dim,)
     chain = (input_dim,) + widths + (output_dim,)

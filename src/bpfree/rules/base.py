@@ -12,7 +12,9 @@ Like a Keras optimizer, a rule's hparams are its constructor's keyword arguments
 - ``detach_blocks``: whether each block's input passes through `stop_gradient` (no error flows
   between layers; every hidden layer learns from its own term).
 - ``dense(l, units, config, **kwargs)``: the Dense layer of weighted layer l (1..L+1, the output
-  layer last): plain, or one whose backward pass uses other weights than its kernel (FA).
+  layer last): plain, or one whose backward pass uses other weights than its kernel (FA);
+  ``conv(l, spec, config, **kwargs)``: the Conv2D of a convolution block (`bpfree.arch.ConvSpec`),
+  for rules with ``convolutional = True`` (the others refuse an arch with convolutions).
 - ``projections(config)``: fixed projections of each hidden layer onto the output space (DFA, DRTP,
   local losses); ``build_layers(config)``: other layers of the rule the model owns, trains and saves
   (DTP's learned inverses).
@@ -40,6 +42,7 @@ class Rule:
     model = "feedforward"
     search_values = {}  # {hparam: the values a grid tries when the search space names none}
     detach_blocks = False
+    convolutional = False  # whether the rule trains convolution blocks (its `conv` hook)
     # True when `local_losses` returns the projected losses themselves (the local_loss tracker reuses them).
     local_losses_are_projected = False
 
@@ -67,6 +70,10 @@ class Rule:
     def dense(self, l, units, config, **kwargs):
         """The Dense layer of weighted layer `l` (1..L+1); a plain `keras.layers.Dense` by default."""
         return keras.layers.Dense(units, **kwargs)
+
+    def conv(self, l, spec, config, **kwargs):
+        """The Conv2D of weighted layer `l`, a block `spec` (`bpfree.arch.ConvSpec`); plain by default."""
+        return keras.layers.Conv2D(spec.filters, spec.kernel, strides=spec.stride, padding="same", **kwargs)
 
     def projections(self, config):
         """Fixed projections of the hidden layers onto the output space; none by default."""

@@ -13,3 +13,4 @@ from bpfree.rules.registry import register
 class Backpropagation(Rule):
     name = "bp"
     summary = "backpropagation (the true gradient)"
+    convolutional = True

@@ -8,24 +8,37 @@ every hidden layer learns from its own term only.
 Alignment: with e_l = e B_lᵀ reaching layer l, the forward weights align with
     W_l ~ B_{l−1} B_lᵀ (l = 2..L),   W_{L+1} ~ B_L,
 the targets of the ``weight_alignment`` tracker and of ``init_fw_weight_aligned``.
+
+On a convolution block, h_l is the (pooled) feature map, flattened: B_l has H·W·C rows. The hparam
+``projection_pool`` = k > 1 projects it after a fixed k×k average pooling instead (k² times fewer rows:
+the memory the full matrices of a VGG's early layers take is what runs DRTP out of memory; official
+DRTP repository, issue 3); dense layers are always projected whole. Alignment targets exist only where
+their shapes are a kernel's (dense layers, unpooled).
 """
 
 import keras
 
 from bpfree.layers.feedback import FeedbackProjection, feedback_seed
-from bpfree.rules.base import Rule
+from bpfree.rules.base import Rule, whole
 
 
 class DirectFeedbackRule(Rule):
     detach_blocks = True
+    convolutional = True
+
+    def __init__(self, projection_pool=1):
+        self.projection_pool = whole(self.name, "projection_pool", projection_pool, lambda v: v >= 1,
+                                     "a pooling size ≥ 1 (1: the full feature map)")
 
     def projections(self, config):
         return [FeedbackProjection(config.output_dim, bw_init=config.bw_init, seed=feedback_seed(config.seed, l),
+                                   pool=self.projection_pool if not isinstance(block, int) else 1,
                                    name=f"feedback_{l}")
-                for l in range(1, len(config.arch) + 1)]
+                for l, block in enumerate(config.arch, start=1)]
 
     def alignment_targets(self, model):
         B = [keras.ops.convert_to_tensor(p.feedback) for p in model.projections]
         targets = {l + 1: keras.ops.matmul(B[l - 1], keras.ops.transpose(B[l])) for l in range(1, len(B))}
         targets[len(B) + 1] = B[-1]
-        return targets
+        kernels = model.weighted_layers
+        return {l: t for l, t in targets.items() if tuple(t.shape) == tuple(kernels[l - 1].kernel.shape)}

@@ -18,13 +18,18 @@ weight decay still applies), and
     J = Σ_l Σ sg((h_l − h_lᵉʳʳ)/N) ⊙ (sg(h_{l−1}ᵉʳʳ) W_l + b_l) + Σ sg(eᵉʳʳ/N) ⊙ (sg(h_Lᵉʳʳ) W_{L+1} + b_{L+1}).
 The second pass is the plain network (`Network.forward(..., rule=False)`) run inside `local_losses`;
 dropout and batch norm are refused (both passes must see the same network).
+
+On a convolution block the same surrogate gives ∇W_l = Conv2DBackpropFilter(h_{l−1}ᵉʳʳ, (h_l − h_lᵉʳʳ)/N)
+(the convolution's weight gradient with the activity difference as its error), and F carries e to
+the image (H·W·C rows, reshaped). Where the block pools, h_l and h_lᵉʳʳ are taken before the pooling
+(f(a_l), f(a_lᵉʳʳ): the activities the kernel produced).
 """
 
 import keras
 import tensorflow as tf
 
 from bpfree import checks
-from bpfree.forward_pass import dense_preactivation
+from bpfree.forward_pass import weighted_preactivation
 from bpfree.layers.input_feedback import InputFeedback
 from bpfree.rules.base import Rule, number
 from bpfree.rules.registry import register
@@ -38,6 +43,7 @@ class PEPITA(Rule):
     name = "pepita"
     summary = "PEPITA: a second forward pass on the input perturbed by the error; updates from activity differences"
     detach_blocks = True
+    convolutional = True
     search_values = {"f_scale": (0.01, 0.05, 0.1), "output_error": OUTPUT_ERRORS}
 
     def __init__(self, f_scale=0.05, output_error="modulated"):
@@ -71,13 +77,16 @@ class PEPITA(Rule):
         inputs_err = [x_err] + [sg(h) for h in hidden_err]
         losses = {}
         for l, (block, h, h_err) in enumerate(zip(model.blocks, forward.hidden, hidden_err), start=1):
+            a_err = weighted_preactivation(block.dense, inputs_err[l - 1])
+            if getattr(block, "pools", ()):  # the difference of the unpooled activities (see the docstring)
+                h, h_err = block.act(forward.preactivations[l - 1]), block.act(a_err)
             delta = sg(h - h_err) / n
-            losses[f"pepita_{l}"] = keras.ops.sum(delta * dense_preactivation(block.dense, inputs_err[l - 1]))
+            losses[f"pepita_{l}"] = keras.ops.sum(delta * a_err)
         if self.output_error == "modulated":
             e_top = sg(self._loss_gradient(forward, sg(z_err)))
         else:
             e_top = e
-        out = dense_preactivation(model.output_layer, inputs_err[-1])
+        out = weighted_preactivation(model.output_layer, inputs_err[-1])
         losses["pepita_output"] = keras.ops.sum(e_top * out)
         return losses
 

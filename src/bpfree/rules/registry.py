@@ -25,6 +25,11 @@ def names():
     return tuple(_RULES)
 
 
+def convolutional_names():
+    """The names of the rules that train convolution blocks."""
+    return tuple(name for name, cls in _RULES.items() if cls.convolutional)
+
+
 def rule_class(name):
     """The rule class registered as `name`; a ValueError naming the valid ones otherwise."""
     return _RULES[checks.choice("algorithm", name, _RULES, label="Unknown")]
