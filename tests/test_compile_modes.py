@@ -22,6 +22,8 @@ CONTINUOUS_TIME = ("gle", "le")
 REPEATS = 8
 RULES = ("bp", "fa", "dfa", "drtp", "cce", "mse", "dtp", "tp_lsq", "tp_rinv", "kp", "usf", "brsf", "frsf", "sdfa", "pepita",
          "ff") + INVERTIBLE + CONTINUOUS_TIME
+# The rules on a tiny conv net too (a stride-2 convolution, a max pooling, a dense layer after the flatten).
+CONV = tuple(f"{r}:conv" for r in registry.convolutional_names())
 MODES = {"eager": dict(run_eagerly=True), "graph": dict(jit_compile=False), "xla": dict(jit_compile=True)}
 
 
@@ -29,6 +31,8 @@ def make(rule, mode):
     """A tiny model of `rule` from a fixed seed; GLE's time loop compiles with XLA only in "xla" mode."""
     if rule in INVERTIBLE:
         return build_model(rule, "8-8", 8, 3, activation="lrelu", seed=5)
+    if rule.endswith(":conv"):
+        return build_model(rule.split(":")[0], "conv3k3-pool2-conv4k3s2-5", (6, 6, 2), 3, activation="tanh", seed=5)
     if rule in CONTINUOUS_TIME:
         return build_model(rule, "8", 6, 3, seed=5, steps=4, jit_compile=mode == "xla")
     return build_model(rule, "8-8", 6, 3, activation="tanh", seed=5)
@@ -36,8 +40,8 @@ def make(rule, mode):
 
 def data(rule, n=8, batches=1):
     rng = np.random.default_rng(0)
-    d = 8 if rule in INVERTIBLE else 6
-    x = rng.normal(size=(n * batches, d)).astype("float32")
+    shape = (6, 6, 2) if rule.endswith(":conv") else (8,) if rule in INVERTIBLE else (6,)
+    x = rng.normal(size=(n * batches, *shape)).astype("float32")
     y = keras.utils.to_categorical(np.arange(n * batches) % 3, 3).astype("float32")
     return x, y
 
@@ -70,7 +74,7 @@ def test_every_registered_rule_is_covered():
     assert set(registry.names()) == set(RULES)
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", RULES + CONV)
 def test_one_step_is_the_same_in_eager_graph_and_xla(rule):
     x, y = data(rule)
     before, after = None, {}
@@ -99,7 +103,7 @@ def test_one_step_is_the_same_in_eager_graph_and_xla(rule):
                                        err_msg=f"{mode} vs eager: {model.weights[v].path}")
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", RULES + CONV)
 def test_two_graph_mode_fits_from_the_same_start_end_bitwise_equal(rule):
     x, y = data(rule, batches=4)
     ends = []
@@ -153,7 +157,7 @@ def unordered_reads(model, x, y):
 
 
 # GLE's step is a while loop (XLA-compiled by default) whose body this graph walk does not enter.
-@pytest.mark.parametrize("rule", [r for r in RULES if r not in CONTINUOUS_TIME])
+@pytest.mark.parametrize("rule", [r for r in RULES + CONV if r not in CONTINUOUS_TIME])
 def test_graph_mode_orders_every_read_before_the_update(rule):
     model, _ = compiled(rule, "graph")
     assert unordered_reads(model, *data(rule)) == []
