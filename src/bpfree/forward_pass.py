@@ -16,8 +16,9 @@ class ForwardPass:
     - ``inputs``: the inputs of the weighted layers [x, h_1, ..., h_L] (h_L feeds the output layer);
     - ``hidden``: [h_1, ..., h_L]; ``z``: the output pre-activation (after the rule's
       `output_preactivation`); ``projections``: [h_l B_l] (direct rules); ``y_pred``, ``loss``;
-    - ``preactivations``: [a_1, ..., a_L], a_l = sg(h_{l−1}) W_l + b_l (each Dense's output, before
-      any batch norm), given by the model or computed on first use from its blocks;
+    - ``preactivations``: [a_1, ..., a_L], a_l = sg(h_{l−1}) W_l + b_l, or conv(sg(h_{l−1}), W_l) + b_l
+      (each weighted layer's output, before any batch norm or pooling), given by the model or computed
+      on first use from its blocks;
     - ``output_error()``: e = ∂L/∂z, taken from a tape on the loss head alone (z → ŷ → L, a few ops;
       no backward pass through the network), computed on first use.
     """
