@@ -40,7 +40,8 @@ ARCHS = {
 
 # ------------------------------------------------------------------------------- the numpy reference itself
 def test_numpy_conv_reference_same_padding_by_hand():
-    """H = 4, k = 3, s = 2: out = 2, total pad 1, all of it below: out_0 = x_0..x_2 · w, out_1 = x_2, x_3 · w_0, w_1."""
+    """H = 4, k = 3, s = 2: out = 2, total pad 1, all of it below:
+    out_0 = (x_0, x_1, x_2) · w, out_1 = (x_2, x_3) · (w_0, w_1)."""
     x = np.arange(1.0, 5.0).reshape(1, 4, 1, 1)
     w = np.array([1.0, 10.0, 100.0]).reshape(3, 1, 1, 1)
     w = np.concatenate([np.zeros_like(w), w, np.zeros_like(w)], axis=1)  # 3×3, only the centre column
@@ -54,12 +55,13 @@ def test_numpy_conv_reference_same_padding_by_hand():
     m = np.arange(25.0).reshape(1, 5, 5, 1)
     np.testing.assert_array_equal(max_pool(m, 2).ravel(), [6, 8, 16, 18])
     np.testing.assert_array_equal(avg_pool(m, 2).ravel(), [3, 5, 13, 15])
-    np.testing.assert_array_equal(avg_pool_same(m[:, :3, :3], 2).ravel(), [3, 4.5, 10.5, 12])  # [[0,1,2],[5,6,7],[10,11,12]]
+    # [[0, 1, 2], [5, 6, 7], [10, 11, 12]]: cells {0, 1, 5, 6}, {2, 7}, {10, 11}, {12}
+    np.testing.assert_array_equal(avg_pool_same(m[:, :3, :3], 2).ravel(), [3, 4.5, 10.5, 12])
 
 
 @pytest.mark.parametrize("shape,k,s", [((7, 6, 2), 3, 2), ((4, 4, 3), 2, 1), ((5, 5, 1), 3, 3), ((3, 3, 2), 4, 1)])
 def test_numpy_conv_reference_vjps_are_adjoint(shape, k, s):
-    """⟨conv(x, W), δ⟩ = ⟨x, conv_inputgrad(δ, W)⟩ = ⟨W, conv_kernelgrad(x, δ)⟩, and a finite difference."""
+    """⟨conv(x, W), δ⟩ = ⟨x, input_grad(δ, W)⟩ = ⟨W, kernel_grad(x, δ)⟩; pools likewise; a finite difference."""
     rng = np.random.default_rng(0)
     x, W = rng.normal(size=(2, *shape)), rng.normal(size=(k, k, shape[2], 3))
     d = rng.normal(size=conv2d(x, W, s).shape)
