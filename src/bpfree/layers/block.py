@@ -32,7 +32,7 @@ class DenseBlock(keras.layers.Layer):
             self.norm.build((None, self.units))
 
     def call(self, inputs, training=None, feedback=True):
-        a = call_dense(self.dense, inputs, feedback=feedback)
+        a = call_dense(self.dense, inputs, feedback=feedback, training=training)
         if self.norm is not None:
             a = self.norm(a, training=training)
         h = self.act(a)

@@ -262,13 +262,14 @@ class FeedbackAlignmentDense(AlternativeBackward, keras.layers.Dense):
         return {**super().get_config(), **self._backward_config()}
 
 
-def call_dense(layer, inputs, feedback=True):
+def call_dense(layer, inputs, feedback=True, training=None):
     """`layer(inputs)`, wired for the rule's backward pass when ``feedback`` (layers with feedback weights:
-    dense or convolutional)."""
+    dense or convolutional). ``training`` reaches the layer explicitly: brSF draws its B once per training
+    call, and a layer called outside any Keras layer call (the output layer) would not see it otherwise."""
     if len(inputs.shape) > 2 and len(layer.kernel.shape) == 2:  # a feature map entering a dense layer
         inputs = flatten(inputs)
     if isinstance(layer, AlternativeBackward):
-        return layer(inputs, feedback=feedback)
+        return layer(inputs, training=training, feedback=feedback)
     return layer(inputs)
 
 

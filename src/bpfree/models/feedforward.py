@@ -207,7 +207,7 @@ class Network(RuleModel):
             h = block(keras.ops.stop_gradient(h) if detach else h, training=training, feedback=rule)
             hidden.append(h)
         h = keras.ops.stop_gradient(h) if detach else h
-        return hidden, call_dense(self.output_layer, h, feedback=rule)
+        return hidden, call_dense(self.output_layer, h, feedback=rule, training=training)
 
     def hidden_activations(self, x):
         """[h_1, ..., h_L] in inference mode (for histograms and analysis)."""
@@ -239,10 +239,12 @@ class Network(RuleModel):
         return [b.dense.kernel for b in self.blocks]
 
     def _replayable_state(self):
-        # The blocks' dropout seed-generator states and batch-norm moving statistics: not the feedback
-        # matrices, not the rule's own layers (whose noise must not repeat from step to step).
+        # The blocks' dropout seed-generator states and batch-norm moving statistics, and brSF's draw
+        # counters (the output layer's too): not the feedback matrices, not the rule's own layers (whose
+        # noise must not repeat from step to step).
         fixed = {id(b) for b in self.feedback_matrices}
-        return [v for block in self.blocks for v in block.non_trainable_variables if id(v) not in fixed]
+        return [v for layer in [*self.blocks, self.output_layer] for v in layer.non_trainable_variables
+                if id(v) not in fixed]
 
     # ----------------------------------------------------------------------------------- config
     def get_config(self):
