@@ -10,15 +10,15 @@ from bpfree import build_model, datasets, rules
 CONV_RULES = rules.convolutional_names()
 
 
-def optimizer(rule, lr):
-    """Adam(lr); for pepita its paper's SGD with momentum 0.9 (Adam's normalised steps on its small
+def adam_or_pepitas_sgd(rule):
+    """Adam(3e-3); for pepita its paper's SGD with momentum 0.9 (Adam's normalised steps on its small
     activity differences make it wander)."""
-    return keras.optimizers.SGD(0.01, momentum=0.9) if rule == "pepita" else keras.optimizers.Adam(lr)
+    return keras.optimizers.SGD(0.01, momentum=0.9) if rule == "pepita" else keras.optimizers.Adam(3e-3)
 
 
-def fit_losses(rule, arch, x, y, epochs, batch_size=32, run_eagerly=False, lr=3e-3):
+def fit_losses(rule, arch, x, y, epochs, optimizer, batch_size=32, run_eagerly=False):
     model = build_model(rule, arch, x.shape[1:], y.shape[1], activation="tanh", seed=3)
-    model.compile(optimizer=optimizer(rule, lr), jit_compile=False, run_eagerly=run_eagerly)
+    model.compile(optimizer=optimizer, jit_compile=False, run_eagerly=run_eagerly)
     before = float(model.evaluate(x, y, verbose=0, batch_size=256))
     model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0)
     return before, float(model.evaluate(x, y, verbose=0, batch_size=256))
@@ -33,7 +33,7 @@ def digit_images():
 @pytest.mark.parametrize("rule", CONV_RULES)
 def test_conv_rules_lower_the_loss_on_digits_as_images(rule, digit_images):
     x, y = digit_images
-    before, after = fit_losses(rule, "conv8k3-pool2-32", x, y, epochs=5)
+    before, after = fit_losses(rule, "conv8k3-pool2-32", x, y, epochs=5, optimizer=adam_or_pepitas_sgd(rule))
     assert after < 0.85 * before, f"{rule}: loss {before:.3f} → {after:.3f}"
 
 
@@ -46,10 +46,12 @@ def test_conv_rules_lower_the_loss_on_mocked_tfds_images(name, shape, tmp_path):
     assert x.shape == (32, *shape)
     y = keras.utils.to_categorical(y, 10)
     for rule in CONV_RULES:
-        # Eager: ten steps on 32 images cost less than tracing them.
-        before, after = fit_losses(rule, "conv6k5-pool2-conv8k3-pool2-32", x, y, epochs=10, batch_size=16,
-                                   run_eagerly=True, lr=1e-3)
-        assert after < before, f"{rule} on mocked {name}: loss {before:.3f} → {after:.3f}"
+        # Random labels: memorising them. SGD: Adam's normalised steps make the hidden features of the
+        # feedback-alignment rules drift faster, early on, than the output layer follows (the loss rises).
+        # Eager: twenty steps on 32 images cost less than tracing them.
+        before, after = fit_losses(rule, "conv6k5-pool2-32", x, y, epochs=10, batch_size=16, run_eagerly=True,
+                                   optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+        assert after < 0.97 * before, f"{rule} on mocked {name}: loss {before:.3f} → {after:.3f}"
 
 
 @pytest.mark.parametrize("rule", [r for r in rules.names() if r not in CONV_RULES])
