@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from tensorflow.compat.v1.train import summary_iterator
 
 from bpfree import build_model, datasets, records
 from bpfree.tuning import BpfreeHyperModel, SearchConfig, SearchSpace, load_preset, run_search, search, trial_id
@@ -52,10 +53,14 @@ def seen(monkeypatch):
 
 def test_a_grid_mixing_conv_and_dense_archs_on_digits_feeds_each_its_shape(tmp_path, seen):
     built, fed = seen
-    config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=1, batch_size=128, use_xla=False)
+    config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=1, batch_size=128, use_xla=False,
+                          histogram_freq=1)
     space = SearchSpace.create(SPACE)
     summary = run_search(str(tmp_path), config, space, log=lambda *a: None)
     found = completed(summary["project_dir"])
+    for tid in found:  # activation histograms, from a sample of each trial's own inputs (images for conv trials)
+        events = glob.glob(os.path.join(summary["project_dir"], "tensorboard", tid, "execution_0", "train", "events*"))
+        assert "activations/layer_1" in {v.tag for path in events for e in summary_iterator(path) for v in e.summary.value}
     assert set(found) == {trial_id(p) for p in space.grid()} and len(found) == 4
     assert all(d["status"] == "completed" and np.isfinite(d["history"]["val_loss"][0]) for d in found.values())
     assert {(d["hparams"]["algorithm"], d["hparams"]["arch"]) for d in found.values()} == \
