@@ -2,7 +2,6 @@
 vectors for dense layers), conv archs on non-image data are refused before training, parameter counts
 of conv nets, the conv presets."""
 
-import dataclasses
 import glob
 import os
 
@@ -208,3 +207,25 @@ def test_the_presets_parse_and_the_conv_ones_validate():
     assert {p["projection_pool"] for p in vgg.grid() if p["algorithm"] in ("dfa", "drtp")} == {1, 2}
     validate_points(vgg.grid(), SearchConfig(**settings))
     assert datasets.info("cifar10").input_shape == (32, 32, 3)
+
+
+def test_the_readme_conv_commands_resolve_and_validate(tmp_path):
+    import shlex
+
+    from absl import flags
+
+    from bpfree.tuning import cli
+
+    with open(os.path.join(REPO, "README.md")) as f:
+        commands = [shlex.split(line) for line in f.read().splitlines()
+                    if line.startswith(("./train.bash data/lenet5", "./train.bash data/vgg_small"))]
+    assert len(commands) == 2
+    try:
+        for command in commands:
+            flags.FLAGS.unparse_flags()
+            _, config, space = cli.resolve(flags.FLAGS(["bpfree"] + [a.replace("hparams/", REPO + "/hparams/")
+                                                                     for a in command[1:]]))
+            validate_points(space.grid(), config)
+            assert all("conv" in p["arch"] for p in space.grid())
+    finally:
+        flags.FLAGS.unparse_flags()
