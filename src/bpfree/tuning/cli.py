@@ -46,7 +46,8 @@ SEARCH_FLAGS = {
 # Hparams: given = fixed. flag -> (hparam, type, help).
 HPARAM_FLAGS = {
     "algorithm": ("algorithm", str, "Fix the learning rule."),
-    "arch": ("arch", str, "Fix the hidden widths, e.g. 500-1000-500."),
+    "arch": ("arch", str, "Fix the arch: dense widths (500-1000-500) or convolutions first "
+                          "(conv6k5-pool2-conv16k5-pool2-120-84; tokens conv<f>k<k>[s<s>], pool<n>, avgpool<n>, fc<n>)."),
     "activation": ("activation", str, "Fix the activation."),
     "batch_norm": ("batchnorm", bool, "Fix batch normalisation on/off."),
     "bw_init": ("bw_init", str, "Fix the feedback-matrix init."),

@@ -4,6 +4,7 @@ import keras_tuner
 
 from bpfree import optimizers, rules
 from bpfree.models import build_model
+from bpfree.tuning import inputs
 
 
 class BpfreeHyperModel(keras_tuner.HyperModel):
@@ -12,13 +13,16 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
     Choices come from the search space (whose algorithm values come from the rule registry), so a
     rule added to the registry is searchable without touching this class. A rule's own hparams
     (`Rule.hparams()`) are declared under a condition on the algorithm.
+
+    `input_shape` is the dataset's (an image shape, or a number of features): a conv arch gets it
+    whole, a dense arch its number of features (`bpfree.tuning.inputs.input_dim`).
     """
 
-    def __init__(self, space, config, input_dim, output_dim, **kwargs):
+    def __init__(self, space, config, input_shape, output_dim, **kwargs):
         super().__init__(name="bpfree", **kwargs)
         self.space = space
         self.config = config
-        self.input_dim = input_dim
+        self.input_shape = input_shape
         self.output_dim = output_dim
 
     def declare(self, hp):
@@ -53,7 +57,8 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
         c = self.config
         extras = {k: v for k, v in values.items() if k in rules.rule_class(values["algorithm"]).hparams()}
         model = build_model(
-            values["algorithm"], values["arch"], self.input_dim, self.output_dim,
+            values["algorithm"], values["arch"], inputs.input_dim(values["arch"], self.input_shape, c.dataset),
+            self.output_dim,
             activation=values["activation"], batchnorm=values["batchnorm"], dropout=values["dropout"],
             bw_init=values["bw_init"], use_bias=c.use_bias, weight_decay=c.weight_decay,
             problem_type=c.problem_type, trackers=c.trackers, seed=c.seed if seed is None else seed, **extras,

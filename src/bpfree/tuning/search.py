@@ -62,28 +62,44 @@ def _oracle(directory, config, points):
 
 
 class SearchData:
-    """The search's data: one validation pipeline, and per execution a training pipeline whose order
+    """The search's data: validation pipelines, and per execution a training pipeline whose order
     follows from the execution's seed and the epoch alone (`datasets.pipeline(..., epochs=...)`), so
-    an execution's numbers never depend on what ran before it in the process."""
+    an execution's numbers never depend on what ran before it in the process.
+
+    Each comes flat (for dense archs) or image-shaped (``flatten=False``, for conv archs: what
+    `bpfree.tuning.inputs.flattens` says a trial's arch reads); a grid that mixes both gets both."""
 
     def __init__(self, config):
         self.config = config
         self.common = dict(batch_size=config.batch_size, problem_type=config.problem_type, scaler=config.scaler,
                            validation_frac=config.validation_frac)
-        self.validation = datasets.pipeline(config.dataset, config.validation_split, training=False, **self.common)
+        self._validation, self._samples = {}, {}
         self.steps_per_epoch = int(self.train(config.seed, 0).cardinality()) // config.num_epochs
 
-    def train(self, shuffle_seed, first_epoch):
+    def validation(self, flatten=True):
+        """The validation pipeline (built once per shape)."""
+        if flatten not in self._validation:
+            self._validation[flatten] = datasets.pipeline(self.config.dataset, self.config.validation_split,
+                                                          training=False, flatten=flatten, **self.common)
+        return self._validation[flatten]
+
+    def sample(self, flatten=True, size=256):
+        """A fixed batch of validation inputs (activation histograms), drawn once per shape."""
+        if flatten not in self._samples:
+            self._samples[flatten] = next(iter(self.validation(flatten)))[0][:size]
+        return self._samples[flatten]
+
+    def train(self, shuffle_seed, first_epoch, flatten=True):
         c = self.config
         return datasets.pipeline(c.dataset, "train", training=True, examples_frac=c.examples_frac, seed=c.seed,
                                  shuffle_seed=shuffle_seed, epochs=c.num_epochs, first_epoch=first_epoch,
-                                 **self.common)
+                                 flatten=flatten, **self.common)
 
 
 def _run(directory, config, space, points, oracle, role, log):
     meta = datasets.info(config.dataset)
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
-    hypermodel = BpfreeHyperModel(space, config, meta.features, output_dim)
+    hypermodel = BpfreeHyperModel(space, config, meta.input_shape, output_dim)
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
     # keras-tuner deletes <directory>/<project_name> (overwrite=True): never let the id name a path.
     project_name = re.sub(r"[^A-Za-z0-9_.-]", "_", tuner_id).strip(".") or "local"
@@ -95,9 +111,8 @@ def _run(directory, config, space, points, oracle, role, log):
         return {"project_dir": directory, "grid_points": len(points), "ran": len(oracle.handed_out),
                 "seconds": time.perf_counter() - start, "fit_seconds": 0.0, "accidents": []}
     data = SearchData(config)
-    sample = next(iter(data.validation))[0][:256] if config.histogram_freq else None
     start = time.perf_counter()
-    tuner.search(data, histogram_sample=sample, verbose=0)
+    tuner.search(data, verbose=0)
     return {"project_dir": directory, "grid_points": len(points), "ran": tuner.trials_run,
             "seconds": time.perf_counter() - start, "fit_seconds": tuner.fit_seconds, "accidents": tuner.accidents}
 

@@ -8,7 +8,7 @@ import math
 import tomllib
 
 from bpfree import checks, rules
-from bpfree.arch import arch_string
+from bpfree.arch import TOKEN_FORMS, arch_string
 from bpfree.layers import ACTIVATIONS, BW_INITS
 
 # The common hparams, by their long names, in grid order (the last varies fastest).
@@ -202,11 +202,16 @@ def _validate(name, value):
         except ValueError as e:
             raise SpaceError(str(e)) from None
     elif name == "arch":
+        # A string in the arch grammar ("500-1000-500", "conv6k5-pool2-conv16k5-pool2-120-84"), or a list
+        # of integer widths; its spelling in records is `arch_string`'s.
         if not isinstance(value, str) and not (isinstance(value, (list, tuple)) and all(
                 isinstance(w, int) and not isinstance(w, bool) for w in value)):
-            raise SpaceError(f"Invalid arch {value!r}: expected positive hidden widths joined by '-', e.g. "
-                             "'500-1000-500' (or a list of integers).")
-        value = arch_string(value)
+            raise SpaceError(f"Invalid arch {value!r}: expected tokens joined by '-' ({TOKEN_FORMS}), e.g. "
+                             "'500-1000-500' or 'conv6k5-pool2-conv16k5-pool2-120-84' (or a list of integer widths).")
+        try:
+            value = arch_string(value)
+        except ValueError as e:
+            raise SpaceError(str(e)) from None
     elif name == "activation":
         checks.choice("activation", value, ACTIVATIONS, error=SpaceError)
     elif name == "bw_init":

@@ -12,7 +12,7 @@ import tensorflow as tf
 from bpfree import checkpoints, records
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
-from bpfree.tuning import tensorboard_hparams
+from bpfree.tuning import inputs, tensorboard_hparams
 from bpfree.tuning.space import trial_id
 
 
@@ -68,13 +68,13 @@ class GridTuner(keras_tuner.Tuner):
         # The hypermodel declares every conditional hparam itself; no exploratory model builds.
         pass
 
-    def run_trial(self, trial, data, histogram_sample=None, **unused):
+    def run_trial(self, trial, data, **unused):
         point = dict(trial.hyperparameters.values)
         tid = trial_id(point)
         self.trials_run += 1
         scores = []
         for execution in range(self.config.executions_per_trial):
-            score = self._run_execution(trial, point, tid, execution, data, histogram_sample)
+            score = self._run_execution(trial, point, tid, execution, data)
             scores.append(score)
             self.log(f"  {tid} execution {execution}: {self.config.objective} = {score}")
         finite = [s for s in scores if s is not None and math.isfinite(s)]
@@ -82,7 +82,7 @@ class GridTuner(keras_tuner.Tuner):
             raise keras_tuner.errors.FailedTrialError(f"Trial {tid}: no execution finished with a finite objective.")
         return {self.config.objective: float(np.mean(finite))}
 
-    def _run_execution(self, trial, point, tid, execution, data, histogram_sample):
+    def _run_execution(self, trial, point, tid, execution, data):
         path = records.execution_path(self.experiment_dir, tid, execution)
         checkpoint_path = checkpoints.path_for(path)
         run_dir = os.path.join(self.tensorboard_dir, tid, f"execution_{execution}")
@@ -118,12 +118,13 @@ class GridTuner(keras_tuner.Tuner):
         if self.config.use_early_stopping:
             callbacks.append(ResumableEarlyStopping(self.config.objective, self.config.early_stopping_patience,
                                                     past=history.get(self.config.objective, [])))
-        if self.config.histogram_freq and histogram_sample is not None:
-            callbacks.append(ActivationHistograms(run_dir, histogram_sample, self.config.histogram_freq))
+        flatten = inputs.flattens(point["arch"])  # image batches for a conv arch, flat ones for a dense one
+        if self.config.histogram_freq:
+            callbacks.append(ActivationHistograms(run_dir, data.sample(flatten), self.config.histogram_freq))
         start = time.perf_counter()
         try:
-            train = data.train(seed, first_epoch)
-            model.fit(train, validation_data=data.validation, epochs=self.config.num_epochs,
+            train = data.train(seed, first_epoch, flatten=flatten)
+            model.fit(train, validation_data=data.validation(flatten), epochs=self.config.num_epochs,
                       initial_epoch=first_epoch, steps_per_epoch=data.steps_per_epoch, callbacks=callbacks,
                       verbose=0, shuffle=False)  # the pipeline shuffles
         except KeyboardInterrupt as e:

@@ -12,7 +12,8 @@ import re
 import subprocess
 
 from bpfree import datasets, models, rules
-from bpfree.arch import parse_arch
+from bpfree.arch import ConvSpec, input_shape, parse_layers
+from bpfree.tuning import inputs
 
 # keras-tuner uses KERASTUNER_TUNER_ID as a directory name, which it deletes first (overwrite=True).
 TUNER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -22,8 +23,10 @@ OPTIMIZER_SLOTS = {"adam": 2, "uncorrected_adam": 2, "sgd": 0}
 
 def validate_points(points, config, meta=None):
     """Every grid point is a valid network for this search (e.g. no drtp with reconstruction, square
-    archs for invertible rules, rule hparams in their ranges) that fits in this machine's memory, and
-    the data leaves examples to train on; checked before anything trains, without building a model."""
+    archs for invertible rules, rule hparams in their ranges, convolutions only on images) that fits in
+    this machine's memory, and the data leaves examples to train on; checked before anything trains,
+    without building a model. Each point is checked with the input_dim its arch gets
+    (`bpfree.tuning.inputs.input_dim`: the image shape for a conv arch, the number of features otherwise)."""
     meta = meta or datasets.info(config.dataset)
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     check_training_data(config, meta)
@@ -38,13 +41,14 @@ def validate_points(points, config, meta=None):
             continue
         seen.add(key)
         rule = rules.get(p["algorithm"], **hparams)  # the rule's constructor checks its hparams' ranges
-        if (p["algorithm"], p["arch"]) not in sized:
-            sized.add((p["algorithm"], p["arch"]))
-            check_memory(p, config, meta.features, output_dim, memory)
-        models.check_options(rule, p["arch"], meta.features, output_dim, activation=p["activation"],
+        input_dim = inputs.input_dim(p["arch"], meta.input_shape, config.dataset)  # conv archs need images
+        models.check_options(rule, p["arch"], input_dim, output_dim, activation=p["activation"],
                              batchnorm=p["batchnorm"], dropout=p["dropout"], bw_init=p["bw_init"],
                              use_bias=config.use_bias, weight_decay=config.weight_decay,
                              problem_type=config.problem_type, trackers=config.trackers)
+        if (p["algorithm"], p["arch"]) not in sized:
+            sized.add((p["algorithm"], p["arch"]))
+            check_memory(p, config, input_dim, output_dim, memory)
 
 
 def check_point_strings(point):
@@ -55,9 +59,22 @@ def check_point_strings(point):
 
 
 def parameter_count(arch, input_dim, output_dim, use_bias=True):
-    """Weights of the dense stack input → arch → output (feedback matrices and inverses not counted)."""
-    widths = (int(input_dim), *parse_arch(arch), int(output_dim))
-    return sum(a * b + (b if use_bias else 0) for a, b in zip(widths, widths[1:]))
+    """Weights of the stack input → arch → output (feedback matrices and inverses not counted): a
+    convolution k·k·C_in·C_out (+ C_out biases) on image inputs (H, W, C), a dense layer n_in·n_out
+    (+ n_out), the feature map flattened (`ConvSpec.output_shape`) where the first dense layer reads it."""
+    shape = input_shape(input_dim)
+    count = 0
+    for block in (*parse_layers(arch), int(output_dim)):
+        if isinstance(block, ConvSpec):
+            if len(shape) != 3:
+                raise ValueError(f"Invalid input_dim {input_dim!r} for a convolution: expected an image shape "
+                                 "(height, width, channels).")
+            count += block.kernel ** 2 * shape[2] * block.filters + (block.filters if use_bias else 0)
+            shape = block.output_shape(shape)
+        else:
+            count += math.prod(shape) * block + (block if use_bias else 0)
+            shape = (block,)
+    return count
 
 
 def memory_bytes():
