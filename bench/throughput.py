@@ -41,8 +41,8 @@ CONV_NETS = {
     "lenet": ("conv6k5-pool2-conv16k5-pool2-120-84", (28, 28, 1), 10),
     "cifar": ("conv32k3-pool2-conv64k3-pool2-256", (32, 32, 3), 10),
 }
-# Batches per timed fit when --steps is not given: about 2-3 s per fit on 2 CPU cores each.
-DEFAULT_STEPS = {"dense": 200, "lenet": 100, "cifar": 25}
+# Batches per timed fit when --steps is not given: about 1-2 s per fit each on 2 idle CPU cores.
+DEFAULT_STEPS = {"dense": 200, "lenet": 60, "cifar": 16}
 POOLS = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
 
 
@@ -118,7 +118,7 @@ def main():
     parser.add_argument("--arch", default="784-500-500-500-10", help="the dense net: input-hidden...-output widths")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=None,
-                        help="batches per timed fit (default: dense 200, lenet 100, cifar 25)")
+                        help="batches per timed fit (default: dense 200, lenet 60, cifar 16)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--activation", default="tanh")
     parser.add_argument("--rules", default=None,
