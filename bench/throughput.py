@@ -17,6 +17,9 @@ repetition, the order rotated from one repetition to the next), so machine noise
 repetition gives a ratio rule / reference from the two timings of that repetition, and the table gives
 the median of those ratios (and the median samples/s), by wall time and by process CPU time (CPU
 seconds of all of TensorFlow's threads: far less sensitive to other processes on a shared machine).
+On a 2-core machine shared with other jobs a fit's wall rate is bimodal (all cores, or 1/2 or 2/3 of
+them: the same model measured 402 and 805 samples/s on the cifar net within one run), which is why each
+ratio pairs the two timings of one repetition; trust the CPU ratio there.
 """
 
 import argparse
