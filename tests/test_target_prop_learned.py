@@ -366,7 +366,7 @@ def test_tiny_grid_next_to_bp(tmp_path):
     ("dtp", dict(alpha_t=-1.0), "Invalid alpha_t -1.0"),
     ("dtp", dict(inverse_noise=float("nan")), "Invalid inverse_noise"),
     ("dtp", dict(gamma=0.1), "'gamma' is not an hparam of 'dtp'; its own hparams: alpha_t, inverse_noise"),
-    ("dfa", dict(alpha_t=0.1), "'alpha_t' is not an hparam of 'dfa'; its own hparams: none"),
+    ("dfa", dict(alpha_t=0.1), "'alpha_t' is not an hparam of 'dfa'; its own hparams: projection_pool"),
 ])
 def test_bad_input_is_refused(rule, kwargs, match):
     with pytest.raises(ValueError, match=match):
