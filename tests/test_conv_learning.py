@@ -1,5 +1,5 @@
 """Every rule that trains conv nets lowers the loss on digits as 8×8×1 images and on mocked MNIST and
-CIFAR-10 images; every other rule refuses a conv arch naming the ones that take it."""
+CIFAR-10 images (ff, dense only, on the flattened images); every other rule refuses a conv arch naming the ones that take it."""
 
 import keras
 import numpy as np
@@ -52,6 +52,12 @@ def test_conv_rules_lower_the_loss_on_mocked_tfds_images(name, shape, tmp_path):
         before, after = fit_losses(rule, "conv6k5-pool2-32", x, y, epochs=10, batch_size=16, run_eagerly=True,
                                    optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
         assert after < 0.97 * before, f"{rule} on mocked {name}: loss {before:.3f} → {after:.3f}"
+    # ff trains dense nets only: on the flattened images. Its loss is the goodness loss of its layer.
+    flat = x.reshape(len(x), -1)
+    model = build_model("ff", "64", flat.shape[1], 10, seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
+    losses = model.fit(flat, y, epochs=10, batch_size=16, shuffle=False, verbose=0).history["goodness_loss_1"]
+    assert losses[-1] < 0.97 * losses[0], f"ff on mocked {name}: goodness loss {losses[0]:.3f} → {losses[-1]:.3f}"
 
 
 @pytest.mark.parametrize("rule", [r for r in rules.names() if r not in CONV_RULES])
