@@ -67,3 +67,24 @@ def test_input_shapes(value, shape):
 def test_bad_input_shapes_are_refused(value):
     with pytest.raises(ValueError, match="Invalid input_dim"):
         input_shape(value)
+
+
+@pytest.mark.parametrize("arch,shape", [("conv6k5-pool2-conv16k5-pool2-8", (28, 28, 1)),
+                                        ("conv4k3s2-avgpool3-conv2k2s3-pool2-8", (31, 29, 2))])
+def test_conv_spec_output_shapes_are_what_keras_builds(arch, shape):
+    from bpfree import build_model
+
+    model = build_model("bp", arch, shape, 3, seed=0)
+    current = shape
+    for spec, block in zip(parse_layers(arch), model.blocks):
+        if isinstance(spec, ConvSpec):
+            keras_shape = block.compute_output_shape((None, *current))
+            current = spec.output_shape(current)
+            assert tuple(keras_shape[1:]) == current
+
+
+def test_poolings_that_shrink_the_map_to_nothing_are_refused_before_building():
+    from bpfree import build_model
+
+    with pytest.raises(ValueError, match="shrink the feature map at conv2k2s3-pool2 to nothing"):
+        build_model("bp", "conv4k3s2-avgpool3-conv2k2s3-pool2-8", (23, 17, 2), 3)
