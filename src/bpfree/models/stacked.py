@@ -19,8 +19,10 @@ under a `tf.cond` branch that is not taken, so neither its weights nor its optim
 iteration count move. With ``freeze_non_finite`` (the default) a member whose loss or surrogate is
 not finite is frozen on that step, before its update: one member's divergence touches no other.
 
-Batches: x and y are K batches, either a tuple/list of K tensors or one tensor of shape (K, N, ...);
-`evaluate` also takes one batch (N, ...) that every member sees (told apart by its rank). Logs are
+Batches: x and y are K batches, either a tuple/list of K tensors or one tensor of shape (K, N, ...)
+(`train_on_batch`, tf.data; `fit` and `evaluate` slice arrays on their first axis, so give them a
+tuple of K arrays or `stack_datasets`); x may also be one batch (N, ...) that every member sees (told
+apart by its rank; a stacked tensor and a single batch through the same step function are refused). Logs are
 per member: ``loss_k`` (each member's compiled loss, as its own ``loss``) and, for the metrics given
 to `compile`, ``<name>_k``. The stack is not saved as a whole: save its members (`members`).
 """
@@ -135,7 +137,14 @@ class StackedMembers(keras.Model):
         """(xs, ys, sws), K of each, one a member. x is K batches when it is a tuple/list of K or a tensor
         of rank (example rank + 2), stacked on its first axis; y and sample_weight then are too.
         Otherwise x is one batch and every member sees it (with the same y and sample_weight)."""
-        stacked = isinstance(x, (tuple, list)) or len(x.shape) == self._example_rank + 2
+        if isinstance(x, (tuple, list)):
+            stacked = True
+        elif x.shape.rank is None:
+            # tf.function relaxes a signature seen with both ranks to an unknown rank.
+            raise ValueError("StackedMembers: one step function was given both a single batch and K batches "
+                             "stacked in one tensor; give K batches as a tuple of K tensors instead.")
+        else:
+            stacked = x.shape.rank == self._example_rank + 2
         return tuple(self._unstack(v) if stacked else [v] * self.size for v in (x, y, sample_weight))
 
     def _unstack(self, value):
