@@ -91,12 +91,19 @@ class RuleModel(keras.Model):
         """The kernels the ``bp_cosine`` tracker compares, layer 1 first."""
         return []
 
+    def rule_objective(self, x, y, sample_weight=None):
+        """One training forward pass wired for the rule, its local losses and J = L + Σ_k ℓ_k, as
+        (forward, local, J); call it under the tape that differentiates J (the train step, `rule_gradients`,
+        `bpfree.models.stacked.StackedMembers`)."""
+        forward = self.forward_pass(x, y, sample_weight, training=True)
+        local = self.rule.local_losses(forward)
+        return forward, local, surrogate(forward, local)
+
     def rule_gradients(self, x, y, sample_weight=None):
         """The rule's gradient of every trainable variable on one batch (no update): the direction the
         train step hands to the optimizer."""
         with tf.GradientTape() as tape:
-            forward = self.forward_pass(x, y, sample_weight, training=True)
-            objective = surrogate(forward, self.rule.local_losses(forward))
+            _, _, objective = self.rule_objective(x, y, sample_weight)
         return tape.gradient(objective, self.trainable_variables)
 
     def bp_gradients(self, x, y, sample_weight=None):
@@ -115,9 +122,7 @@ class RuleModel(keras.Model):
         with tf.GradientTape(persistent=needs_bp) as tape:
             if needs_bp:
                 state = [tf.identity(v) for v in self._replayable_state()]
-            forward = self.forward_pass(x, y, sample_weight, training=True)
-            local = self.rule.local_losses(forward)
-            objective = surrogate(forward, local)
+            forward, local, objective = self.rule_objective(x, y, sample_weight)
             self._loss_tracker.update_state(forward.loss, sample_weight=tf.shape(x)[0])
             objective = self.optimizer.scale_loss(objective)
             if needs_bp:
