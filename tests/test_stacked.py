@@ -81,12 +81,14 @@ def test_members_equal_their_twins_graph(rule):
     train_and_compare(rule, LRS, jit_compile=False)
 
 
-@pytest.mark.parametrize("rule", ["bp", "dfa", "fa"])
+# XLA: dfa in the fast tier; bp and fa (each ~20 s of compiling) in the slow one.
+@pytest.mark.parametrize("rule", [pytest.param("bp", marks=pytest.mark.slow), "dfa",
+                                  pytest.param("fa", marks=pytest.mark.slow)])
 def test_members_equal_their_twins_xla(rule):
     train_and_compare(rule, LRS, jit_compile=True, epochs=2)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_members_with_dropout_equal_their_twins(jit_compile):
     train_and_compare("dfa", LRS, jit_compile=jit_compile, dropout=0.2, epochs=2)
 
@@ -123,7 +125,7 @@ def test_diverging_member_is_frozen_and_disturbs_no_other():
         np.testing.assert_array_equal(u, v)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_frozen_member_moves_nothing(jit_compile):
     """A member frozen by hand keeps its weights, Adam's moments and iteration count; the others train
     as if alone."""
