@@ -110,29 +110,36 @@ def timed_search(path, config, space):
             "executions": summary["ran"] * config.executions_per_trial}
 
 
-def raw_seconds(config, space):
+RAW_MODELS = {}  # (grid, XLA) -> ({rule: compiled model}, train batches, eval batches): built once, timed every rep
+
+
+def raw_seconds(grid, config, space):
     """Seconds of the grid's train + eval steps run back to back on compiled models (see the docstring)."""
-    data = search_module.SearchData(config)
-    train = data.train(config.seed, 0).take(data.steps_per_epoch).cache()
-    val = data.validation().cache()
-    for ds in (train, val):
-        for _ in ds:
-            pass  # fill the caches: the batches the search trains and validates on, in memory
-    meta = datasets.info(config.dataset)
-    hypermodel = BpfreeHyperModel(space, config, meta.input_shape, meta.num_classes)
+    key = grid, config.use_xla
+    if key not in RAW_MODELS:
+        data = search_module.SearchData(config)
+        train = data.train(config.seed, 0).take(data.steps_per_epoch).cache()
+        val = data.validation().cache()
+        for ds in (train, val):
+            for _ in ds:
+                pass  # fill the caches: the batches the search trains and validates on, in memory
+        meta = datasets.info(config.dataset)
+        hypermodel = BpfreeHyperModel(space, config, meta.input_shape, meta.num_classes)
+        models = {}
+        for point in space.grid():
+            if point["algorithm"] not in models:
+                hp = keras_tuner.HyperParameters()
+                hp.values = dict(point)
+                model = hypermodel.build(hp, seed=config.seed)
+                model.fit(train, validation_data=val, epochs=1, verbose=0)  # compiles train and test, both batch shapes
+                models[point["algorithm"]] = model
+        RAW_MODELS[key] = models, train, val
+    models, train, val = RAW_MODELS[key]
     per_rule = {}
-    for point in space.grid():
-        rule = point["algorithm"]
-        if rule in per_rule:
-            continue
-        hp = keras_tuner.HyperParameters()
-        hp.values = dict(point)
-        model = hypermodel.build(hp, seed=config.seed)
-        model.fit(train, validation_data=val, epochs=1, verbose=0)  # compiles train and test, both batch shapes
+    for rule, model in models.items():
         start = time.perf_counter()
         model.fit(train, validation_data=val, epochs=config.num_epochs, verbose=0)
         per_rule[rule] = time.perf_counter() - start
-        keras.backend.clear_session(free_memory=False)
     return sum(per_rule[p["algorithm"]] for p in space.grid()) * config.executions_per_trial
 
 
@@ -147,7 +154,8 @@ def throughput(args, grids, variants):
     jobs += [("raw", g, None, x) for g in grids for x in sorted({x for _, x in variants}, reverse=True)]
     for g, (search, space) in grids.items():  # untimed warm-up: one point, one epoch
         one = {**space, "algorithm": space["algorithm"][:1], "lr": space["lr"][:1]}
-        timed_search("today", *make({**search, "num_epochs": 1, "executions_per_trial": 1}, one, True))
+        r = timed_search("today", *make({**search, "num_epochs": 1, "executions_per_trial": 1}, one, True))
+        print(f"  warm-up {g}: {r['wall']:.1f} s (not counted)", flush=True)
     for rep in range(args.reps):
         shift = rep % len(jobs)
         for kind, g, path, xla in jobs[shift:] + jobs[:shift]:
@@ -159,7 +167,7 @@ def throughput(args, grids, variants):
                 print(f"  rep {rep} {g} {label}: {r['trials']} trials in {r['wall']:.1f} s "
                       f"({3600 * r['trials'] / r['wall']:.0f}/h), fit {r['fit']:.1f} s, cpu {r['cpu']:.1f} s", flush=True)
             else:
-                raw[g, xla].append(raw_seconds(config, space))
+                raw[g, xla].append(raw_seconds(g, config, space))
                 print(f"  rep {rep} {g} raw (XLA {'on' if xla else 'off'}): {raw[g, xla][-1]:.1f} s", flush=True)
     return runs, raw
 
@@ -269,11 +277,24 @@ class FitClock(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = self._now()
         if self.role == "first":
-            self.t.add("after the last eval batch until epoch end (eval teardown, logs)", now - self.s["test_end"])
+            which = "epoch 0" if self.s["epoch"] == self.s["initial_epoch"] else "later epochs"
+            self.t.add(f"after the last eval batch until epoch end, {which} (eval teardown, logs)",
+                       now - self.s["test_end"])
             self.s["cb_start"] = now
         else:
             self.t.add("epoch-end callbacks (record + checkpoint, TerminateOnNaN, TensorBoard)",
                        now - self.s["cb_start"])
+            self.s["epoch_end"] = now
+
+    def on_train_end(self, logs=None):
+        now = self._now()
+        if self.role == "first":
+            self.t.add("after the last epoch until train end (finalize, drop the eval iterator)",
+                       now - self.s["epoch_end"])
+            self.s["train_end"] = now
+        else:
+            self.t.add("train-end callbacks (TensorBoard closes its writers, ...)", now - self.s["train_end"])
+            self.s["train_end"] = now
 
 
 def profile(args, grids):
@@ -307,7 +328,9 @@ def profile(args, grids):
                 try:
                     return fit(*a, callbacks=cbs, **k)
                 finally:
-                    timers.add("fit (all)", time.perf_counter() - start)
+                    end = time.perf_counter()
+                    timers.add("fit (all)", end - start)
+                    timers.add("after train end until fit returns (history, iterators freed)", end - shared["train_end"])
             model.fit = timed_fit
             return model
 
@@ -354,7 +377,7 @@ def profile(args, grids):
             print(f"| {k} | {s:.3f} | {100 * s / per_exec:.1f}% | {timers.counts[k] / n:.1f} |")
         inside = sum(timers.seconds[k] for k in timers.seconds if k.startswith(
             ("fit: setup", "train batch", "full train", "short last train", "eval batch", "full eval", "short last eval",
-             "after the last", "epoch-end")))
+             "after the last", "epoch-end", "train-end", "after train end")))
         rest = timers.seconds["fit (all)"] - inside
         print(f"| fit, not covered by the parts above (train-begin/end hooks, history, loop) | {rest / n:.3f} | "
               f"{100 * rest / n / per_exec:.1f}% | |")
