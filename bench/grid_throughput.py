@@ -75,10 +75,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from bpfree import checkpoints, datasets, records  # noqa: E402
-from bpfree.tuning import SearchConfig, SearchSpace, run_search, tensorboard_hparams  # noqa: E402
+from bpfree import datasets  # noqa: E402
+from bpfree.tuning import SearchConfig, SearchSpace, run_search  # noqa: E402
 from bpfree.tuning import search as search_module  # noqa: E402
 from bpfree.tuning import tuner as tuner_module  # noqa: E402
 from bpfree.tuning.hypermodel import BpfreeHyperModel  # noqa: E402
@@ -333,7 +332,6 @@ def profile(args, grids):
             setattr(owner, attr, timers.wrap(name, original))
 
         data = search_module.SearchData(config)
-        n_train = datasets.info(config.dataset).splits.get("train")
         original_build = BpfreeHyperModel.build
 
         def build(self, hp, seed=None):
@@ -361,7 +359,6 @@ def profile(args, grids):
         val_sizes = [int(x.shape[0]) for x, _ in data.validation()]
         short_train = train_sizes[-1] != train_sizes[0]
         val_steps, val_short = len(val_sizes), val_sizes[-1] != val_sizes[0]
-        del n_train
         BpfreeHyperModel.build = build
         patches.append((BpfreeHyperModel, "build", original_build))
         patch(tuner_module.GridTuner, "_run_execution", "execution (all)")
