@@ -24,6 +24,9 @@ RULES = ("bp", "fa", "dfa", "drtp", "cce", "mse", "dtp", "tp_lsq", "tp_rinv", "k
          "ff") + INVERTIBLE + CONTINUOUS_TIME
 # The rules on a tiny conv net too (a stride-2 convolution, a max pooling, a dense layer after the flatten).
 CONV = tuple(f"{r}:conv" for r in registry.convolutional_names())
+# For the graph-only checks, one conv rule per backward wiring: plain, fixed/learned/redrawn kernels,
+# projections, pepita's second pass.
+CONV_WIRINGS = tuple(f"{r}:conv" for r in ("bp", "fa", "kp", "brsf", "dfa", "pepita"))
 MODES = {"eager": dict(run_eagerly=True), "graph": dict(jit_compile=False), "xla": dict(jit_compile=True)}
 
 
@@ -103,7 +106,7 @@ def test_one_step_is_the_same_in_eager_graph_and_xla(rule):
                                        err_msg=f"{mode} vs eager: {model.weights[v].path}")
 
 
-@pytest.mark.parametrize("rule", RULES + CONV)
+@pytest.mark.parametrize("rule", RULES + CONV_WIRINGS)
 def test_two_graph_mode_fits_from_the_same_start_end_bitwise_equal(rule):
     x, y = data(rule, batches=4)
     ends = []
@@ -157,7 +160,7 @@ def unordered_reads(model, x, y):
 
 
 # GLE's step is a while loop (XLA-compiled by default) whose body this graph walk does not enter.
-@pytest.mark.parametrize("rule", [r for r in RULES + CONV if r not in CONTINUOUS_TIME])
+@pytest.mark.parametrize("rule", [r for r in RULES + CONV_WIRINGS if r not in CONTINUOUS_TIME])
 def test_graph_mode_orders_every_read_before_the_update(rule):
     model, _ = compiled(rule, "graph")
     assert unordered_reads(model, *data(rule)) == []

@@ -76,7 +76,11 @@ def train_and_compare(rule, lrs, jit_compile, dropout=0.0, epochs=3, prepare=Non
     return stack, twins
 
 
-@pytest.mark.parametrize("rule", ["bp", "dfa", "drtp", "cce", "fa"])
+# The stack is issue 14's first block: dfa and fa (projections, custom gradients) in the fast tier,
+# the rest in the slow one.
+@pytest.mark.parametrize("rule", [pytest.param("bp", marks=pytest.mark.slow), "dfa",
+                                  pytest.param("drtp", marks=pytest.mark.slow),
+                                  pytest.param("cce", marks=pytest.mark.slow), "fa"])
 def test_members_equal_their_twins_graph(rule):
     train_and_compare(rule, LRS, jit_compile=False)
 
@@ -88,11 +92,13 @@ def test_members_equal_their_twins_xla(rule):
     train_and_compare(rule, LRS, jit_compile=True, epochs=2)
 
 
-@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("jit_compile", [False, True])
 def test_members_with_dropout_equal_their_twins(jit_compile):
     train_and_compare("dfa", LRS, jit_compile=jit_compile, dropout=0.2, epochs=2)
 
 
+@pytest.mark.slow
 def test_fit_on_stacked_datasets_equals_fit_alone():
     """`stack_datasets` of K datasets (each its own order) through `fit`, against each twin's `fit`."""
     x, y = data()
@@ -142,6 +148,7 @@ def test_frozen_member_moves_nothing(jit_compile):
         np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.slow
 def test_evaluate_on_one_shared_batch_and_on_k_batches():
     x, y = data()
     stack, twins = train_and_compare("bp", LRS, jit_compile=False, epochs=1)
@@ -154,6 +161,7 @@ def test_evaluate_on_one_shared_batch_and_on_k_batches():
             np.testing.assert_allclose(per_member[f"{name}_{k}"], alone[name], rtol=1e-5)  # a permuted batch
 
 
+@pytest.mark.slow
 def test_members_save_and_load_after_stacked_training(tmp_path):
     x, _ = data()
     stack, _ = train_and_compare("drtp", LRS, jit_compile=False, epochs=1)
