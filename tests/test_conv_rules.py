@@ -1,5 +1,5 @@
 """Convolutional networks under every conv-capable rule: one SGD(lr = 1) step against the rule's equations
-written in numpy (float64, `numpy_conv`: 'same' convolution, its transposed convolution and kernel
+written in numpy (float64, `numpy_reference`: 'same' convolution, its transposed convolution and kernel
 gradient, max/average pooling and their backward passes, no TensorFlow), every variable of the model
 checked; the defining properties of uSF, KP, sDFA and PEPITA on convolutions; and saving/loading in a
 fresh process."""
@@ -17,7 +17,7 @@ import bpfree
 from bpfree import rules
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from numpy_conv import (  # noqa: E402
+from numpy_reference import (  # noqa: E402
     Conv, Dense, Net, avg_pool, avg_pool_backward, avg_pool_same, avg_pool_same_backward, conv2d,
     conv2d_input_grad, conv2d_kernel_grad, hash_uniform, max_pool, max_pool_backward, softmax, softmax_vjp)
 
@@ -27,7 +27,7 @@ CONV_RULES = rules.convolutional_names()
 DIRECT = ("dfa", "sdfa", "drtp", "cce", "mse")
 FA_FAMILY = ("bp", "fa", "kp", "usf", "frsf", "brsf")
 
-# name: (arch string, input shape, the same network in numpy_conv's terms)
+# name: (arch string, input shape, the same network in numpy_reference's terms)
 ARCHS = {
     # 'same' conv, max pool, a stride-2 conv with odd total padding (the extra row at the bottom), dense.
     "maxpool": ("conv3k3-pool2-conv4k3s2-5", (8, 8, 2),

@@ -14,24 +14,12 @@ import bpfree
 from bpfree import datasets
 from bpfree.tuning import SearchConfig, SearchSpace, run_search
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from numpy_reference import assert_updates, hash_uniform, softmax  # noqa: E402
+
 NEW = ("kp", "usf", "brsf", "frsf", "sdfa")
 N, DIMS = 8, (6, 5, 4, 3)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def hash_uniform(shape, seed, step):
-    """brSF's U[0, 1) draw, written in numpy: a 32-bit multiply–xorshift hash of (index, seed, step)."""
-    m = (1 << 32) - 1
-    x = (np.arange(int(np.prod(shape)), dtype=np.uint64) + np.uint64(seed * 0x3C6EF372 + step * 0x1B873593)) & np.uint64(m)
-    for c in (0x2C1B3C6D, 0x297A2D39, 0x1B873593):
-        x = ((x ^ (x >> np.uint64(16))) * np.uint64(c)) & np.uint64(m)
-    x = x ^ (x >> np.uint64(16))
-    return ((x >> np.uint64(8)).astype(np.float64) / 2**24).reshape(shape)
 
 
 def backward_matrices(rule, model, Ws):
@@ -112,12 +100,7 @@ def one_step(rule, use_bias, jit=False, weights=None, steps_before=0, **hparams)
 
 def assert_close(got, want):
     (gW, gb, gB), (wW, wb, wB) = got, want
-    for l, (g, w) in enumerate(zip(gW, wW), start=1):
-        assert np.abs(w).max() > 1e-4, f"layer {l}: a vanishing update tests nothing"
-        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=f"kernel of layer {l}")
-    if gb is not None:
-        for l, (g, w) in enumerate(zip(gb, wb), start=1):
-            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=f"bias of layer {l}")
+    assert_updates(gW, gb, wW, wb)
     assert set(gB) == set(wB)
     for l in gB:
         np.testing.assert_allclose(gB[l], wB[l], rtol=1e-5, atol=1e-6, err_msg=f"B of layer {l + 1}")

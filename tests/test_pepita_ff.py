@@ -15,14 +15,11 @@ from bpfree import build_model, datasets, records
 from bpfree.models import FFNetwork, Network
 from bpfree.tuning import SearchConfig, SearchSpace, run_search
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from numpy_reference import softmax  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, DIMS = 4, (5, 8, 6, 3)
-
-
-def softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def sgd_step(model, x, y, jit=False, run_eagerly=False):

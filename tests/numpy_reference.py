@@ -1,4 +1,6 @@
-"""Numpy references (float64, no TensorFlow) of what convolutional networks compute: 'same'-padded 2-D
+"""Numpy references (float64, no TensorFlow) the exactness tests share: softmax heads and their
+vector–Jacobian product, brSF's counter-based draw, `assert_updates`, and what convolutional networks
+compute: 'same'-padded 2-D
 convolution with its two vector–Jacobian products, max and average pooling with their backward passes,
 TensorFlow's 'same' average pooling (padding left out of the count), and a small network of conv/dense
 blocks with tanh, forward and backward. Shapes are channels last: x (N, H, W, C), kernels (k, k, C_in, C_out).
@@ -220,3 +222,14 @@ class Net:
         if isinstance(block, Conv):
             return conv2d_input_grad(delta, kernel, block.stride, input_shape)
         return (delta @ kernel.T).reshape(input_shape)
+
+
+def assert_updates(dW, db, exp_dW, exp_db):
+    """Every kernel update (and bias update, unless `db` is None) equals the formula's, rtol 1e-5; a
+    vanishing expected kernel update fails (it would test nothing)."""
+    for l, (got, want) in enumerate(zip(dW, exp_dW), start=1):
+        assert np.abs(want).max() > 1e-4, f"layer {l}: a vanishing update tests nothing"
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"kernel of layer {l}")
+    if db is not None:
+        for l, (got, want) in enumerate(zip(db, exp_db), start=1):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"bias of layer {l}")
