@@ -37,8 +37,12 @@ class DirectFeedbackRule(Rule):
                 for l, block in enumerate(config.arch, start=1)]
 
     def alignment_targets(self, model):
-        B = [keras.ops.convert_to_tensor(p.feedback) for p in model.projections]
-        targets = {l + 1: keras.ops.matmul(B[l - 1], keras.ops.transpose(B[l])) for l in range(1, len(B))}
-        targets[len(B) + 1] = B[-1]
-        kernels = model.weighted_layers
-        return {l: t for l, t in targets.items() if tuple(t.shape) == tuple(kernels[l - 1].kernel.shape)}
+        # Shapes first: B_{l−1} B_lᵀ of two conv maps would be (H·W·C)² floats (gigabytes on a VGG) and
+        # is never a kernel's shape.
+        B = [p.feedback for p in model.projections]
+        kernels = [tuple(layer.kernel.shape) for layer in model.weighted_layers]
+        targets = {l + 1: keras.ops.matmul(B[l - 1], keras.ops.transpose(B[l])) for l in range(1, len(B))
+                   if (B[l - 1].shape[0], B[l].shape[0]) == kernels[l]}
+        if tuple(B[-1].shape) == kernels[-1]:
+            targets[len(B) + 1] = keras.ops.convert_to_tensor(B[-1])
+        return targets
