@@ -39,6 +39,9 @@ def test_conv_rules_lower_the_loss_on_digits_as_images(rule, digit_images):
     assert after < 0.85 * before, f"{rule}: loss {before:.3f} → {after:.3f}"
 
 
+# Slow tier (./test.bash -m slow): ~40 s each of eager steps; the fast tier keeps every conv rule on digits
+# as images, and test_conv_search trains conv trials on the same mocked sets.
+@pytest.mark.slow
 @pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
 def test_conv_rules_lower_the_loss_on_mocked_tfds_images(name, shape, tmp_path):
     import tensorflow_datasets as tfds
