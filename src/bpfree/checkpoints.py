@@ -15,6 +15,7 @@ the end of that epoch, bit for bit, so the resumed execution continues as if nev
 
 import json
 import os
+import re
 
 import numpy as np
 
@@ -46,6 +47,19 @@ def state_variables(model):
     return variables
 
 
+def structure(paths, model_count):
+    """The variables' paths with what depends on how many models the process built before stripped:
+    Keras numbers the names of optimizers and seed generators per process ("adam_3", "seed_generator_7"),
+    so the same model built later (a resumed run, a slot of `bpfree.tuning.group.GroupProgram`) has other
+    paths for the same state. Optimizer variables (after the first `model_count`) become "optimizer/…"."""
+    out = []
+    for i, path in enumerate(paths):
+        if i >= model_count:
+            path = "optimizer/" + path.split("/", 1)[-1]
+        out.append(re.sub(r"(^|/)seed_generator(_\d+)?/", r"\1seed_generator/", path))
+    return out
+
+
 def save(path, model, epochs_done, history):
     """Writes the checkpoint of `model` after `epochs_done` epochs with `history` (the record's)."""
     variables = state_variables(model)
@@ -71,8 +85,14 @@ def restore(path, model):
             values = [data[f"v{i}"] for i in range(len(meta["variables"]))]
     except (OSError, ValueError, KeyError, EOFError, TypeError) as e:
         raise CheckpointError(f"Unreadable checkpoint {path}: {e}") from None
+    model_count = len(variables) - len(model.optimizer.variables)
     expected = [[v.path, list(v.shape)] for v in variables]
-    if meta["variables"] != expected or any(list(a.shape) != s for a, (_, s) in zip(values, expected)):
+    try:
+        found = list(zip(structure([p for p, _ in meta["variables"]], model_count), [s for _, s in meta["variables"]]))
+    except (TypeError, ValueError, AttributeError):
+        raise CheckpointError(f"Unreadable checkpoint {path}: malformed variable list.") from None
+    wanted = list(zip(structure([p for p, _ in expected], model_count), [s for _, s in expected]))
+    if found != wanted or any(list(a.shape) != s for a, (_, s) in zip(values, expected)):
         raise CheckpointError(f"Checkpoint {path} does not fit the model of this execution.")
     for variable, value in zip(variables, values):
         variable.assign(value)

@@ -80,24 +80,13 @@ def pipeline(name, split, *, batch_size, problem_type="classification", training
         raise DatasetError(f"Augmentation needs images; dataset {name!r} has input shape {meta.input_shape}.")
     x, y = load(name, split, examples_frac=examples_frac, scaler=scaler, seed=seed,
                 validation_frac=validation_frac, image_size=image_size, data_dir=data_dir, download=download)
-    num_classes = meta.num_classes
 
     x_all, y_all = tf.constant(x), tf.constant(y)
     layers = []
     if training and augment.enabled:
         layers = augment.layers(preprocess.scaled_range(scaler, (0.0, 255.0)), seed)
 
-    def make_batch(indices):
-        # One fused map per batch: gather, augment, flatten, targets (separate maps measured 1.6×
-        # slower in bench/pipeline.py).
-        xb, yb = tf.gather(x_all, indices), tf.gather(y_all, indices)
-        for layer in layers:
-            xb = layer(xb, training=True)
-        if flatten:
-            xb = tf.reshape(xb, (-1, meta.features))
-        if problem_type == "reconstruction":
-            return xb, xb
-        return xb, tf.one_hot(yb, num_classes, dtype=tf.float32)
+    make_batch = batch_maker(x_all, y_all, meta, problem_type, flatten, layers)
 
     if training and epochs is not None:
         ds = _epoch_index_batches(len(x), int(batch_size), seed if shuffle_seed is None else shuffle_seed,
@@ -110,6 +99,35 @@ def pipeline(name, split, *, batch_size, problem_type="classification", training
     return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+def batch_maker(x_all, y_all, meta, problem_type="classification", flatten=True, layers=()):
+    """The function from a batch of example indices to the (x, target) batch `pipeline` yields: gather
+    from the in-memory split, augment (`layers`), flatten for dense networks, one-hot targets or (x, x)
+    for reconstruction. One fused map per batch (separate maps measured 1.6× slower in bench/pipeline.py);
+    the grouped search (`bpfree.tuning.group`) calls the same function inside its compiled epoch."""
+    import tensorflow as tf
+
+    def make_batch(indices):
+        xb, yb = tf.gather(x_all, indices), tf.gather(y_all, indices)
+        for layer in layers:
+            xb = layer(xb, training=True)
+        if flatten:
+            xb = tf.reshape(xb, (-1, meta.features))
+        if problem_type == "reconstruction":
+            return xb, xb
+        return xb, tf.one_hot(yb, meta.num_classes, dtype=tf.float32)
+
+    return make_batch
+
+
+def epoch_permutation(n, seed, epoch):
+    """The order of epoch `epoch` of a training pipeline with ``shuffle_seed=seed`` (``epochs`` given):
+    the permutation of range(n) drawn from the stateless seed (seed, epoch) alone."""
+    import tensorflow as tf
+
+    seed_pair = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.argsort(tf.random.stateless_uniform([n], seed=seed_pair))
+
+
 def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
     return num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
 
@@ -119,8 +137,7 @@ def _permutation_batches(n, batch_size, seed_pair, drop_remainder):
     import tensorflow as tf
 
     full = n // batch_size * batch_size
-    keys = tf.random.stateless_uniform([n], seed=seed_pair)
-    permutation = tf.argsort(keys)
+    permutation = epoch_permutation(n, seed_pair[0], seed_pair[1])
     batches = tf.data.Dataset.from_tensor_slices(tf.reshape(permutation[:full], (-1, batch_size)))
     if full < n and not drop_remainder:
         batches = batches.concatenate(tf.data.Dataset.from_tensors(permutation[full:]))

@@ -7,7 +7,7 @@ import shutil
 import time
 
 from bpfree import datasets, io, records
-from bpfree.tuning import distributed, tensorboard_hparams
+from bpfree.tuning import distributed, group, tensorboard_hparams
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
 from bpfree.tuning.oracle import GridOracle, valid_records
@@ -25,8 +25,12 @@ def project_dir(experiment_dir, config, space):
     return os.path.join(experiment_dir, space.project_name(config.dataset, config.problem_type, config.objective))
 
 
-def run_search(experiment_dir, config, space, *, reset_training=False, log=print):
+def run_search(experiment_dir, config, space, *, reset_training=False, log=print, group_size=1):
     """Runs (or resumes) the grid; returns a summary dict. Raises ValueError subclasses on bad input.
+
+    ``group_size``: how many trials' executions train together in one compiled program
+    (`bpfree.tuning.group`); 1 trains one execution at a time with `fit`. It changes no number a
+    search records (each execution trains exactly as alone), so it is not a search setting.
 
     Under keras-tuner's distributed environment variables (see `bpfree.tuning.distributed`) the chief
     only serves the grid oracle and the workers only run trials; otherwise one process does both.
@@ -37,7 +41,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
     validate_points(points, config, datasets.info(config.dataset))
     role = distributed.role()
     if role == "worker":  # the chief's oracle decides what runs; this one only declares the space
-        return _run(directory, config, space, points, _oracle(directory, config, points), role, log)
+        return _run(directory, config, space, points, _oracle(directory, config, points), role, log, group_size)
     started = time.time()
     with ExperimentLock(directory):
         # Writes a killed run left half done (kill -9 during a checkpoint or record): never read, now removed.
@@ -52,7 +56,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         log(f"{directory}: {len(points)} grid points, {len(oracle.finished_ids)} already finished, "
             f"{len(oracle.remaining)} to run")
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space)
-        summary = _run(directory, config, space, points, oracle, role, log)
+        summary = _run(directory, config, space, points, oracle, role, log, group_size)
         summary["unfinished"] = oracle.unfinished_executions()
         return summary
 
@@ -73,7 +77,7 @@ class SearchData:
         self.config = config
         self.common = dict(batch_size=config.batch_size, problem_type=config.problem_type, scaler=config.scaler,
                            validation_frac=config.validation_frac)
-        self._validation, self._samples = {}, {}
+        self._validation, self._samples, self._arrays, self._in_memory = {}, {}, {}, {}
         self.steps_per_epoch = int(self.train(config.seed, 0).cardinality()) // config.num_epochs
 
     def validation(self, flatten=True):
@@ -89,6 +93,26 @@ class SearchData:
             self._samples[flatten] = next(iter(self.validation(flatten)))[0][:size]
         return self._samples[flatten]
 
+    # The validation batches of group programs: larger than training's (the loss and metrics are means
+    # over the split either way; fewer, larger steps are faster).
+    eval_batch_size = 1024
+
+    def in_memory(self, kind, flatten=True):
+        """The training split (``kind="train"``, as `train` loads it) or the validation split as tensors
+        kept for the whole search (`bpfree.tuning.group.InMemorySplit`), loaded once."""
+        c = self.config
+        if kind not in self._arrays:
+            if kind == "train":
+                arrays = datasets.load(c.dataset, "train", examples_frac=c.examples_frac, scaler=c.scaler,
+                                       seed=c.seed, validation_frac=c.validation_frac)
+            else:
+                arrays = datasets.load(c.dataset, c.validation_split, scaler=c.scaler,
+                                       validation_frac=c.validation_frac)
+            self._arrays[kind] = group.InMemorySplit(*arrays, datasets.info(c.dataset), c.problem_type, flatten)
+        if (kind, flatten) not in self._in_memory:
+            self._in_memory[(kind, flatten)] = self._arrays[kind].view(datasets.info(c.dataset), c.problem_type, flatten)
+        return self._in_memory[(kind, flatten)]
+
     def train(self, shuffle_seed, first_epoch, flatten=True):
         c = self.config
         return datasets.pipeline(c.dataset, "train", training=True, examples_frac=c.examples_frac, seed=c.seed,
@@ -96,7 +120,7 @@ class SearchData:
                                  flatten=flatten, **self.common)
 
 
-def _run(directory, config, space, points, oracle, role, log):
+def _run(directory, config, space, points, oracle, role, log, group_size=1):
     meta = datasets.info(config.dataset)
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     hypermodel = BpfreeHyperModel(space, config, meta.input_shape, output_dim)
@@ -104,7 +128,7 @@ def _run(directory, config, space, points, oracle, role, log):
     # keras-tuner deletes <directory>/<project_name> (overwrite=True): never let the id name a path.
     project_name = re.sub(r"[^A-Za-z0-9_.-]", "_", tuner_id).strip(".") or "local"
     tuner = GridTuner(oracle, hypermodel, directory, config, log=log, directory=os.path.join(directory, "keras_tuner"),
-                      project_name=project_name, overwrite=True)
+                      project_name=project_name, overwrite=True, trials_per_group=group_size)
     start = time.perf_counter()
     if role == "chief":
         distributed.serve(tuner)

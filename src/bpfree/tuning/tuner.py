@@ -1,5 +1,6 @@
 """The tuner: runs a grid point's executions, each recorded and checkpointed to disk as it trains."""
 
+import dataclasses
 import math
 import os
 import time
@@ -12,8 +13,10 @@ import tensorflow as tf
 from bpfree import checkpoints, records
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
-from bpfree.tuning import inputs, tensorboard_hparams
+from bpfree.tuning import group, inputs, tensorboard_hparams
 from bpfree.tuning.space import trial_id
+
+TrialStatus = keras_tuner.engine.trial.TrialStatus
 
 
 class RecordCallback(keras.callbacks.Callback):
@@ -54,8 +57,10 @@ class GridTuner(keras_tuner.Tuner):
     point, accidents (I/O, memory, any other exception in fit) recorded as errors to retry, TensorBoard
     runs named by the recognisable trial id."""
 
-    def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, **kwargs):
+    def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, trials_per_group=1, **kwargs):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.trials_per_group = int(trials_per_group)
+        self._programs = {}  # structure key → GroupProgram, reused by every group of that structure
         self.experiment_dir = experiment_dir
         self.config = config
         self.log = log
@@ -68,21 +73,112 @@ class GridTuner(keras_tuner.Tuner):
         # The hypermodel declares every conditional hparam itself; no exploratory model builds.
         pass
 
+    # ------------------------------------------------------------------------------ search
+    def search(self, data, **unused):
+        """keras-tuner's search loop, taking up to `trials_per_group` trials at a time from the oracle
+        (one oracle key per held trial, ``<tuner id>~<k>``: keras-tuner's oracle holds one running
+        trial per key) and training the executions of those that share a structure together
+        (`bpfree.tuning.group`); one trial at a time when `trials_per_group` is 1."""
+        if self.trials_per_group <= 1:
+            return super().search(data)
+        self.on_search_begin()
+        keys = [self.tuner_id] + [f"{self.tuner_id}~{k}" for k in range(1, self.trials_per_group)]
+        asked = set()
+        while True:
+            trials = []
+            for key in keys:
+                trial = self._create_trial(key)
+                asked.add(key)
+                if trial is None:
+                    break
+                trials.append(trial)
+            if not trials:
+                break
+            self._run_trials(trials, data)
+        for key in asked:  # every key that asked is told the grid is done (the chief waits for that)
+            while self._create_trial(key) is not None:
+                raise RuntimeError(f"The oracle handed out a trial to {key} after saying the grid is done.")
+        self.on_search_end()
+
+    def _create_trial(self, key):
+        """The oracle's next trial for `key`, or None when the grid is done."""
+        while True:
+            trial = self.oracle.create_trial(key)
+            if trial.status == TrialStatus.STOPPED:
+                return None
+            if trial.status != TrialStatus.IDLE:
+                return trial
+
+    def _run_trials(self, trials, data):
+        """Runs `trials` (their executions grouped by structure) and reports each to the oracle."""
+        for trial in trials:
+            self.on_trial_begin(trial)
+        scores = {}
+        for group in _by_structure(trials):
+            scores.update(self._run_group(group, data))
+        for trial in trials:
+            try:
+                metrics = self._trial_metrics(trial, [scores[(trial.trial_id, e)]
+                                                      for e in range(self.config.executions_per_trial)])
+                self.oracle.update_trial(trial.trial_id, metrics)
+                trial.status = TrialStatus.COMPLETED
+            except keras_tuner.errors.FailedTrialError as e:
+                trial.status = TrialStatus.FAILED
+                trial.message = str(e)
+            self.on_trial_end(trial)
+
     def run_trial(self, trial, data, **unused):
-        point = dict(trial.hyperparameters.values)
-        tid = trial_id(point)
-        self.trials_run += 1
-        scores = []
-        for execution in range(self.config.executions_per_trial):
-            score = self._run_execution(trial, point, tid, execution, data)
-            scores.append(score)
-            self.log(f"  {tid} execution {execution}: {self.config.objective} = {score}")
+        scores = self._run_group([trial], data)
+        return self._trial_metrics(trial, [scores[(trial.trial_id, e)] for e in range(self.config.executions_per_trial)])
+
+    def _trial_metrics(self, trial, scores):
+        """The trial's objective: the mean over its executions that finished with a finite score."""
+        tid = trial_id(dict(trial.hyperparameters.values))
         finite = [s for s in scores if s is not None and math.isfinite(s)]
         if not finite:
             raise keras_tuner.errors.FailedTrialError(f"Trial {tid}: no execution finished with a finite objective.")
         return {self.config.objective: float(np.mean(finite))}
 
-    def _run_execution(self, trial, point, tid, execution, data):
+    # ------------------------------------------------------------------------------ executions
+    def _run_group(self, trials, data):
+        """Every execution of `trials` (one structure): {(keras-tuner trial id, execution): score or None}.
+        Executions whose models the group program can train share programs; the others run one at a time."""
+        scores, ready = {}, []
+        for trial in trials:
+            self.trials_run += 1
+            point = dict(trial.hyperparameters.values)
+            for execution in range(self.config.executions_per_trial):
+                run = self._prepare(trial, point, execution)
+                if isinstance(run, _Execution):
+                    ready.append(run)
+                else:
+                    scores[(trial.trial_id, execution)] = run
+                    self._log_score(trial_id(point), execution, run)
+        together = self.trials_per_group > 1 and len(ready) > 1
+        if together and (reason := group.unstackable(ready[0].model)):
+            together = False
+            self.log(f"  {ready[0].tid}: its executions train one at a time ({reason})")
+        if together:
+            for first_epoch in sorted({run.first_epoch for run in ready}):
+                runs = [run for run in ready if run.first_epoch == first_epoch]
+                capacity = self.trials_per_group * self.config.executions_per_trial
+                for start in range(0, len(runs), capacity):
+                    self._train_together(runs[start:start + capacity], data)
+        else:
+            for run in ready:
+                self._train_alone(run, data)
+        for run in ready:
+            scores[(run.trial.trial_id, run.execution)] = run.score
+            self._log_score(run.tid, run.execution, run.score)
+        return scores
+
+    def _log_score(self, tid, execution, score):
+        self.log(f"  {tid} execution {execution}: {self.config.objective} = {score}")
+
+    def _prepare(self, trial, point, execution):
+        """An `_Execution` ready to train (model built, checkpoint restored, record open), or the score of
+        one that needs no training (finished before: its score; no model for its point: None)."""
+        tid = trial_id(point)
         path = records.execution_path(self.experiment_dir, tid, execution)
         checkpoint_path = checkpoints.path_for(path)
         run_dir = os.path.join(self.tensorboard_dir, tid, f"execution_{execution}")
@@ -110,38 +206,115 @@ class GridTuner(keras_tuner.Tuner):
             record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir)
         record.data["worker"] = self.tuner_id
         record.start(time.monotonic())
+        return _Execution(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir,
+                          first_epoch, history)
+
+    def _callbacks(self, run, data):
+        """The callbacks of one execution's training, whichever way it trains (`fit`, or a group program's slot)."""
         callbacks = [
-            RecordCallback(record, checkpoint_path),
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.TensorBoard(run_dir, histogram_freq=0, write_graph=False, profile_batch=0),
+            RecordCallback(run.record, run.checkpoint_path),
+            keras.callbacks.TensorBoard(run.run_dir, histogram_freq=0, write_graph=False, profile_batch=0),
         ]
         if self.config.use_early_stopping:
             callbacks.append(ResumableEarlyStopping(self.config.objective, self.config.early_stopping_patience,
-                                                    past=history.get(self.config.objective, [])))
-        flatten = inputs.flattens(point["arch"])  # image batches for a conv arch, flat ones for a dense one
+                                                    past=run.history.get(self.config.objective, [])))
         if self.config.histogram_freq:
-            callbacks.append(ActivationHistograms(run_dir, data.sample(flatten), self.config.histogram_freq))
+            flatten = inputs.flattens(run.point["arch"])
+            callbacks.append(ActivationHistograms(run.run_dir, data.sample(flatten), self.config.histogram_freq))
+        return callbacks
+
+    def _train_alone(self, run, data):
+        """Today's path: the execution's own model, fed by its own pipeline through `fit`."""
+        callbacks = self._callbacks(run, data) + [keras.callbacks.TerminateOnNaN()]
+        flatten = inputs.flattens(run.point["arch"])  # image batches for a conv arch, flat ones for a dense one
         start = time.perf_counter()
         try:
-            train = data.train(seed, first_epoch, flatten=flatten)
-            model.fit(train, validation_data=data.validation(flatten), epochs=self.config.num_epochs,
-                      initial_epoch=first_epoch, steps_per_epoch=data.steps_per_epoch, callbacks=callbacks,
-                      verbose=0, shuffle=False)  # the pipeline shuffles
+            train = data.train(run.seed, run.first_epoch, flatten=flatten)
+            run.model.fit(train, validation_data=data.validation(flatten), epochs=self.config.num_epochs,
+                          initial_epoch=run.first_epoch, steps_per_epoch=data.steps_per_epoch,
+                          callbacks=callbacks, verbose=0, shuffle=False)  # the pipeline shuffles
         except KeyboardInterrupt as e:
-            self._finish(record, "error", e)
+            self._finish(run.record, "error", e)
             raise
         except Exception as e:  # an accident (I/O, memory, a bug): recorded, retried by the next run
-            self._finish(record, "error", e)
-            return None
+            self._finish(run.record, "error", e)
+            return
         finally:
             self.fit_seconds += time.perf_counter() - start
             keras.backend.clear_session(free_memory=False)
-        losses = record.data["history"].get("loss", [])
+        self._conclude(run)
+
+    def _train_together(self, runs, data):
+        """`runs` (one structure, one first epoch) trained in the slots of one group program."""
+        program = self._program(runs, data)
+        size = program.size
+        for slot, run in enumerate(runs):
+            program.load(slot, run.model)
+        slots = program.models
+        callbacks = [keras.callbacks.CallbackList(self._callbacks(run, data), model=slots[k])
+                     for k, run in enumerate(runs)]
+        seeds = [run.seed for run in runs] + [0] * (size - len(runs))
+        active = [True] * len(runs) + [False] * (size - len(runs))
+        start = time.perf_counter()
+        try:
+            for c in callbacks:
+                c.on_train_begin()
+            for epoch in range(runs[0].first_epoch, self.config.num_epochs):
+                trained = list(active)
+                if not any(trained):
+                    break
+                for k in _indices(trained):
+                    callbacks[k].on_epoch_begin(epoch)
+                active, train_logs = program.train_epoch(seeds, epoch, trained)
+                val_logs = program.evaluate(trained)
+                for k in _indices(trained):
+                    callbacks[k].on_test_begin()
+                    callbacks[k].on_test_end(val_logs[k])
+                    callbacks[k].on_epoch_end(epoch, {**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}})
+                    if slots[k].stop_training:  # early stopping
+                        active[k] = False
+            for c in callbacks:
+                c.on_train_end()
+        except KeyboardInterrupt as e:
+            for run in runs:
+                self._finish(run.record, "error", e)
+            raise
+        except Exception as e:  # an accident: every execution of the program is recorded, retried by the next run
+            for run in runs:
+                self._finish(run.record, "error", e)
+            return
+        finally:
+            self.fit_seconds += time.perf_counter() - start
+        for run in runs:
+            self._conclude(run)
+
+    def _program(self, runs, data):
+        """The group program for `runs`' structure, made once per structure (its slots built from the
+        first runs' own models' structure) and reused by every later group of that structure."""
+        key = group.structure_key(runs[0].point)
+        program = self._programs.get(key)
+        if program is None:
+            flatten = inputs.flattens(runs[0].point["arch"])
+            capacity = self.trials_per_group * self.config.executions_per_trial
+            # This group's own models become the first slots; spare ones (same structure; their state is
+            # replaced by `load` before they train) fill the program for the later, fuller groups.
+            slots = [run.model for run in runs]
+            while len(slots) < capacity:
+                slots.append(self.hypermodel.build(runs[0].trial.hyperparameters, seed=runs[0].seed))
+            program = group.GroupProgram(slots, data.in_memory("train", flatten), data.in_memory("validation", flatten),
+                                         self.config.batch_size, eval_batch_size=data.eval_batch_size,
+                                         jit_compile=self.config.use_xla)
+            self._programs[key] = program
+        return program
+
+    def _conclude(self, run):
+        """Ends a trained execution's record (completed, or diverged when a loss was not finite) and sets its score."""
+        losses = run.record.data["history"].get("loss", [])
         diverged = any(v is None or not math.isfinite(v) for v in losses)
-        record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
-        checkpoints.remove(checkpoint_path)
-        tensorboard_hparams.write_run(run_dir, point, execution, seed, record.data["history"])
-        return None if diverged else _score(record.data["history"], self.config.objective)
+        run.record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
+        checkpoints.remove(run.checkpoint_path)
+        tensorboard_hparams.write_run(run.run_dir, run.point, run.execution, run.seed, run.record.data["history"])
+        run.score = None if diverged else _score(run.record.data["history"], self.config.objective)
 
     def _previous_record(self, path):
         """The execution's record if it has a valid one; a corrupt one is moved aside (named in one line)."""
@@ -191,6 +364,36 @@ class GridTuner(keras_tuner.Tuner):
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         tf.summary.flush()
+
+
+@dataclasses.dataclass
+class _Execution:
+    """One execution ready to train: its trial, model (built, restored), open record and where it starts."""
+
+    trial: object
+    point: dict
+    tid: str
+    execution: int
+    seed: int
+    model: object
+    record: records.ExecutionRecord
+    checkpoint_path: str
+    run_dir: str
+    first_epoch: int
+    history: dict
+    score: object = None
+
+
+def _by_structure(trials):
+    """`trials` in groups of one structure (`group.structure_key`), in order of first appearance."""
+    groups = {}
+    for trial in trials:
+        groups.setdefault(group.structure_key(dict(trial.hyperparameters.values)), []).append(trial)
+    return list(groups.values())
+
+
+def _indices(flags):
+    return [k for k, flag in enumerate(flags) if flag]
 
 
 def _score(history, objective):
