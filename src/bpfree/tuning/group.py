@@ -69,10 +69,14 @@ class GroupProgram:
             checkpoints.state_variables(model)  # optimizer slots are built here, outside the graph
         self._train_only = [{m.name for m in model.train_only_metrics} for model in self.models]
         k = len(self.models)
-        self._step = tf.function(self._train_step, jit_compile=self.jit_compile, reduce_retracing=True)
-        self._epoch = tf.function(self._train_epoch, input_signature=[
+        # autograph=False: the loops and conditionals are written as tf.while_loop / tf.cond, and Keras's
+        # train and test steps need no conversion (converting them cost seconds per process).
+        self._step = tf.function(self._train_step, jit_compile=self.jit_compile, reduce_retracing=True,
+                                 autograph=False)
+        self._epoch = tf.function(self._train_epoch, autograph=False, input_signature=[
             tf.TensorSpec((k,), tf.int64), tf.TensorSpec((), tf.int64), tf.TensorSpec((k,), tf.bool)])
-        self._evaluate = tf.function(self._evaluate_all, input_signature=[tf.TensorSpec((k,), tf.bool)])
+        self._evaluate = tf.function(self._evaluate_all, autograph=False, input_signature=[
+            tf.TensorSpec((k,), tf.bool)])
 
     @property
     def size(self):
@@ -112,9 +116,12 @@ class GroupProgram:
         permutations = [epoch_permutation(self.train_split.n, seeds[k], epoch) for k in range(self.size)]
         indices = tf.stack(permutations)
         n, b = self.train_split.n, self.batch_size
-        for i in tf.range(self.steps):
+
+        def body(i, active):
             start = i * b
-            active = self._step(indices[:, start:tf.minimum(start + b, n)], active)
+            return i + 1, self._step(indices[:, start:tf.minimum(start + b, n)], active)
+
+        _, active = tf.while_loop(lambda i, _: i < self.steps, body, (tf.constant(0), active))
         return active, [model.get_metrics_result() for model in self.models]
 
     def _train_step(self, indices, active):
@@ -129,14 +136,20 @@ class GroupProgram:
 
     def _evaluate_all(self, active):
         n, b = self.validation_split.n, self.eval_batch_size
-        for i in tf.range(self.eval_steps):
+
+        def body(i):
             batch = self.validation_split.make_batch(tf.range(i * b, tf.minimum((i + 1) * b, n)))
+            done = []
             for k, model in enumerate(self.models):
                 def step(model=model):
                     model.test_step(batch)
                     return tf.constant(True)
 
-                tf.cond(active[k], step, lambda: tf.constant(False))
+                done.append(tf.cond(active[k], step, lambda: tf.constant(False)))
+            with tf.control_dependencies(done):
+                return i + 1
+
+        tf.while_loop(lambda i: i < self.eval_steps, body, (tf.constant(0),))
         return [{name: value for name, value in model.get_metrics_result().items() if name not in names}
                 for model, names in zip(self.models, self._train_only)]
 

@@ -25,11 +25,12 @@ def project_dir(experiment_dir, config, space):
     return os.path.join(experiment_dir, space.project_name(config.dataset, config.problem_type, config.objective))
 
 
-def run_search(experiment_dir, config, space, *, reset_training=False, log=print, group_size=1):
+def run_search(experiment_dir, config, space, *, reset_training=False, log=print, group_size=0):
     """Runs (or resumes) the grid; returns a summary dict. Raises ValueError subclasses on bad input.
 
-    ``group_size``: how many trials' executions train together in one compiled program
-    (`bpfree.tuning.group`); 1 trains one execution at a time with `fit`. It changes no number a
+    ``group_size``: how many executions train together in one traced program (`bpfree.tuning.group`),
+    a program per structure reused by every trial of that structure; 0 trains each execution through
+    its own `fit`. It changes no number a
     search records (each execution trains exactly as alone), so it is not a search setting.
 
     Under keras-tuner's distributed environment variables (see `bpfree.tuning.distributed`) the chief
@@ -93,10 +94,6 @@ class SearchData:
             self._samples[flatten] = next(iter(self.validation(flatten)))[0][:size]
         return self._samples[flatten]
 
-    # The validation batches of group programs: larger than training's (the loss and metrics are means
-    # over the split either way; fewer, larger steps are faster).
-    eval_batch_size = 1024
-
     def in_memory(self, kind, flatten=True):
         """The training split (``kind="train"``, as `train` loads it) or the validation split as tensors
         kept for the whole search (`bpfree.tuning.group.InMemorySplit`), loaded once."""
@@ -120,7 +117,7 @@ class SearchData:
                                  flatten=flatten, **self.common)
 
 
-def _run(directory, config, space, points, oracle, role, log, group_size=1):
+def _run(directory, config, space, points, oracle, role, log, group_size=0):
     meta = datasets.info(config.dataset)
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     hypermodel = BpfreeHyperModel(space, config, meta.input_shape, output_dim)
@@ -128,7 +125,7 @@ def _run(directory, config, space, points, oracle, role, log, group_size=1):
     # keras-tuner deletes <directory>/<project_name> (overwrite=True): never let the id name a path.
     project_name = re.sub(r"[^A-Za-z0-9_.-]", "_", tuner_id).strip(".") or "local"
     tuner = GridTuner(oracle, hypermodel, directory, config, log=log, directory=os.path.join(directory, "keras_tuner"),
-                      project_name=project_name, overwrite=True, trials_per_group=group_size)
+                      project_name=project_name, overwrite=True, group_size=group_size)
     start = time.perf_counter()
     if role == "chief":
         distributed.serve(tuner)

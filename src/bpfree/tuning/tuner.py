@@ -57,9 +57,11 @@ class GridTuner(keras_tuner.Tuner):
     point, accidents (I/O, memory, any other exception in fit) recorded as errors to retry, TensorBoard
     runs named by the recognisable trial id."""
 
-    def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, trials_per_group=1, **kwargs):
+    def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, group_size=0, **kwargs):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-        self.trials_per_group = int(trials_per_group)
+        self.group_size = int(group_size)  # executions per group program; 0: one at a time through fit
+        # Trials taken from the oracle at a time: enough to fill a program with their executions.
+        self.trials_per_group = max(1, -(-self.group_size // config.executions_per_trial))
         self._programs = {}  # structure key → GroupProgram, reused by every group of that structure
         self.experiment_dir = experiment_dir
         self.config = config
@@ -77,9 +79,10 @@ class GridTuner(keras_tuner.Tuner):
     def search(self, data, **unused):
         """keras-tuner's search loop, taking up to `trials_per_group` trials at a time from the oracle
         (one oracle key per held trial, ``<tuner id>~<k>``: keras-tuner's oracle holds one running
-        trial per key) and training the executions of those that share a structure together
-        (`bpfree.tuning.group`); one trial at a time when `trials_per_group` is 1."""
-        if self.trials_per_group <= 1:
+        trial per key) and training their executions in group programs of `group_size` slots, one
+        program per structure (`bpfree.tuning.group`); keras-tuner's own loop (one trial at a time,
+        each execution through `fit`) when `group_size` is 0."""
+        if self.group_size < 1:
             return super().search(data)
         self.on_search_begin()
         keys = [self.tuner_id] + [f"{self.tuner_id}~{k}" for k in range(1, self.trials_per_group)]
@@ -154,16 +157,15 @@ class GridTuner(keras_tuner.Tuner):
                 else:
                     scores[(trial.trial_id, execution)] = run
                     self._log_score(trial_id(point), execution, run)
-        together = self.trials_per_group > 1 and len(ready) > 1
+        together = self.group_size >= 1 and bool(ready)
         if together and (reason := group.unstackable(ready[0].model)):
             together = False
             self.log(f"  {ready[0].tid}: its executions train one at a time ({reason})")
         if together:
             for first_epoch in sorted({run.first_epoch for run in ready}):
                 runs = [run for run in ready if run.first_epoch == first_epoch]
-                capacity = self.trials_per_group * self.config.executions_per_trial
-                for start in range(0, len(runs), capacity):
-                    self._train_together(runs[start:start + capacity], data)
+                for start in range(0, len(runs), self.group_size):
+                    self._train_together(runs[start:start + self.group_size], data)
         else:
             for run in ready:
                 self._train_alone(run, data)
@@ -295,14 +297,14 @@ class GridTuner(keras_tuner.Tuner):
         program = self._programs.get(key)
         if program is None:
             flatten = inputs.flattens(runs[0].point["arch"])
-            capacity = self.trials_per_group * self.config.executions_per_trial
+            capacity = self.group_size
             # This group's own models become the first slots; spare ones (same structure; their state is
             # replaced by `load` before they train) fill the program for the later, fuller groups.
             slots = [run.model for run in runs]
             while len(slots) < capacity:
                 slots.append(self.hypermodel.build(runs[0].trial.hyperparameters, seed=runs[0].seed))
             program = group.GroupProgram(slots, data.in_memory("train", flatten), data.in_memory("validation", flatten),
-                                         self.config.batch_size, eval_batch_size=data.eval_batch_size,
+                                         self.config.batch_size,
                                          jit_compile=self.config.use_xla)
             self._programs[key] = program
         return program
