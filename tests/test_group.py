@@ -1,0 +1,192 @@
+"""Grouped executions (issue 14): executions trained side by side in the slots of one traced program
+(`bpfree.tuning.group`) record exactly what each records through its own `fit` — epoch by epoch, bit
+for bit — whether a member diverges, stops early, or the search is killed and resumed."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bpfree import records
+from bpfree.tuning import SearchConfig, SearchSpace, run_search
+from bpfree.tuning import group as group_module
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],
+         "lr": [1e-3, 1e-2], "dropout": [0.1]}
+CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=2, executions_per_trial=2, use_xla=False)
+
+
+def quiet(*args):
+    pass
+
+
+def found(directory):
+    """{(trial id, execution): record} of every record under `directory`, NaN written as the string "nan"
+    (so that histories compare with ==)."""
+    out = {}
+    for path in records.iter_record_paths(str(directory)):
+        data = records.read(path)
+        data["history"] = {k: ["nan" if isinstance(v, float) and math.isnan(v) else v for v in values]
+                           for k, values in data["history"].items()}
+        out[(data["trial_id"], data["execution"])] = data
+    return out
+
+
+def assert_same_records(grouped, alone):
+    assert grouped.keys() == alone.keys() and grouped
+    for key, record in alone.items():
+        other = grouped[key]
+        assert list(other) == list(record), key  # the same fields, in the same order
+        for field in ("status", "hparams", "seed", "search", "error"):
+            assert other[field] == record[field], (key, field)
+        assert list(other["history"]) == list(record["history"]), key
+        assert other["history"] == record["history"], key  # bit for bit
+
+
+def programs(monkeypatch):
+    """Every GroupProgram made from now on, in order."""
+    made = []
+    original = group_module.GroupProgram.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(group_module.GroupProgram, "__init__", init)
+    return made
+
+
+def test_each_rule_grouped_records_what_fit_records_bit_for_bit(tmp_path, monkeypatch):
+    """bp, fa, dfa, drtp, cce with dropout (each member its own masks): 3 slots for 4 executions a rule,
+    so a program is reused by a second, partly filled group."""
+    config = SearchConfig(**CONFIG)
+    space = SearchSpace.create({**SPACE, "algorithm": ["bp", "fa", "dfa", "drtp", "cce"]})
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    made = programs(monkeypatch)
+    lines = []
+    run_search(str(tmp_path / "grouped"), config, space, log=lines.append, group_size=3)
+    assert_same_records(found(tmp_path / "grouped"), found(tmp_path / "alone"))
+    assert len(made) == 5 and all(p.size == 3 for p in made)  # one program per rule, none made twice
+    assert not list(tmp_path.rglob("*.ckpt.npz"))
+    for run in ("train", "validation"):  # TensorBoard as fit's callback writes it, for every execution
+        assert len(list((tmp_path / "grouped").rglob(f"execution_*/{run}/events.out.tfevents.*"))) == 20
+    assert sum("execution" in line and "val_error_rate =" in line for line in lines) == 20
+
+
+def test_a_diverging_member_is_frozen_and_the_others_train_on_unchanged(tmp_path):
+    config = SearchConfig(**{**CONFIG, "objective": "loss"})
+    space = SearchSpace.create({**SPACE, "activation": ["linear"], "lr": [1e-3, 1e30], "dropout": [0.0]})
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=4)  # all four in one program
+    grouped = found(tmp_path / "grouped")
+    assert_same_records(grouped, found(tmp_path / "alone"))
+    status = {d["hparams"]["lr"]: d["status"] for d in grouped.values()}
+    assert status == {1e-3: "completed", 1e30: "diverged"}
+
+
+def test_early_stopping_stops_each_member_on_its_own(tmp_path):
+    config = SearchConfig(**{**CONFIG, "num_epochs": 6, "use_early_stopping": True, "early_stopping_patience": 1})
+    space = SearchSpace.create({**SPACE, "lr": [1e-3, 0.3]})
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=4)
+    grouped = found(tmp_path / "grouped")
+    assert_same_records(grouped, found(tmp_path / "alone"))
+    lengths = sorted(len(d["history"]["loss"]) for d in grouped.values())
+    assert lengths[0] < 6 == lengths[-1]  # one stopped early while another trained on
+
+
+def test_a_program_is_traced_once_and_serves_every_later_group_of_its_structure(tmp_path, monkeypatch):
+    made = programs(monkeypatch)
+    config = SearchConfig(**{**CONFIG, "num_epochs": 1})
+    space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"], "lr": [1e-3, 3e-3, 1e-2]})
+    run_search(str(tmp_path), config, space, log=quiet, group_size=2)  # 3 groups a rule
+    assert len(made) == 2
+    for program in made:
+        assert program._epoch.experimental_get_tracing_count() == 1
+        assert program._evaluate.experimental_get_tracing_count() == 1
+        assert program._step.experimental_get_tracing_count() == 1  # the short last batch: the same trace
+    assert len(found(tmp_path)) == 12
+
+
+def test_rules_with_their_own_train_step_train_one_at_a_time_and_say_so(tmp_path):
+    lines = []
+    config = SearchConfig(**{**CONFIG, "num_epochs": 1, "executions_per_trial": 1})
+    space = SearchSpace.create({**SPACE, "algorithm": ["ff", "bp"], "lr": [1e-3], "dropout": [0.0]})
+    run_search(str(tmp_path), config, space, log=lines.append, group_size=4)
+    assert any("train one at a time (FFNetwork has its own train step)" in line for line in lines), lines
+    assert {d["status"] for d in found(tmp_path).values()} == {"completed"}
+
+
+def _cli(*args):
+    return subprocess.Popen([sys.executable, "-m", "bpfree", *map(str, args)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+PRESET = """
+[search]
+dataset = "digits"
+objective = "val_error_rate"
+num_epochs = 12
+executions_per_trial = 2
+use_xla = false
+
+[space]
+algorithm = ["bp", "dfa"]
+arch = ["16"]
+activation = ["tanh"]
+batchnorm = [false]
+bw_init = ["ortho"]
+lr = [1e-3, 1e-2]
+dropout = [0.1]
+"""
+
+
+def test_kill9_during_a_grouped_run_then_resume_gives_the_same_records(tmp_path):
+    preset = tmp_path / "preset.toml"
+    preset.write_text(PRESET)
+    config = SearchConfig(**{**CONFIG, "num_epochs": 12})
+    space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"]})
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    reference = found(tmp_path / "alone")
+
+    killed = tmp_path / "killed"
+    proc = _cli(killed, "--hparams", preset, "--group_size", 4)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill when a group is mid-way: checkpoints and partial records exist
+        now = found(killed) if killed.exists() else {}
+        if any(d["status"] == "running" and len(d["history"].get("loss", [])) >= 2 for d in now.values()) \
+                and list(killed.rglob("*.ckpt.npz")):
+            break
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = _cli(killed, "--hparams", preset, "--group_size", 4)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    after = found(killed)
+    assert any(d.get("resumed_at_epochs") for d in after.values()), "no execution resumed mid-way"
+    for key, record in reference.items():
+        assert after[key]["status"] == record["status"] and after[key]["history"] == record["history"], key
+    assert not list(killed.rglob("*.ckpt.npz"))
+
+
+@pytest.mark.slow
+def test_xla_group_programs_match_fit_with_xla(tmp_path):
+    """With XLA the step of all slots is one XLA program (compiled per batch shape); XLA's fusions round
+    differently from the graph's kernels, so the comparison is to fit with XLA, within float32 noise."""
+    config = SearchConfig(**{**CONFIG, "use_xla": True})
+    space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"]})
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=4)
+    alone, grouped = found(tmp_path / "alone"), found(tmp_path / "grouped")
+    assert alone.keys() == grouped.keys()
+    for key, record in alone.items():
+        for metric, values in record["history"].items():
+            assert grouped[key]["history"][metric] == pytest.approx(values, rel=1e-5), (key, metric)
