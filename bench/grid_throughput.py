@@ -90,11 +90,17 @@ MNIST_SEARCH = {"dataset": "mnist", "problem_type": "classification", "objective
 
 
 def today(directory, config, space):
-    """Today's search: `run_search` as the command line runs it (one trial, one model at a time)."""
-    return run_search(directory, config, space, log=lambda *a: None)
+    """The search before issue 14: `run_search` with ``group_size=0`` (one trial, one model, one `fit` at a time)."""
+    return run_search(directory, config, space, log=lambda *a: None, group_size=0)
 
 
-PATHS = {"today": today}  # name -> f(directory, config, space) -> run_search's summary
+def grouped(size):
+    """The grouped search (`bpfree.tuning.group`), ``size`` executions a program."""
+    return functools.partial(run_search, log=lambda *a: None, group_size=size)
+
+
+PATHS = {"today": today, **{f"grouped{k}": grouped(k) for k in (1, 2, 3, 4, 6, 8, 12)}}
+XLA = {"on": True, "off": False, "auto": "auto"}
 
 
 def grid_settings(name, args):
@@ -136,7 +142,7 @@ RAW_MODELS = {}  # (grid, XLA) -> ({rule: compiled model}, train batches, eval b
 
 def raw_seconds(grid, config, space):
     """Seconds of the grid's train + eval steps run back to back on compiled models (see the docstring)."""
-    key = grid, config.use_xla
+    key = grid, config.jit_compile
     if key not in RAW_MODELS:
         data = search_module.SearchData(config)
         train = data.train(config.seed, 0).take(data.steps_per_epoch).cache()
@@ -172,19 +178,21 @@ def throughput(args, grids, variants):
     runs = collections.defaultdict(list)  # (grid, path, xla) -> [timed_search dicts]
     raw = collections.defaultdict(list)  # (grid, xla) -> [seconds]
     jobs = [("search", g, p, x) for g in grids for p, x in variants]
-    jobs += [("raw", g, None, x) for g in grids for x in sorted({x for _, x in variants}, reverse=True)]
+    jobs += [("raw", g, None, x) for g in grids for x in sorted({make(*grids[g], XLA[x])[0].jit_compile
+                                                                 for _, x in variants}, reverse=True)]
     for g, (search, space) in grids.items():  # untimed warm-up: one point, one epoch
         one = {**space, "algorithm": space["algorithm"][:1], "lr": space["lr"][:1]}
-        r = timed_search("today", *make({**search, "num_epochs": 1, "executions_per_trial": 1}, one, True))
-        print(f"  warm-up {g}: {r['wall']:.1f} s (not counted)", flush=True)
+        for path in sorted({p for p, _ in variants}):
+            r = timed_search(path, *make({**search, "num_epochs": 1, "executions_per_trial": 1}, one, "auto"))
+            print(f"  warm-up {g} {path}: {r['wall']:.1f} s (not counted)", flush=True)
     for rep in range(args.reps):
         shift = rep % len(jobs)
         for kind, g, path, xla in jobs[shift:] + jobs[:shift]:
-            config, space = make(*grids[g], xla)
+            config, space = make(*grids[g], XLA[xla] if kind == "search" else xla)
             if kind == "search":
                 r = timed_search(path, config, space)
                 runs[g, path, xla].append(r)
-                label = f"{path}{'' if xla else ' --nouse_xla'}"
+                label = f"{path} (XLA {xla})"
                 print(f"  rep {rep} {g} {label}: {r['trials']} trials in {r['wall']:.1f} s "
                       f"({3600 * r['trials'] / r['wall']:.0f}/h), fit {r['fit']:.1f} s, cpu {r['cpu']:.1f} s", flush=True)
             else:
@@ -204,9 +212,9 @@ def print_throughput(grids, variants, runs, raw, args):
             rs = runs[g, path, xla]
             rates = [3600 * r["trials"] / r["wall"] for r in rs]
             wall = statistics.median(r["wall"] for r in rs)
-            own = statistics.median(raw[g, xla])
+            own = statistics.median(raw[g, make(*grids[g], XLA[xla])[0].jit_compile])
             med, low = median_min(rates)
-            print(f"| {g} | {path}{'' if xla else ' --nouse_xla'} | {rs[0]['trials']} | {rs[0]['executions']} "
+            print(f"| {g} | {path} (XLA {xla}) | {rs[0]['trials']} | {rs[0]['executions']} "
                   f"| {med:.0f} | {low:.0f} | {wall:.1f} | {statistics.median(r['cpu'] for r in rs):.1f} "
                   f"| {statistics.median(r['fit'] for r in rs):.1f} | {own:.1f} | {wall / own:.1f} "
                   f"| {wall / raw_xla:.1f} |")
@@ -413,8 +421,8 @@ def profile(args, grids):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grids", default="quickstart,mnist")
-    parser.add_argument("--paths", default="today", help=f"comma-separated, of {', '.join(PATHS)}")
-    parser.add_argument("--xla", default="on,off", help="on, off or on,off (off: today's path with --nouse_xla)")
+    parser.add_argument("--variants", default="today:on,today:off,grouped1:auto,grouped4:auto",
+                        help=f"comma-separated PATH:XLA, PATH of {', '.join(PATHS)}, XLA of on, off, auto")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=0, help="override every grid's num_epochs")
     parser.add_argument("--executions", type=int, default=0, help="override every grid's executions_per_trial")
@@ -422,11 +430,11 @@ def main():
     parser.add_argument("--mnist_examples", type=int, default=2000, help="mock MNIST examples per split")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     args = parser.parse_args()
-    for p in args.paths.split(","):
-        if p not in PATHS:
-            parser.error(f"unknown path {p!r} (valid: {', '.join(PATHS)})")
-    xlas = [{"on": True, "off": False}[x] for x in args.xla.split(",")]
-    variants = [(p, x) for p in args.paths.split(",") for x in xlas]
+    variants = [tuple(v.split(":")) for v in args.variants.split(",")]
+    for v in variants:
+        if len(v) != 2 or v[0] not in PATHS or v[1] not in XLA:
+            parser.error(f"invalid variant {':'.join(v)!r} (valid: PATH:XLA, PATH of {', '.join(PATHS)}, "
+                         f"XLA of {', '.join(XLA)})")
     grids = {g: grid_settings(g, args) for g in args.grids.split(",")}
     if "mnist" in grids:
         import tensorflow_datasets as tfds

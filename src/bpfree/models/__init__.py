@@ -13,7 +13,6 @@ from bpfree.models.ff import FFNetwork
 from bpfree.models.gle import GLENetwork, build_gle_network
 from bpfree.models.invertible import InvertibleNetwork
 from bpfree.models.rule_options import configure_rule
-from bpfree.models.stacked import StackedMembers, stack_datasets
 
 MODELS = {"feedforward": Network, "invertible": InvertibleNetwork, "gle": GLENetwork, "ff": FFNetwork}
 
@@ -43,5 +42,5 @@ def check_options(rule, arch, input_dim, output_dim, **options):
     model_class(rule).check_options(rule, arch, input_dim, output_dim, **options)
 
 
-__all__ = ["MODELS", "FFNetwork", "GLENetwork", "InvertibleNetwork", "Network", "NetworkConfig", "RuleModel", "StackedMembers",
-           "build_gle_network", "build_model", "check_options", "model_class", "stack_datasets"]
+__all__ = ["MODELS", "FFNetwork", "GLENetwork", "InvertibleNetwork", "Network", "NetworkConfig", "RuleModel",
+           "build_gle_network", "build_model", "check_options", "model_class"]

@@ -93,8 +93,7 @@ class RuleModel(keras.Model):
 
     def rule_objective(self, x, y, sample_weight=None):
         """One training forward pass wired for the rule, its local losses and J = L + Σ_k ℓ_k, as
-        (forward, local, J); call it under the tape that differentiates J (the train step, `rule_gradients`,
-        `bpfree.models.stacked.StackedMembers`)."""
+        (forward, local, J); call it under the tape that differentiates J (the train step, `rule_gradients`)."""
         forward = self.forward_pass(x, y, sample_weight, training=True)
         local = self.rule.local_losses(forward)
         return forward, local, surrogate(forward, local)

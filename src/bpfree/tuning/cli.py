@@ -36,7 +36,7 @@ SEARCH_FLAGS = {
     "validation_frac": (float, "Validation carved from train (0: the test split validates)."),
     "weight_decay": (float, "L2 on kernels."),
     "use_bias": (bool, "Dense layers with bias."),
-    "use_xla": (bool, "Compile train steps with XLA."),
+    "use_xla": (bool, "Compile train steps with XLA (default: where a GPU is visible; --nouse_xla never)."),
     "use_early_stopping": (bool, "Stop an execution when the objective stops improving."),
     "early_stopping_patience": (int, "Epochs without improvement before stopping."),
     "seed": (int, "Base seed; execution k uses seed + k."),

@@ -35,7 +35,7 @@ class SearchConfig:
     validation_frac: float = 0.0
     weight_decay: float = 0.0
     use_bias: bool = True
-    use_xla: bool = True
+    use_xla: object = "auto"  # True, False, or "auto": see `jit_compile`
     use_early_stopping: bool = False
     early_stopping_patience: int = 10
     trackers: tuple = ()
@@ -96,6 +96,17 @@ class SearchConfig:
         return self.objective.startswith("val_")
 
     @property
+    def jit_compile(self):
+        """`use_xla` resolved: "auto" compiles with XLA where a GPU is visible and not on CPUs. On 2 CPU
+        cores XLA lost on both grids of bench/grid_throughput.py (its compile costs more than it saves:
+        0.5× the trials per hour on the quickstart grid, 0.8× on 784-500-500 nets)."""
+        if self.use_xla != "auto":
+            return self.use_xla
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+
+    @property
     def validation_split(self):
         """The split used for val_* metrics: a carve-out of train when validation_frac > 0, else test."""
         return "validation" if self.validation_frac else "test"
@@ -113,6 +124,10 @@ def check_type(name, value):
     """`value` as the type of SearchConfig's field `name` (an int is a valid float; bools are not numbers;
     trackers a list or tuple of strings, returned as a tuple); a ValueError naming the value otherwise."""
     kind = _TYPES[name]
+    if name == "use_xla":
+        if isinstance(value, bool) or type(value).__name__ == "bool_" or value == "auto":
+            return value if value == "auto" else bool(value)
+        raise checks.invalid(name, value, 'true, false or "auto"')
     number = isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
     if kind is int and number and isinstance(value, numbers.Integral):
         return int(value)

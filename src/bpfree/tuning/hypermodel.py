@@ -64,5 +64,5 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
             problem_type=c.problem_type, trackers=c.trackers, seed=c.seed if seed is None else seed, **extras,
         )
         metrics = ["error_rate"] if c.problem_type == "classification" else []
-        model.compile(optimizer=optimizers.get(c.optimizer, values["lr"]), metrics=metrics, jit_compile=c.use_xla)
+        model.compile(optimizer=optimizers.get(c.optimizer, values["lr"]), metrics=metrics, jit_compile=c.jit_compile)
         return model

@@ -305,7 +305,7 @@ class GridTuner(keras_tuner.Tuner):
                 slots.append(self.hypermodel.build(runs[0].trial.hyperparameters, seed=runs[0].seed))
             program = group.GroupProgram(slots, data.in_memory("train", flatten), data.in_memory("validation", flatten),
                                          self.config.batch_size,
-                                         jit_compile=self.config.use_xla)
+                                         jit_compile=self.config.jit_compile)
             self._programs[key] = program
         return program
 
