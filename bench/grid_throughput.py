@@ -369,7 +369,7 @@ def profile(args, grids):
         val_steps, val_short = len(val_sizes), val_sizes[-1] != val_sizes[0]
         BpfreeHyperModel.build = build
         patches.append((BpfreeHyperModel, "build", original_build))
-        patch(tuner_module.GridTuner, "_run_execution", "execution (all)")
+        patch(tuner_module.GridTuner, "_run_group", "execution (all)")  # today: one trial's executions a call
         patch(tuner_module.GridTuner, "run_trial", "trial (all)")
         patch(search_module.SearchData, "train", "training pipeline for the execution (SearchData.train: loads the split)")
         patch(search_module, "SearchData", "search: load data (SearchData)")
@@ -418,6 +418,68 @@ def profile(args, grids):
         print(f"steady train step: {1000 * steady:.1f} ms")
 
 
+def profile_grouped(args, grids, size):
+    """One instrumented grouped search per grid (``group_size=size``, XLA auto): where its time goes."""
+    from bpfree.tuning import group as group_module
+
+    for g, (search, space_dict) in grids.items():
+        config, space = make(search, space_dict, "auto")
+        timers = Timers()
+        patches = []
+        seen = set()
+
+        def patch(owner, attr, name, first_name=None):
+            original = getattr(owner, attr)
+            patches.append((owner, attr, original))
+
+            @functools.wraps(original)
+            def timed(self, *a, **k):
+                start = time.perf_counter()
+                try:
+                    return original(self, *a, **k)
+                finally:
+                    first = first_name and (id(self), attr) not in seen
+                    seen.add((id(self), attr))
+                    timers.add(first_name if first else name, time.perf_counter() - start)
+            setattr(owner, attr, timed)
+
+        def patch_function(owner, attr, name):
+            original = getattr(owner, attr)
+            patches.append((owner, attr, original))
+            setattr(owner, attr, timers.wrap(name, original))
+
+        patch(tuner_module.GridTuner, "_run_group", "all (trials' executions, grouped)")
+        patch(tuner_module.GridTuner, "_prepare", "prepare: build + compile its model, open the record")
+        patch(tuner_module.GridTuner, "_program", "program: look up")
+        patch(group_module.GroupProgram, "__init__", "program: make (first group of a structure)")
+        patch(group_module.GroupProgram, "load", "program: copy a model's state into a slot")
+        patch(group_module.GroupProgram, "train_epoch", "train epoch, later epochs and groups",
+              "train epoch, a program's first (traces the step)")
+        patch(group_module.GroupProgram, "evaluate", "validation, later epochs and groups",
+              "validation, a program's first (traces the test step)")
+        patch(tuner_module.RecordCallback, "on_epoch_end", "epoch end: checkpoint + record write")
+        patch(keras.callbacks.TensorBoard, "on_epoch_end", "epoch end: TensorBoard scalars")
+        patch(keras.callbacks.TensorBoard, "on_train_begin", "TensorBoard: open writers")
+        patch(keras.callbacks.TensorBoard, "on_train_end", "TensorBoard: close writers")
+        patch(tuner_module.GridTuner, "_conclude", "after training: record finish, checkpoint remove, hparams run")
+        patch(tuner_module.GridTuner, "on_trial_end", "keras-tuner: on_trial_end (oracle update, trial save)")
+        patch_function(search_module, "SearchData", "search: load data (SearchData)")
+        try:
+            r = timed_search(f"grouped{size}", config, space)
+        finally:
+            for owner, attr, original in reversed(patches):
+                setattr(owner, attr, original)
+        n = r["executions"]
+        total = timers.seconds["all (trials' executions, grouped)"]
+        print(f"\n## Where a grouped search's time goes: {g}, group_size {size} ({r['trials']} trials, {n} executions, "
+              f"{config.num_epochs} epochs, XLA {'on' if config.jit_compile else 'off'})\n")
+        print(f"search wall {r['wall']:.1f} s = {3600 * r['trials'] / r['wall']:.0f} trials/h (instrumented)\n")
+        print("| part | s per execution | % of the executions' time | calls |")
+        print("|---|---|---|---|")
+        for name, seconds in sorted(timers.seconds.items(), key=lambda kv: -kv[1]):
+            print(f"| {name} | {seconds / n:.3f} | {100 * seconds / total:.1f}% | {timers.counts[name]} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grids", default="quickstart,mnist")
@@ -429,6 +491,7 @@ def main():
     parser.add_argument("--subset", default="", help="keep only these rules (comma-separated)")
     parser.add_argument("--mnist_examples", type=int, default=2000, help="mock MNIST examples per split")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument("--profile_group_size", type=int, default=4, help="the grouped search profiled (0: none)")
     args = parser.parse_args()
     variants = [tuple(v.split(":")) for v in args.variants.split(",")]
     for v in variants:
@@ -456,6 +519,8 @@ def main():
         print_throughput(grids, variants, runs, raw, args)
     if args.profile:
         profile(args, grids)
+        if args.profile_group_size:
+            profile_grouped(args, grids, args.profile_group_size)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 

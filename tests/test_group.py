@@ -190,3 +190,12 @@ def test_xla_group_programs_match_fit_with_xla(tmp_path):
     for key, record in alone.items():
         for metric, values in record["history"].items():
             assert grouped[key]["history"][metric] == pytest.approx(values, rel=1e-5), (key, metric)
+
+
+def test_conv_and_dense_archs_grouped_record_what_fit_records(tmp_path):
+    """Each structure its own program, fed images or flat vectors as its arch reads them."""
+    config = SearchConfig(**{**CONFIG, "num_epochs": 1})
+    space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"], "arch": ["conv4k3-pool2-16", "16"], "lr": [1e-2]})
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=2)
+    assert_same_records(found(tmp_path / "grouped"), found(tmp_path / "alone"))

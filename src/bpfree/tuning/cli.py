@@ -62,9 +62,10 @@ flags.DEFINE_multi_string("tracker", None, "Tracker(s): bp_cosine, local_loss, w
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
 flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
                      "(keras-tuner chief/worker mode; see README for several hosts).")
-flags.DEFINE_integer("group_size", 4, "Executions trained side by side in one traced program (each its own "
+flags.DEFINE_integer("group_size", None, "Executions trained side by side in one traced program (each its own "
                      "model, seed and optimizer); one program per structure (rule, arch, ...) serves all its learning "
-                     "rates and seeds. 0: each execution through its own fit. Records are the same either way.")
+                     "rates and seeds. 0: each execution through its own fit. Records are the same either way. "
+                     "Default: bpfree.tuning.group.DEFAULT_GROUP_SIZE.")
 flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
                           "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
 
@@ -96,7 +97,7 @@ def resolve(argv):
 
 
 def main(argv):
-    from bpfree.tuning import distributed, validation
+    from bpfree.tuning import distributed, group, validation
     from bpfree.tuning.lock import ExperimentLocked
     from bpfree.tuning.search import run_search
 
@@ -105,12 +106,13 @@ def main(argv):
         validation.check_environment()  # KERASTUNER_TUNER_ID names a directory keras-tuner deletes
         experiment_dir, config, space = resolve(argv)
         checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
-        checks.whole("--group_size", FLAGS.group_size, lambda v: v >= 0, "must be ≥ 0 (0: one execution at a time)")
+        group_size = group.DEFAULT_GROUP_SIZE if FLAGS.group_size is None else FLAGS.group_size
+        checks.whole("--group_size", group_size, lambda v: v >= 0, "must be ≥ 0 (0: one execution at a time)")
         if FLAGS.workers and distributed.role() is None:
             validation.validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
             return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers)
         summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training,
-                             group_size=FLAGS.group_size)
+                             group_size=group_size)
     except (ValueError, ExperimentLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -158,6 +158,9 @@ def _floats(per_slot_logs):
     return [{name: float(np.asarray(value)) for name, value in logs.items()} for logs in per_slot_logs]
 
 
+# Executions a program trains side by side, by default (`--group_size`; see bench/grid_throughput.py).
+DEFAULT_GROUP_SIZE = 4
+
 # Hparams a program reads from variables (copied into a slot with the model's state): trials that differ
 # only in these share a structure.
 VARIABLE_HPARAMS = ("lr",)

@@ -25,7 +25,8 @@ def project_dir(experiment_dir, config, space):
     return os.path.join(experiment_dir, space.project_name(config.dataset, config.problem_type, config.objective))
 
 
-def run_search(experiment_dir, config, space, *, reset_training=False, log=print, group_size=0):
+def run_search(experiment_dir, config, space, *, reset_training=False, log=print,
+               group_size=group.DEFAULT_GROUP_SIZE):
     """Runs (or resumes) the grid; returns a summary dict. Raises ValueError subclasses on bad input.
 
     ``group_size``: how many executions train together in one traced program (`bpfree.tuning.group`),
@@ -125,7 +126,8 @@ def _run(directory, config, space, points, oracle, role, log, group_size=0):
     # keras-tuner deletes <directory>/<project_name> (overwrite=True): never let the id name a path.
     project_name = re.sub(r"[^A-Za-z0-9_.-]", "_", tuner_id).strip(".") or "local"
     tuner = GridTuner(oracle, hypermodel, directory, config, log=log, directory=os.path.join(directory, "keras_tuner"),
-                      project_name=project_name, overwrite=True, group_size=group_size)
+                      project_name=project_name, overwrite=True, group_size=group_size,
+                      points=points)
     start = time.perf_counter()
     if role == "chief":
         distributed.serve(tuner)

@@ -1,5 +1,6 @@
 """The tuner: runs a grid point's executions, each recorded and checkpointed to disk as it trains."""
 
+import collections
 import dataclasses
 import math
 import os
@@ -57,8 +58,11 @@ class GridTuner(keras_tuner.Tuner):
     point, accidents (I/O, memory, any other exception in fit) recorded as errors to retry, TensorBoard
     runs named by the recognisable trial id."""
 
-    def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, group_size=0, **kwargs):
+    def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, group_size=0, points=(), **kwargs):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        # Executions of each structure in the grid: a program never has more slots than its structure
+        # has executions (each slot is traced, so spare slots cost time and train nothing).
+        self._structure_executions = collections.Counter(group.structure_key(p) for p in points)
         self.group_size = int(group_size)  # executions per group program; 0: one at a time through fit
         # Trials taken from the oracle at a time: enough to fill a program with their executions.
         self.trials_per_group = max(1, -(-self.group_size // config.executions_per_trial))
@@ -257,38 +261,58 @@ class GridTuner(keras_tuner.Tuner):
                      for k, run in enumerate(runs)]
         seeds = [run.seed for run in runs] + [0] * (size - len(runs))
         active = [True] * len(runs) + [False] * (size - len(runs))
+        failed = set()
+
+        def each(indices, event):
+            """Calls `event(k)` for every slot k in `indices` not failed: an accident in one execution's
+            callbacks (a full disk under its record or TensorBoard run) ends that execution as an error
+            and its slot trains no more; the others go on."""
+            for k in indices:
+                if k in failed:
+                    continue
+                try:
+                    event(k)
+                except Exception as e:
+                    failed.add(k)
+                    active[k] = False
+                    self._finish(runs[k].record, "error", e)
+
         start = time.perf_counter()
         try:
-            for c in callbacks:
-                c.on_train_begin()
+            each(range(len(runs)), lambda k: callbacks[k].on_train_begin())
             for epoch in range(runs[0].first_epoch, self.config.num_epochs):
                 trained = list(active)
                 if not any(trained):
                     break
-                for k in _indices(trained):
-                    callbacks[k].on_epoch_begin(epoch)
-                active, train_logs = program.train_epoch(seeds, epoch, trained)
+                each(_indices(trained), lambda k: callbacks[k].on_epoch_begin(epoch))
+                active, train_logs = program.train_epoch(seeds, epoch, [a and k not in failed for k, a in
+                                                                        enumerate(trained)])
                 val_logs = program.evaluate(trained)
-                for k in _indices(trained):
+
+                def epoch_end(k):
                     callbacks[k].on_test_begin()
                     callbacks[k].on_test_end(val_logs[k])
                     callbacks[k].on_epoch_end(epoch, {**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}})
                     if slots[k].stop_training:  # early stopping
                         active[k] = False
-            for c in callbacks:
-                c.on_train_end()
+
+                each(_indices(trained), epoch_end)
+            each(range(len(runs)), lambda k: callbacks[k].on_train_end())
         except KeyboardInterrupt as e:
-            for run in runs:
-                self._finish(run.record, "error", e)
+            for k, run in enumerate(runs):
+                if k not in failed:
+                    self._finish(run.record, "error", e)
             raise
-        except Exception as e:  # an accident: every execution of the program is recorded, retried by the next run
-            for run in runs:
-                self._finish(run.record, "error", e)
+        except Exception as e:  # an accident in the program: its executions are recorded, retried by the next run
+            for k, run in enumerate(runs):
+                if k not in failed:
+                    self._finish(run.record, "error", e)
             return
         finally:
             self.fit_seconds += time.perf_counter() - start
-        for run in runs:
-            self._conclude(run)
+        for k, run in enumerate(runs):
+            if k not in failed:
+                self._conclude(run)
 
     def _program(self, runs, data):
         """The group program for `runs`' structure, made once per structure (its slots built from the
@@ -297,7 +321,8 @@ class GridTuner(keras_tuner.Tuner):
         program = self._programs.get(key)
         if program is None:
             flatten = inputs.flattens(runs[0].point["arch"])
-            capacity = self.group_size
+            known = self._structure_executions[key] * self.config.executions_per_trial
+            capacity = max(len(runs), min(self.group_size, known or self.group_size))
             # This group's own models become the first slots; spare ones (same structure; their state is
             # replaced by `load` before they train) fill the program for the later, fuller groups.
             slots = [run.model for run in runs]
