@@ -149,11 +149,18 @@ def _write_or_check_config(directory, config, space):
                 and isinstance(existing.get("space"), dict)):
             raise ExperimentMismatch(f"Corrupt {path}: expected an object with 'search' and 'space' tables; "
                                      "restore it, pass --reset_training to start over, or use another EXPERIMENT_DIR.")
-        if existing != json.loads(json.dumps(payload)):
-            changed = sorted(k for k in set(existing["search"]) | set(payload["search"])
-                             if existing["search"].get(k) != payload["search"].get(k))
-            if existing["space"] != payload["space"]:
-                changed.append("space")
+        payload = json.loads(json.dumps(payload))
+        if existing != payload:
+            def differences(before, after, prefix="", keys=None):  # ["<prefix><key> <before> → <after>"]
+                keys = sorted(set(before) | set(after), key=str) if keys is None else keys
+                shown = {k: [repr(side[k]) if k in side else "(none)" for side in (before, after)] for k in keys
+                         if k not in before or k not in after or before[k] != after[k]}
+                return [f"{prefix}{k} {old} → {new}" for k, (old, new) in shown.items()]
+
+            others = sorted((set(existing) | set(payload)) - {"search", "space"})  # "fixed"
+            changed = (differences(existing["search"], payload["search"])
+                       + differences(existing["space"], payload["space"], prefix="space.")
+                       + differences(existing, payload, keys=others))
             raise ExperimentMismatch(
                 f"{directory} was started with other settings ({', '.join(changed)} differ); "
                 "re-run with the same flags, pass --reset_training to start over, or use another EXPERIMENT_DIR."
