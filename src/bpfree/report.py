@@ -11,7 +11,6 @@ bp over its executions (seeds): Welch's t-test (unequal variances) and the Mannâ
 two-sided and unpaired, on the per-execution scores. Imports no TensorFlow.
 """
 
-import math
 import os
 import re
 
@@ -185,12 +184,12 @@ def compare(ours, theirs):
     shown = f"{'+' if delta > 0 else ''}{tables.number(delta)}"
     if min(len(ours), len(theirs)) < MIN_EXECUTIONS:
         return [shown, n, f"not tested: a single execution (needs â‰¥ {MIN_EXECUTIONS} each)", tables.MISSING]
-    with np.errstate(all="ignore"):
-        welch = scipy.stats.ttest_ind(ours, theirs, equal_var=False)
-        mann_whitney = scipy.stats.mannwhitneyu(ours, theirs, alternative="two-sided")
-    t = (f"t = {tables.number(welch.statistic, 3)}, p = {tables.number(welch.pvalue, 2)}"
-         if math.isfinite(welch.statistic) else "undefined: no variance on either side")
+    mann_whitney = scipy.stats.mannwhitneyu(ours, theirs, alternative="two-sided")
     u = f"U = {tables.number(mann_whitney.statistic, 3)}, p = {tables.number(mann_whitney.pvalue, 2)}"
+    if np.ptp(ours) == 0 and np.ptp(theirs) == 0:
+        return [shown, n, "undefined: no variance on either side", u]
+    welch = scipy.stats.ttest_ind(ours, theirs, equal_var=False)
+    t = f"t = {tables.number(welch.statistic, 3)}, p = {tables.number(welch.pvalue, 2)}"
     return [shown, n, t, u]
 
 

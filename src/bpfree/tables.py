@@ -106,25 +106,34 @@ def console(table, width=100):
 
 
 def fit(rows, width, protected=0):
-    """(text, dropped columns): `rows` as text, dropping columns from the right (never the first
-    `protected`; trial_id and project first) and then shortening long cells until no line is wider than
-    `width`."""
+    """(text, dropped columns): `rows` as text no wider than `width` where it can be: trial_id and project
+    go first, then long cells are shortened in their middle, then columns go from the right (never the
+    first `protected`, the score or the test columns)."""
     rows, dropped = rows.copy(), []
-    order = [c for c in ("trial_id", "project") if c in rows] + [
-        c for c in reversed(rows.columns[protected:]) if c not in ("trial_id", "project")]
 
-    def render(frame):
-        return frame.to_string(index=False)
+    def fits():
+        return _width(rows.to_string(index=False)) <= width
 
-    for column in order:
-        if _width(render(rows)) <= width:
+    for column in [c for c in ("trial_id", "project") if c in rows]:
+        if fits():
             break
-        if column.startswith("test ") or column == "score":
-            continue  # the results themselves go last
         rows, dropped = rows.drop(columns=column), dropped + [column]
-    if _width(render(rows)) > width:
-        rows = rows.map(lambda v: v if len(v) <= LONGEST_CELL else v[:LONGEST_CELL - 1] + "…")
-    return render(rows), dropped
+    if not fits():
+        rows = rows.map(shorten)
+    for column in reversed(rows.columns[protected:]):
+        if fits():
+            break
+        if not (column.startswith("test ") or column == "score"):
+            rows, dropped = rows.drop(columns=column), dropped + [column]
+    return rows.to_string(index=False), dropped
+
+
+def shorten(text, longest=LONGEST_CELL):
+    """`text` cut in its middle to `longest` characters ("conv32k3-conv…pool2-256"): both ends tell."""
+    if len(text) <= longest:
+        return text
+    head = (longest - 1) // 2 + (longest - 1) % 2
+    return f"{text[:head]}…{text[len(text) - (longest - 1 - head):]}"
 
 
 def markdown(rows):
