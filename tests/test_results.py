@@ -133,7 +133,7 @@ def test_several_by_columns(tmp_path, capsys):
     assert "Unknown hparam 'optimiser' for grouping" in capsys.readouterr().err
 
 
-def test_rule_hparams_that_vary_split_a_rules_group(tmp_path):
+def test_rule_hparams_that_vary_split_a_rules_group(tmp_path, capsys):
     """A gait sweep over orthogonal_reg (separate projects) compares each value with bp, not only the best."""
     write(tmp_path, "bp", 0, point("bp"), {"val_error_rate": [9.0]}, search=search(), project="p-bp")
     for reg, error in ((0.1, 12.0), (0.01, 11.0)):
@@ -149,6 +149,10 @@ def test_rule_hparams_that_vary_split_a_rules_group(tmp_path):
           {"val_error_rate": [13.0]}, search=search(), project="p-gait-orthogonal_reg0.1")
     table = results.best(results.load(str(tmp_path)), "val_error_rate", by="algorithm")
     assert list(table["val_error_rate"]) == [9.0, 11.0, 12.0] and set(table["lr"]) == {1e-3}
+    assert results.main([str(tmp_path), "--by", "algorithm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:2] == ["algorithm", "orthogonal_reg"] and lines[3].split()[:2] == ["gait", "0.01"]
+    assert "orthogonal_init True (gait)" in " ".join(lines)  # one value wherever it applies
 
 
 # ------------------------------------------------------------------------------------ experiment records
@@ -359,3 +363,42 @@ def test_a_changed_space_is_refused_naming_the_hparam_and_how(tmp_path):
             "[0.0001, 0.001] differ)") in message, message
     with open(tmp_path / "config.json") as f:
         assert json.load(f)["space"]["gait.orthogonal_reg"] == [0.1, 0.2]  # not overwritten
+
+
+class WithScore:
+    """A search config as it will be with the score setting (SearchConfig's settings plus "score")."""
+
+    def __init__(self, score, **settings):
+        self.config, self.score = SearchConfig(**settings), score
+
+    def to_json(self):
+        return {**self.config.to_json(), "score": self.score}
+
+
+def test_a_search_recorded_before_the_score_setting_resumes_as_best_and_is_named_otherwise(tmp_path):
+    from bpfree.tuning import search as search_lib
+
+    config = SearchConfig(dataset="digits", objective="loss")
+    write(tmp_path, "bp", 0, point("bp"), {"loss": [0.5]}, search=config.to_json(), project=None)
+    search_lib._write_or_check_config(str(tmp_path), config, SearchSpace.create(GAIT))
+    for check in (lambda c: search_lib.check_record_settings(str(tmp_path), c),
+                  lambda c: search_lib._write_or_check_config(str(tmp_path), c, SearchSpace.create(GAIT))):
+        check(WithScore("best", dataset="digits", objective="loss"))  # what it was scored by: the same search
+        with pytest.raises(search_lib.ExperimentMismatch, match="score 'best' → 'final'"):
+            check(WithScore("final", dataset="digits", objective="loss"))
+
+
+def test_report_over_a_real_tiny_search(tmp_path):
+    """End to end: a search's own records (objective, trackers) make the report, alignment figures included."""
+    from bpfree.tuning import run_search
+
+    space = {"algorithm": ["bp", "dfa"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False],
+             "bw_init": ["ortho"], "lr": [1e-2], "dropout": [0.0]}
+    config = SearchConfig(dataset="digits", objective="val_loss", num_epochs=2, executions_per_trial=2,
+                          trackers=("bp_cosine", "weight_alignment"), use_xla=False)
+    run_search(str(tmp_path / "exp"), config, SearchSpace.create(space), log=lambda *a: None)
+    text = read_report(tmp_path, "--by", "algorithm")
+    assert "Objective **val_loss**" in text and "| algorithm | val_loss | n | score |" in text
+    assert "| dfa | val_loss (" in text and "| 2 vs 2 | t = " in text
+    for figure in ("report_curves.png", "report_bp_cosine.png", "report_weight_alignment.png"):
+        assert f"]({figure})" in text and (tmp_path / "out" / figure).stat().st_size > 1000

@@ -266,6 +266,7 @@ def plot_curves(frame, metric, by="algorithm", path="curves.png", objective=None
         ax.fill_between(curve["epoch"] + 1, curve["mean"] - curve["std"], curve["mean"] + curve["std"], alpha=0.2)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_title(f"best trial per {', '.join(by)}: mean ± std over executions" if by else "best trials")
     ax.legend(fontsize=7)
     fig.tight_layout()

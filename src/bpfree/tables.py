@@ -1,8 +1,9 @@
 """How a `bpfree.results.best` table is shown: rounded numbers, mean ± std, and columns that fit.
 
 Every number is printed to 4 significant digits (an error rate, in percent, as 70.8; a loss as 0.3761) and
-every std to 2; a missing value is "—". Columns that hold one value in every row are taken out of the
-table and listed once under it ("every row: arch 16, activation tanh"); on the console, the table drops
+every std to 2; a missing value is "—". Columns that hold one value in every row (a rule's own hparam: in
+every row it applies to) are taken out of the table and listed once under it ("every row: arch 16,
+activation tanh, projection_pool 1 (dfa)"); on the console, the table drops
 columns (trial_id, project, then the hparams from the right) and shortens long cells until it fits.
 """
 
@@ -75,11 +76,15 @@ def summary(table, tests=None):
     shared = {}
     for name in hparams + ["project", "trial_id"]:
         shown = table[name].map(cell)
-        if name != "trial_id" and shown.nunique() == 1:  # one value in every row (or one row)
-            if shown.iloc[0] != MISSING:
-                shared[name] = shown.iloc[0]
-        else:
+        present = shown[shown != MISSING]
+        if name == "trial_id" or present.nunique() > 1:
             columns[name] = shown
+        elif len(present) == len(shown) or not len(present):  # one value in every row (or one row), or none
+            if len(present):
+                shared[name] = present.iloc[0]
+        else:  # a rule's own hparam, one value where it applies: "projection_pool 1 (dfa)"
+            owners = sorted(set(table.loc[present.index, by[0]].map(cell))) if by else []
+            shared[name] = present.iloc[0] + (f" ({', '.join(owners)})" if owners else "")
     return pd.DataFrame(columns), shared
 
 

@@ -119,12 +119,17 @@ def _run(directory, config, space, points, oracle, role, log):
 
 def check_record_settings(directory, config):
     """Refuses to resume where a record was made under other search settings (epochs, batch size,
-    data, seed, ...) than this search's, named — whether or not config.json is still there."""
+    data, seed, ...) than this search's, named — whether or not config.json is still there. A record made
+    before the score setting existed was scored by its best epoch (`bpfree.scoring`), and says so here."""
+    from bpfree import scoring
+
     current = json.loads(json.dumps(config.to_json()))
     for path, data in valid_records(directory):
         recorded = data.get("search")
         if not recorded:
             continue  # a record from before settings were recorded: config.json is the only check
+        if "score" in current:
+            recorded = {"score": scoring.BEFORE_THE_SETTING, **recorded}
         changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
         if changed:
             details = ", ".join(f"{k} {recorded.get(k)!r} → {current.get(k)!r}" for k in changed)
@@ -135,6 +140,8 @@ def check_record_settings(directory, config):
 
 
 def _write_or_check_config(directory, config, space):
+    from bpfree import scoring
+
     payload = {"search": config.to_json(), "space": {k: list(v) for k, v in space.values + space.extras},
                "fixed": sorted(space.fixed)}
     path = os.path.join(directory, CONFIG_FILE)
@@ -150,6 +157,8 @@ def _write_or_check_config(directory, config, space):
             raise ExperimentMismatch(f"Corrupt {path}: expected an object with 'search' and 'space' tables; "
                                      "restore it, pass --reset_training to start over, or use another EXPERIMENT_DIR.")
         payload = json.loads(json.dumps(payload))
+        if "score" in payload["search"]:  # a search started before the score setting was scored by "best"
+            existing["search"] = {"score": scoring.BEFORE_THE_SETTING, **existing["search"]}
         if existing != payload:
             def differences(before, after, prefix="", keys=None):  # ["<prefix><key> <before> → <after>"]
                 keys = sorted(set(before) | set(after), key=str) if keys is None else keys
