@@ -216,8 +216,8 @@ def test_console_scores_are_rounded_and_the_table_fits_100_columns(tmp_path, cap
     long_arch = "conv32k3-conv32k3-pool2-conv64k3-conv64k3-pool2-256"
     for k, algorithm in enumerate(("bp", "fa", "dfa", "drtp", "kp")):
         for lr in (1e-4, 1e-3):
-            hparams = point(algorithm, lr=lr, arch=long_arch if k % 2 else "500-500", activation=["tanh", "relu"][k % 2],
-                            dropout=0.1 * k)
+            hparams = point(algorithm, lr=lr, arch=long_arch if k % 2 else "500-500",
+                            activation=["tanh", "relu"][k % 2], dropout=0.1 * k)
             for execution in (0, 1):
                 write(tmp_path, f"{algorithm}-{long_arch}-lr{lr:g}-0123456789abcdef", execution, hparams,
                       {"val_error_rate": [90.0, 70.80000305175781 + k + execution * 1.234567]}, search=search(),

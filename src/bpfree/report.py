@@ -33,54 +33,18 @@ def check_path(path):
     return path
 
 
-def default_by(frame):
-    """The rule column of the records: "algorithm" (searches), "model" (experiments), else none."""
-    return next((c for c in ("algorithm", "model") if c in results.hparam_columns(frame)), None)
-
-
 def write(frame, path, objective=None, by=None, score=None, reference=REFERENCE, source=None):
     """Writes the report of `frame` (a `results.load` frame) to `path` and its figures beside it; returns
     the paths written (the report first)."""
     check_path(path)
-    table = results.best(frame, objective, by=by or default_by(frame), score=score)
-    objective, by = table.attrs["objective"], table.attrs["by"]
-    per_execution = results.execution_scores(frame, objective, score)
-    stem = os.path.splitext(path)[0]
+    table = results.best(frame, objective, by=by or results.rule_column(frame), score=score)
+    per_execution = results.execution_scores(frame, table.attrs["objective"], score)
+    lines = header(frame, table, per_execution, source) + best_section(table)
     written = [path]
-    rows, shared = tables.summary(table)
-    scored = sorted(set(table["scored_by"])) if len(table) else []
-    lines = [f"# Results: {source or 'records'}", "",
-             f"{per_execution.shape[0]} executions of {frame.drop_duplicates(['project', 'trial_id']).shape[0]} "
-             f"trials in {frame['project'].nunique()} project(s). Objective **{objective}** (lower is better"
-             f"{'; error rates in %' if 'error_rate' in objective else ''}), an execution scored by its "
-             f"**{', '.join(scored) or '—'}** ({_score_words(scored)}); a configuration's score is the mean ± "
-             "sample std over its executions (seeds) with a finite score, n of them.", "",
-             f"## Best configuration per {', '.join(by) or 'trial'}", ""]
-    if rows.empty:
-        lines += ["No configuration has a finite score.", ""]
-    else:
-        lines += [tables.markdown(rows), ""]
-        if shared:
-            lines += ["Every row: " + ", ".join(f"{k} `{v}`" for k, v in shared.items()) + ".", ""]
-        lines += ["score: the rule @ the 1-based epochs the executions' scores come from, of how many ran. "
-                  + ("test: the test split's metrics at the end of each execution, mean ± std over executions."
-                     if any(c.startswith("test ") for c in rows.columns) else
-                     "No test scores in these records (an execution records its test-split metrics when it "
-                     "finishes; older records do not have them)."), ""]
     if len(table):
-        curves = results.plot_curves(frame, objective, path=f"{stem}_curves.png", table=table)
-        written.append(curves)
-        lines += ["## Learning curves", "", f"{objective} per epoch, mean ± std over executions.", "",
-                  f"![learning curves]({os.path.basename(curves)})", ""]
-        lines += ["## Alignment", ""]
-        figures = plot_alignment(frame, table, stem)
-        written += list(figures.values())
-        for name, figure in figures.items():
-            lines += [f"{ALIGNMENT[name]}, mean over executions.", "", f"![{name}]({os.path.basename(figure)})", ""]
-        if not figures:
-            lines += ["No tracker metrics in these records (a search run with `--trackers bp_cosine,"
-                      "weight_alignment` records them).", ""]
-        lines += significance_section(table, per_execution, reference)
+        figure_lines, figures = figures_section(frame, table, os.path.splitext(path)[0])
+        written += figures
+        lines += figure_lines + significance_section(table, per_execution, reference)
     text = "\n".join(lines).rstrip() + "\n"
 
     def write_text(tmp):
@@ -89,6 +53,52 @@ def write(frame, path, objective=None, by=None, score=None, reference=REFERENCE,
 
     io.write_atomic(path, write_text, ".md")
     return written
+
+
+def header(frame, table, per_execution, source):
+    """The title and what was scored how."""
+    objective = table.attrs["objective"]
+    scored = sorted(set(table["scored_by"]))
+    trials = frame.drop_duplicates(["project", "trial_id"]).shape[0]
+    percent = "; error rates in %" if "error_rate" in objective else ""
+    return [f"# Results: {source or 'records'}", "",
+            f"{len(per_execution)} executions of {trials} trials in {frame['project'].nunique()} project(s). "
+            f"Objective **{objective}** (lower is better{percent}), an execution scored by its "
+            f"**{', '.join(scored) or tables.MISSING}** ({_score_words(scored)}); a configuration's score is the "
+            "mean ± sample std over its executions (seeds) with a finite score, n of them.", ""]
+
+
+def best_section(table):
+    """The best configuration per group, its scores and test scores."""
+    by = table.attrs["by"]
+    lines = [f"## Best configuration per {', '.join(by) or 'trial'}", ""]
+    rows, shared = tables.summary(table)
+    if rows.empty:
+        return lines + ["No configuration has a finite score.", ""]
+    lines += [tables.markdown(rows), ""]
+    if shared:
+        lines += ["Every row: " + ", ".join(f"{k} `{v}`" for k, v in shared.items()) + ".", ""]
+    tests = ("test: the test split's metrics at the end of each execution, mean ± std over executions."
+             if any(c.startswith("test ") for c in rows.columns) else
+             "No test scores in these records (an execution records its test-split metrics when it finishes; "
+             "older records do not have them).")
+    return lines + [f"score: the rule @ the 1-based epochs the executions' scores come from, of how many ran. "
+                    f"{tests}", ""]
+
+
+def figures_section(frame, table, stem):
+    """(lines, figure paths): the learning curves and the alignment curves, drawn and linked."""
+    objective = table.attrs["objective"]
+    curves = results.plot_curves(frame, objective, path=f"{stem}_curves.png", table=table)
+    lines = ["## Learning curves", "", f"{objective} per epoch, mean ± std over executions.", "",
+             f"![learning curves]({os.path.basename(curves)})", "", "## Alignment", ""]
+    alignment = plot_alignment(frame, table, stem)
+    for name, figure in alignment.items():
+        lines += [f"{ALIGNMENT[name]}, mean over executions.", "", f"![{name}]({os.path.basename(figure)})", ""]
+    if not alignment:
+        lines += ["No tracker metrics in these records (a search run with `--trackers bp_cosine,weight_alignment` "
+                  "records them).", ""]
+    return lines, [curves, *alignment.values()]
 
 
 def _score_words(scored):
@@ -175,7 +185,7 @@ def significance_section(table, per_execution, reference=REFERENCE):
 
 
 def compare(ours, theirs):
-    """[Δ mean, "n vs m", Welch's "t = …, p = …", Mann–Whitney "U = …, p = …"] of two samples (NaN dropped)."""
+    """[Δ mean, "n vs m", Welch's "t = …, p = …", Mann–Whitney "U = …, p = …"] of two samples (NaN out)."""
     import scipy.stats
 
     ours, theirs = ours[np.isfinite(ours)], theirs[np.isfinite(theirs)]

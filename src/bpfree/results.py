@@ -230,6 +230,11 @@ def best(frame, objective=None, by=None, score=None):
     return table
 
 
+def rule_column(frame):
+    """The column naming the rule of each record: "algorithm" (searches), "model" (experiments), else None."""
+    return next((c for c in ("algorithm", "model") if c in hparam_columns(frame)), None)
+
+
 def group_label(row, by):
     """"dfa", "dfa · arch 500-500" or "gait · orthogonal_reg 0.1": a best row's group, for legends."""
     if not by:
@@ -305,7 +310,8 @@ def main(argv=None):
         table = best(frame, args.objective, by=args.by, score=args.score)
         print(tables.console(table, width=CONSOLE_WIDTH))
         if args.plot:
-            plot_curves(frame, table.attrs["objective"], by=args.by or "algorithm", path=args.plot, score=args.score)
+            plot_curves(frame, table.attrs["objective"], by=args.by or rule_column(frame), path=args.plot,
+                        score=args.score)
             print(f"curves: {args.plot}")
         if args.report:
             report.write(frame, args.report, objective=args.objective, by=args.by, score=args.score,
