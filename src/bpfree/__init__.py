@@ -5,7 +5,8 @@
     model.compile(optimizer="adam", metrics=["error_rate"])
 
 Importing bpfree registers every class Keras must find to load a saved model (models, layers, the
-`error_rate` metric, `UncorrectedAdam`), so `keras.models.load_model` works in a fresh process.
+`error_rate` metric, `UncorrectedAdam`), so `keras.models.load_model` works in a fresh process; except
+in `python -m bpfree.results`, the read side, which loads no model and never imports TensorFlow.
 """
 
 import importlib
