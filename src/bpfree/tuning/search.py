@@ -142,12 +142,17 @@ def _run(directory, config, space, points, oracle, role, log, group_size=0):
 
 def check_record_settings(directory, config):
     """Refuses to resume where a record was made under other search settings (epochs, batch size,
-    data, seed, ...) than this search's, named — whether or not config.json is still there."""
+    data, seed, ...) than this search's, named — whether or not config.json is still there. A record made
+    before the score setting existed was scored by its best epoch (`bpfree.scoring`), and says so here."""
+    from bpfree import scoring
+
     current = json.loads(json.dumps(config.to_json()))
     for path, data in valid_records(directory):
         recorded = data.get("search")
         if not recorded:
             continue  # a record from before settings were recorded: config.json is the only check
+        if "score" in current:
+            recorded = {"score": scoring.BEFORE_THE_SETTING, **recorded}
         changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
         if changed:
             details = ", ".join(f"{k} {recorded.get(k)!r} → {current.get(k)!r}" for k in changed)
@@ -158,6 +163,8 @@ def check_record_settings(directory, config):
 
 
 def _write_or_check_config(directory, config, space):
+    from bpfree import scoring
+
     payload = {"search": config.to_json(), "space": {k: list(v) for k, v in space.values + space.extras},
                "fixed": sorted(space.fixed)}
     path = os.path.join(directory, CONFIG_FILE)
@@ -172,11 +179,20 @@ def _write_or_check_config(directory, config, space):
                 and isinstance(existing.get("space"), dict)):
             raise ExperimentMismatch(f"Corrupt {path}: expected an object with 'search' and 'space' tables; "
                                      "restore it, pass --reset_training to start over, or use another EXPERIMENT_DIR.")
-        if existing != json.loads(json.dumps(payload)):
-            changed = sorted(k for k in set(existing["search"]) | set(payload["search"])
-                             if existing["search"].get(k) != payload["search"].get(k))
-            if existing["space"] != payload["space"]:
-                changed.append("space")
+        payload = json.loads(json.dumps(payload))
+        if "score" in payload["search"]:  # a search started before the score setting was scored by "best"
+            existing["search"] = {"score": scoring.BEFORE_THE_SETTING, **existing["search"]}
+        if existing != payload:
+            def differences(before, after, prefix="", keys=None):  # ["<prefix><key> <before> → <after>"]
+                keys = sorted(set(before) | set(after), key=str) if keys is None else keys
+                shown = {k: [repr(side[k]) if k in side else "(none)" for side in (before, after)] for k in keys
+                         if k not in before or k not in after or before[k] != after[k]}
+                return [f"{prefix}{k} {old} → {new}" for k, (old, new) in shown.items()]
+
+            others = sorted((set(existing) | set(payload)) - {"search", "space"})  # "fixed"
+            changed = (differences(existing["search"], payload["search"])
+                       + differences(existing["space"], payload["space"], prefix="space.")
+                       + differences(existing, payload, keys=others))
             raise ExperimentMismatch(
                 f"{directory} was started with other settings ({', '.join(changed)} differ); "
                 "re-run with the same flags, pass --reset_training to start over, or use another EXPERIMENT_DIR."

@@ -9,12 +9,9 @@ import tomllib
 
 from bpfree import checks, rules
 from bpfree.arch import TOKEN_FORMS, arch_string
+from bpfree.hparam_names import HPARAMS, SHORT
 from bpfree.layers import ACTIVATIONS, BW_INITS
 
-# The common hparams, by their long names, in grid order (the last varies fastest).
-HPARAMS = ("algorithm", "arch", "activation", "batchnorm", "bw_init", "lr", "dropout")
-SHORT = {"algorithm": "", "arch": "", "activation": "", "batchnorm": "bn", "bw_init": "bw", "lr": "lr",
-         "dropout": "do"}
 # Trial ids and project names are directory names: at most NAME_MAX bytes (ext4, xfs, btrfs, NFS, ...).
 NAME_MAX = 255
 # A grid larger than this is refused before it is built: a million points already take over 1 GB and
@@ -104,11 +101,20 @@ class SearchSpace:
         return points
 
     def project_name(self, dataset, problem_type, objective):
-        """A directory name from what is fixed: "mnist1d-classification-val_error_rate-dfa-lr0.001"."""
+        """A directory name from what is fixed: "mnist1d-classification-val_error_rate-dfa-lr0.001": the common
+        hparams fixed on the command line, then each rule hparam the space fixes to one value other than
+        the rule's default ("…-gait-lr0.0001-orthogonal_reg0.1"; "gait.orthogonal_reg0.1" when the space
+        has several rules). So runs that differ in a fixed rule hparam are separate projects, and a search
+        at the defaults keeps the name it always had (experiment directories are keyed by it)."""
         parts = [dataset.replace(":", "_").replace("/", "_"), problem_type, objective]
         for name, vals in self.values:
             if name in self.fixed and len(vals) == 1:
                 parts.append(f"{SHORT[name]}{_short_value(vals[0])}")
+        algorithms = self.as_dict()["algorithm"]
+        for qualified, vals in self.extras:
+            rule, name = qualified.split(".", 1)
+            if rule in algorithms and len(vals) == 1 and vals[0] != rules.rule_class(rule).hparams()[name]:
+                parts.append(f"{name if len(algorithms) == 1 else qualified}{_short_value(vals[0])}")
         return _fit_name("-".join(parts))
 
 
