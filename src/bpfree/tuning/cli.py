@@ -33,7 +33,12 @@ SEARCH_FLAGS = {
     "executions_per_trial": (int, "Executions (distinct seeds) per grid point."),
     "histogram_freq": (int, "Activation histograms every N epochs (0: off)."),
     "examples_frac": (float, "Stratified fraction of the training set (0: all)."),
-    "validation_frac": (float, "Validation carved from train (0: the test split validates)."),
+    "validation_frac": (float, "Validation carved from train, stratified and fixed (default 0.1; 0, the test split, "
+                               "only under --protocol ancestor)."),
+    "protocol": (str, "holdout (default: choose on the carve-out, every execution tested at its end) | ancestor "
+                      "(the ancestor's: validate on the test split, score the best epoch)."),
+    "score": (str, "An execution's score: final (default; best under --protocol ancestor) | best | last<k> (the "
+                   "mean of the last k epochs)."),
     "weight_decay": (float, "L2 on kernels."),
     "use_bias": (bool, "Dense layers with bias."),
     "use_xla": (bool, "Compile train steps with XLA (default: where a GPU is visible; --nouse_xla never)."),

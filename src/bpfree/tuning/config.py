@@ -3,9 +3,20 @@
 import dataclasses
 import numbers
 
-from bpfree import arch, checks, optimizers
+from bpfree import arch, checks, optimizers, scoring
 from bpfree import trackers as trackers_lib
 from bpfree.datasets import SCALERS, catalog
+
+# How trials are chosen and reported:
+# - holdout (the default): validation on a fixed, seeded, stratified carve-out of the training split
+#   (validation_frac, default 0.1), every execution scored by its final epoch and evaluated on the test
+#   split once, at its end (its record's "test"); the test split never chooses anything.
+# - ancestor: the ancestor project's protocol, validation on the test split and every execution scored
+#   by its best epoch (optimistic: the test split chooses the epoch and the hparams).
+PROTOCOLS = ("holdout", "ancestor")
+# Settings a record or config.json made before they existed was run with (what the code did then).
+SETTINGS_BEFORE_THEY_EXISTED = {"score": "best", "protocol": lambda recorded: "holdout" if recorded.get(
+    "validation_frac") else "ancestor"}
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
@@ -32,7 +43,7 @@ class SearchConfig:
     executions_per_trial: int = 1
     histogram_freq: int = 0
     examples_frac: float = 0.0
-    validation_frac: float = 0.0
+    validation_frac: float = None  # None: 0.1 under the holdout protocol, 0 (the test split) under the ancestor's
     weight_decay: float = 0.0
     use_bias: bool = True
     use_xla: object = "auto"  # True, False, or "auto": see `jit_compile`
@@ -41,10 +52,25 @@ class SearchConfig:
     trackers: tuple = ()
     seed: int = 0
     optimizer: str = "adam"  # adam | uncorrected_adam (the GAIT-prop seed's) | sgd
+    protocol: str = "holdout"  # holdout | ancestor: see PROTOCOLS
+    score: str = None  # final | best | last<k> (bpfree.scoring); None: the protocol's
 
     def __post_init__(self):
+        checks.choice("protocol", self.protocol, PROTOCOLS)
+        if self.validation_frac is None:
+            object.__setattr__(self, "validation_frac", 0.1 if self.protocol == "holdout" else 0.0)
+        if self.score is None:
+            object.__setattr__(self, "score", "final" if self.protocol == "holdout" else "best")
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name, check_type(field.name, getattr(self, field.name)))
+        scoring.check_score(self.score)
+        if self.protocol == "ancestor" and self.validation_frac:
+            raise checks.invalid("validation_frac", self.validation_frac, "0 under the ancestor protocol, which "
+                                 "validates on the test split (or use --protocol holdout)")
+        if self.protocol == "holdout" and not self.validation_frac:
+            raise checks.invalid("validation_frac", self.validation_frac, "a fraction in (0, 1) under the holdout "
+                                 "protocol, which chooses on a carve-out of train (or use --protocol ancestor to "
+                                 "validate on the test split)")
         object.__setattr__(self, "objective", canonical_objective(self.objective))
         catalog.resolve(self.dataset)
         arch.check_problem_type(self.problem_type)
@@ -113,6 +139,15 @@ class SearchConfig:
 
     def to_json(self):
         return {**dataclasses.asdict(self), "trackers": list(self.trackers)}
+
+    @staticmethod
+    def completed(recorded):
+        """A recorded settings dict with the settings added since it was written (as they were then)."""
+        recorded = dict(recorded)
+        for name, then in SETTINGS_BEFORE_THEY_EXISTED.items():
+            if name not in recorded:
+                recorded[name] = then(recorded) if callable(then) else then
+        return recorded
 
 
 _TYPES = {f.name: f.type for f in dataclasses.fields(SearchConfig)}

@@ -19,7 +19,7 @@ One call trains every slot for one epoch:
 so slot k sees the batches, in the order, that `bpfree.datasets.pipeline` gives its execution
 (`epoch_permutation`, `batch_maker`: the same functions), and a slot whose loss stops being finite
 is frozen for the rest of the epoch while the others go on. A second call evaluates every slot that
-trained on the validation split (`model_k.test_step`). Both calls are traced once per program, with
+trained on the validation split, or on the test split at the end (`model_k.test_step`). Both calls are traced once per program, with
 dynamic batch sizes (the short last batch runs through the same graph: nothing is traced twice) and
 weights, optimizer state and learning rates read from variables, so later executions of the same
 structure reuse the program without tracing anything. With ``jit_compile`` the step of all K slots is
@@ -36,34 +36,33 @@ from bpfree.datasets.pipeline import batch_maker, epoch_permutation
 
 
 class InMemorySplit:
-    """A split as tensors (x, y) with the `batch_maker` that turns index batches into model batches."""
+    """A split as tensors (x, y), and how index batches of it become model batches (`batch_maker`)."""
 
     def __init__(self, x, y, meta, problem_type, flatten):
-        self.x = tf.constant(x)
-        self.y = tf.constant(y)
-        self.n = int(len(x))
-        self.make_batch = batch_maker(self.x, self.y, meta, problem_type, flatten)
+        self.x = tf.constant(x) if not tf.is_tensor(x) else x
+        self.y = tf.constant(y) if not tf.is_tensor(y) else y
+        self.n = int(self.x.shape[0])
+        self.meta, self.problem_type, self.flatten = meta, problem_type, flatten
+        self.make_batch = self.batches(self.x, self.y)
 
-    def view(self, meta, problem_type, flatten):
+    def batches(self, x, y):
+        """The batch function over tensors x, y (this split's, or a traced function's inputs)."""
+        return batch_maker(x, y, self.meta, self.problem_type, self.flatten)
+
+    def view(self, flatten):
         """The same tensors batched for another input shape (flat or image)."""
-        other = InMemorySplit.__new__(InMemorySplit)
-        other.x, other.y, other.n = self.x, self.y, self.n
-        other.make_batch = batch_maker(self.x, self.y, meta, problem_type, flatten)
-        return other
+        return InMemorySplit(self.x, self.y, self.meta, self.problem_type, flatten)
 
 
 class GroupProgram:
     """K slots (compiled models of one structure) and the two compiled functions that train and
     evaluate them; see the module docstring."""
 
-    def __init__(self, models, train, validation, batch_size, eval_batch_size=None, jit_compile=False):
+    def __init__(self, models, train, batch_size, jit_compile=False):
         self.models = list(models)
         self.train_split = train
-        self.validation_split = validation
         self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
         self.steps = -(-train.n // self.batch_size)
-        self.eval_steps = -(-validation.n // self.eval_batch_size)
         self.jit_compile = bool(jit_compile)
         for model in self.models:
             checkpoints.state_variables(model)  # optimizer slots are built here, outside the graph
@@ -75,8 +74,10 @@ class GroupProgram:
                                  autograph=False)
         self._epoch = tf.function(self._train_epoch, autograph=False, input_signature=[
             tf.TensorSpec((k,), tf.int64), tf.TensorSpec((), tf.int64), tf.TensorSpec((k,), tf.bool)])
+        # Evaluation takes the split as input: one trace serves validation and test.
         self._evaluate = tf.function(self._evaluate_all, autograph=False, input_signature=[
-            tf.TensorSpec((k,), tf.bool)])
+            tf.TensorSpec((k,), tf.bool), tf.TensorSpec((None, *train.x.shape[1:]), train.x.dtype),
+            tf.TensorSpec((None, *train.y.shape[1:]), train.y.dtype)])
 
     @property
     def size(self):
@@ -100,10 +101,11 @@ class GroupProgram:
                                    tf.constant(active, tf.bool))
         return [bool(a) for a in active.numpy()], _floats(logs)
 
-    def evaluate(self, active):
-        """Every active slot on the whole validation split; per slot its logs as floats (no val_ prefix)."""
+    def evaluate(self, active, split):
+        """Every active slot on the whole of `split` (an `InMemorySplit` of this program's input shape),
+        in batches of the training batch size as `fit`'s validation; per slot its logs as floats."""
         self._reset_metrics()
-        return _floats(self._evaluate(tf.constant(active, tf.bool)))
+        return _floats(self._evaluate(tf.constant(active, tf.bool), split.x, split.y))
 
     def _reset_metrics(self):
         # Eagerly: a traced reset of Keras's compile metrics is a no-op when they are built later in the
@@ -134,11 +136,12 @@ class GroupProgram:
             flags.append(tf.cond(active[k], step, lambda: tf.constant(False)))
         return tf.stack(flags)
 
-    def _evaluate_all(self, active):
-        n, b = self.validation_split.n, self.eval_batch_size
+    def _evaluate_all(self, active, x, y):
+        make_batch = self.train_split.batches(x, y)
+        n, b = tf.shape(x, out_type=tf.int32)[0], self.batch_size
 
         def body(i):
-            batch = self.validation_split.make_batch(tf.range(i * b, tf.minimum((i + 1) * b, n)))
+            batch = make_batch(tf.range(i * b, tf.minimum((i + 1) * b, n)))
             done = []
             for k, model in enumerate(self.models):
                 def step(model=model):
@@ -149,7 +152,7 @@ class GroupProgram:
             with tf.control_dependencies(done):
                 return i + 1
 
-        tf.while_loop(lambda i: i < self.eval_steps, body, (tf.constant(0),))
+        tf.while_loop(lambda i: i * b < n, body, (tf.constant(0),))
         return [{name: value for name, value in model.get_metrics_result().items() if name not in names}
                 for model, names in zip(self.models, self._train_only)]
 

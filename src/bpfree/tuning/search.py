@@ -12,6 +12,7 @@ from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
 from bpfree.tuning.oracle import GridOracle, valid_records
 from bpfree.tuning.tuner import GridTuner
+from bpfree.tuning.config import SearchConfig
 from bpfree.tuning.validation import validate_points
 
 CONFIG_FILE = "config.json"
@@ -96,20 +97,27 @@ class SearchData:
         return self._samples[flatten]
 
     def in_memory(self, kind, flatten=True):
-        """The training split (``kind="train"``, as `train` loads it) or the validation split as tensors
-        kept for the whole search (`bpfree.tuning.group.InMemorySplit`), loaded once."""
+        """The training split (``kind="train"``, as `train` loads it), the validation split or the test
+        split as tensors kept for the whole search (`bpfree.tuning.group.InMemorySplit`), loaded once."""
         c = self.config
         if kind not in self._arrays:
             if kind == "train":
                 arrays = datasets.load(c.dataset, "train", examples_frac=c.examples_frac, scaler=c.scaler,
                                        seed=c.seed, validation_frac=c.validation_frac)
             else:
-                arrays = datasets.load(c.dataset, c.validation_split, scaler=c.scaler,
-                                       validation_frac=c.validation_frac)
+                arrays = datasets.load(c.dataset, c.validation_split if kind == "validation" else "test",
+                                       scaler=c.scaler, validation_frac=c.validation_frac)
             self._arrays[kind] = group.InMemorySplit(*arrays, datasets.info(c.dataset), c.problem_type, flatten)
         if (kind, flatten) not in self._in_memory:
-            self._in_memory[(kind, flatten)] = self._arrays[kind].view(datasets.info(c.dataset), c.problem_type, flatten)
+            self._in_memory[(kind, flatten)] = self._arrays[kind].view(flatten)
         return self._in_memory[(kind, flatten)]
+
+    def test(self, flatten=True):
+        """The test pipeline (built once per shape): every execution is evaluated on it once, at its end."""
+        if ("test", flatten) not in self._validation:
+            self._validation[("test", flatten)] = datasets.pipeline(self.config.dataset, "test", training=False,
+                                                                    flatten=flatten, **self.common)
+        return self._validation[("test", flatten)]
 
     def train(self, shuffle_seed, first_epoch, flatten=True):
         c = self.config
@@ -144,15 +152,13 @@ def check_record_settings(directory, config):
     """Refuses to resume where a record was made under other search settings (epochs, batch size,
     data, seed, ...) than this search's, named — whether or not config.json is still there. A record made
     before the score setting existed was scored by its best epoch (`bpfree.scoring`), and says so here."""
-    from bpfree import scoring
 
     current = json.loads(json.dumps(config.to_json()))
     for path, data in valid_records(directory):
         recorded = data.get("search")
         if not recorded:
             continue  # a record from before settings were recorded: config.json is the only check
-        if "score" in current:
-            recorded = {"score": scoring.BEFORE_THE_SETTING, **recorded}
+        recorded = SearchConfig.completed(recorded)
         changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
         if changed:
             details = ", ".join(f"{k} {recorded.get(k)!r} → {current.get(k)!r}" for k in changed)
@@ -163,7 +169,6 @@ def check_record_settings(directory, config):
 
 
 def _write_or_check_config(directory, config, space):
-    from bpfree import scoring
 
     payload = {"search": config.to_json(), "space": {k: list(v) for k, v in space.values + space.extras},
                "fixed": sorted(space.fixed)}
@@ -180,8 +185,7 @@ def _write_or_check_config(directory, config, space):
             raise ExperimentMismatch(f"Corrupt {path}: expected an object with 'search' and 'space' tables; "
                                      "restore it, pass --reset_training to start over, or use another EXPERIMENT_DIR.")
         payload = json.loads(json.dumps(payload))
-        if "score" in payload["search"]:  # a search started before the score setting was scored by "best"
-            existing["search"] = {"score": scoring.BEFORE_THE_SETTING, **existing["search"]}
+        existing["search"] = SearchConfig.completed(existing["search"])  # settings added since: as they were
         if existing != payload:
             def differences(before, after, prefix="", keys=None):  # ["<prefix><key> <before> → <after>"]
                 keys = sorted(set(before) | set(after), key=str) if keys is None else keys

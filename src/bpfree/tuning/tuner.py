@@ -11,7 +11,7 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from bpfree import checkpoints, records
+from bpfree import checkpoints, records, scoring
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
 from bpfree.tuning import group, inputs, tensorboard_hparams
@@ -179,7 +179,8 @@ class GridTuner(keras_tuner.Tuner):
         return scores
 
     def _log_score(self, tid, execution, score):
-        self.log(f"  {tid} execution {execution}: {self.config.objective} = {score}")
+        shown = "none (no finite score)" if score is None else f"{score:.4g}"
+        self.log(f"  {tid} execution {execution}: {self.config.objective} ({self.config.score}) = {shown}")
 
     def _prepare(self, trial, point, execution):
         """An `_Execution` ready to train (model built, checkpoint restored, record open), or the score of
@@ -190,7 +191,7 @@ class GridTuner(keras_tuner.Tuner):
         run_dir = os.path.join(self.tensorboard_dir, tid, f"execution_{execution}")
         previous = self._previous_record(path)
         if previous is not None and previous["status"] in FINISHED:
-            return _score(previous["history"], self.config.objective)
+            return _score(previous["history"], self.config.objective, self.config.score)
         seed = self.config.seed + execution
         keras.utils.set_random_seed(seed)
         try:
@@ -239,6 +240,8 @@ class GridTuner(keras_tuner.Tuner):
             run.model.fit(train, validation_data=data.validation(flatten), epochs=self.config.num_epochs,
                           initial_epoch=run.first_epoch, steps_per_epoch=data.steps_per_epoch,
                           callbacks=callbacks, verbose=0, shuffle=False)  # the pipeline shuffles
+            test = run.model.evaluate(data.test(flatten), verbose=0, return_dict=True)
+            run.record.data["test"] = _finite_or_none(test)
         except KeyboardInterrupt as e:
             self._finish(run.record, "error", e)
             raise
@@ -257,6 +260,7 @@ class GridTuner(keras_tuner.Tuner):
         for slot, run in enumerate(runs):
             program.load(slot, run.model)
         slots = program.models
+        flatten = inputs.flattens(runs[0].point["arch"])
         callbacks = [keras.callbacks.CallbackList(self._callbacks(run, data), model=slots[k])
                      for k, run in enumerate(runs)]
         seeds = [run.seed for run in runs] + [0] * (size - len(runs))
@@ -287,7 +291,7 @@ class GridTuner(keras_tuner.Tuner):
                 each(_indices(trained), lambda k: callbacks[k].on_epoch_begin(epoch))
                 active, train_logs = program.train_epoch(seeds, epoch, [a and k not in failed for k, a in
                                                                         enumerate(trained)])
-                val_logs = program.evaluate(trained)
+                val_logs = program.evaluate(trained, data.in_memory("validation", flatten))
 
                 def epoch_end(k):
                     callbacks[k].on_test_begin()
@@ -298,6 +302,10 @@ class GridTuner(keras_tuner.Tuner):
 
                 each(_indices(trained), epoch_end)
             each(range(len(runs)), lambda k: callbacks[k].on_train_end())
+            tested = [k < len(runs) and k not in failed for k in range(size)]
+            test_logs = program.evaluate(tested, data.in_memory("test", flatten))
+            for k in _indices(tested):
+                runs[k].record.data["test"] = _finite_or_none(test_logs[k])
         except KeyboardInterrupt as e:
             for k, run in enumerate(runs):
                 if k not in failed:
@@ -328,8 +336,7 @@ class GridTuner(keras_tuner.Tuner):
             slots = [run.model for run in runs]
             while len(slots) < capacity:
                 slots.append(self.hypermodel.build(runs[0].trial.hyperparameters, seed=runs[0].seed))
-            program = group.GroupProgram(slots, data.in_memory("train", flatten), data.in_memory("validation", flatten),
-                                         self.config.batch_size,
+            program = group.GroupProgram(slots, data.in_memory("train", flatten), self.config.batch_size,
                                          jit_compile=self.config.jit_compile)
             self._programs[key] = program
         return program
@@ -341,7 +348,7 @@ class GridTuner(keras_tuner.Tuner):
         run.record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
         checkpoints.remove(run.checkpoint_path)
         tensorboard_hparams.write_run(run.run_dir, run.point, run.execution, run.seed, run.record.data["history"])
-        run.score = None if diverged else _score(run.record.data["history"], self.config.objective)
+        run.score = None if diverged else _score(run.record.data["history"], self.config.objective, self.config.score)
 
     def _previous_record(self, path):
         """The execution's record if it has a valid one; a corrupt one is moved aside (named in one line)."""
@@ -423,7 +430,13 @@ def _indices(flags):
     return [k for k, flag in enumerate(flags) if flag]
 
 
-def _score(history, objective):
-    """An execution's objective: its best epoch (as keras-tuner scores), None if never logged."""
-    values = [v for v in history.get(objective, []) if v is not None and math.isfinite(v)]
-    return min(values) if values else None
+def _score(history, objective, score):
+    """An execution's score (`bpfree.scoring`: its final epoch's objective, its best, or the mean of its
+    last k), None if it has none."""
+    value, _ = scoring.execution_score(history, objective, score)
+    return value if math.isfinite(value) else None
+
+
+def _finite_or_none(logs):
+    """A test evaluation's logs as the record keeps them: floats, None where not finite."""
+    return {name: (float(v) if math.isfinite(float(v)) else None) for name, v in logs.items()}
