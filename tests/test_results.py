@@ -365,27 +365,28 @@ def test_a_changed_space_is_refused_naming_the_hparam_and_how(tmp_path):
         assert json.load(f)["space"]["gait.orthogonal_reg"] == [0.1, 0.2]  # not overwritten
 
 
-class WithScore:
-    """A search config as it will be with the score setting (SearchConfig's settings plus "score")."""
-
-    def __init__(self, score, **settings):
-        self.config, self.score = SearchConfig(**settings), score
-
-    def to_json(self):
-        return {**self.config.to_json(), "score": self.score}
-
-
-def test_a_search_recorded_before_the_score_setting_resumes_as_best_and_is_named_otherwise(tmp_path):
+def test_a_search_recorded_before_the_score_and_protocol_settings_resumes_as_it_was_run(tmp_path):
+    """Records and config.json written before `score` and `protocol` existed were scored by their best
+    epoch and validated as their validation_frac says: the ancestor's protocol resumes them; the new
+    defaults are refused, naming each setting and how it changed."""
     from bpfree.tuning import search as search_lib
 
-    config = SearchConfig(dataset="digits", objective="loss")
-    write(tmp_path, "bp", 0, point("bp"), {"loss": [0.5]}, search=config.to_json(), project=None)
-    search_lib._write_or_check_config(str(tmp_path), config, SearchSpace.create(GAIT))
+    ancestor = SearchConfig(dataset="digits", objective="loss", protocol="ancestor")
+    old = {k: v for k, v in ancestor.to_json().items() if k not in ("score", "protocol")}
+    write(tmp_path, "bp", 0, point("bp"), {"loss": [0.5]}, search=old, project=None)
+    search_lib._write_or_check_config(str(tmp_path), ancestor, SearchSpace.create(GAIT))
+    with open(tmp_path / "config.json") as f:
+        payload = json.load(f)
+    payload["search"] = old
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(payload, f)
     for check in (lambda c: search_lib.check_record_settings(str(tmp_path), c),
                   lambda c: search_lib._write_or_check_config(str(tmp_path), c, SearchSpace.create(GAIT))):
-        check(WithScore("best", dataset="digits", objective="loss"))  # what it was scored by: the same search
-        with pytest.raises(search_lib.ExperimentMismatch, match="score 'best' → 'final'"):
-            check(WithScore("final", dataset="digits", objective="loss"))
+        check(ancestor)  # what it was run with: the same search
+        with pytest.raises(search_lib.ExperimentMismatch) as caught:
+            check(SearchConfig(dataset="digits", objective="loss"))
+        for change in ("protocol 'ancestor' → 'holdout'", "score 'best' → 'final'", "validation_frac 0.0 → 0.1"):
+            assert change in str(caught.value), str(caught.value)
 
 
 def test_report_over_a_real_tiny_search(tmp_path):

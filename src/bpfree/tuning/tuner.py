@@ -14,7 +14,7 @@ import tensorflow as tf
 from bpfree import checkpoints, records, scoring
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
-from bpfree.tuning import group, inputs, tensorboard_hparams
+from bpfree.tuning import distributed, group, inputs, tensorboard_hparams
 from bpfree.tuning.space import trial_id
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -80,14 +80,14 @@ class GridTuner(keras_tuner.Tuner):
         pass
 
     # ------------------------------------------------------------------------------ search
-    def search(self, data, **unused):
+    def search(self, data=None, **unused):
         """keras-tuner's search loop, taking up to `trials_per_group` trials at a time from the oracle
         (one oracle key per held trial, ``<tuner id>~<k>``: keras-tuner's oracle holds one running
         trial per key) and training their executions in group programs of `group_size` slots, one
         program per structure (`bpfree.tuning.group`); keras-tuner's own loop (one trial at a time,
         each execution through `fit`) when `group_size` is 0."""
-        if self.group_size < 1:
-            return super().search(data)
+        if self.group_size < 1 or distributed.role() == "chief":  # the chief only serves the oracle
+            return super().search(*(() if data is None else (data,)))
         self.on_search_begin()
         keys = [self.tuner_id] + [f"{self.tuner_id}~{k}" for k in range(1, self.trials_per_group)]
         asked = set()
