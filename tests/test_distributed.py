@@ -80,6 +80,18 @@ def test_coordinator_and_two_workers_complete_the_grid(tmp_path, preset, _kill_l
     assert len(results.load(str(exp))) == POINTS
 
 
+def test_the_coordinator_listens_on_the_address_it_is_given(tmp_path, preset, _kill_leftovers):
+    """--oracle_bind 127.0.0.2 (loopback, another address than the default's): the workers reach it there."""
+    exp = tmp_path / "exp"
+    proc = launch(exp, preset(1), "--workers", "1", "--oracle_bind", "127.0.0.2")
+    _kill_leftovers.append(proc)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert_complete(exp, 1)
+    assert json.loads((exp / "distributed.json").read_text())["host"] == "127.0.0.2"
+    assert "warning:" not in out  # loopback
+
+
 def test_worker_killed_mid_trial_is_restarted_and_resumes_its_trial(tmp_path, preset, _kill_leftovers):
     exp = tmp_path / "exp"
     proc = launch(exp, preset(8), "--workers", "2")

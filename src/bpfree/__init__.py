@@ -10,6 +10,10 @@ Importing bpfree registers every class Keras must find to load a saved model (mo
 
 import importlib
 
+from bpfree import console
+
+console.quiet_command_line()  # `python -m bpfree...`: TensorFlow's start-up noise off the console (first)
+
 from bpfree import layers, models, optimizers, rules  # noqa: F401 - registers every saveable class
 from bpfree.arch import parse_arch
 from bpfree.metrics import ErrorRate
