@@ -174,15 +174,15 @@ def main(argv):
         experiment_dir, config, space = resolve(argv)
         checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
         role = distributed.role()
-        coordinates = role == "chief" or (FLAGS.workers and role is None)
-        bind = distributed.check_bind(FLAGS.oracle_bind) if coordinates and FLAGS.oracle_bind is not None else None
         if FLAGS.workers and role is None:
+            bind = distributed.check_bind(distributed.LOOPBACK if FLAGS.oracle_bind is None else FLAGS.oracle_bind)
             validation.validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
-            return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind or distributed.LOOPBACK)
-        if role == "chief":
-            if bind:  # keras-tuner's chief listens on its KERASTUNER_ORACLE_IP
-                os.environ["KERASTUNER_ORACLE_IP"] = bind
-            warning = distributed.bind_warning(os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"])
+            return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind)
+        if role == "chief":  # keras-tuner's chief listens on its KERASTUNER_ORACLE_IP: the flag's, if given
+            if FLAGS.oracle_bind is not None:
+                os.environ["KERASTUNER_ORACLE_IP"] = distributed.check_bind(FLAGS.oracle_bind)
+            bind = distributed.check_bind(os.environ["KERASTUNER_ORACLE_IP"], what="KERASTUNER_ORACLE_IP")
+            warning = distributed.bind_warning(bind, os.environ["KERASTUNER_ORACLE_PORT"])
             if warning:
                 print(warning, file=sys.stderr)
         summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training)

@@ -40,8 +40,7 @@ from bpfree import checks, io
 CHIEF = "chief"
 RESTARTS = 5
 LOOPBACK = "127.0.0.1"
-BIND_CHOICES = ("an IPv4 address of this host (127.0.0.1: loopback, the default; 0.0.0.0: every interface) or "
-                "localhost")
+BIND_CHOICES = "an IPv4 address of this host (127.0.0.1: loopback, the default; 0.0.0.0: every interface)"
 
 
 def role():
@@ -85,19 +84,17 @@ def serve(tuner, poll_seconds=0.2):
         raise failure[0]
 
 
-def check_bind(address):
-    """`address` if the coordinator can listen on it (`BIND_CHOICES`); a ValueError naming it otherwise."""
-    if address != "localhost":
-        try:
-            ipaddress.IPv4Address(address)
-        except ValueError:
-            raise checks.invalid("--oracle_bind", address, BIND_CHOICES) from None
+def check_bind(address, what="--oracle_bind"):
+    """`address` if the coordinator can listen on it (`BIND_CHOICES`, or a name of one of this host's IPv4
+    addresses); a ValueError naming it and `what` set it otherwise."""
     with socket.socket() as s:
         try:
+            if not address.strip():  # "" would mean every interface, unasked
+                raise OSError("empty")
             s.bind((address, 0))
         except OSError as e:
-            raise checks.invalid("--oracle_bind", address, f"{BIND_CHOICES}; this host cannot listen on it "
-                                 f"({e.strerror})") from None
+            reason = e.strerror or str(e)
+            raise checks.invalid(what, address, f"{BIND_CHOICES}; this host cannot listen on it ({reason})") from None
     return address
 
 
