@@ -11,8 +11,8 @@ a GPU, CPU-feature and oneDNN notices, XLA banners, absl warnings from tfds. For
   line, in order, even if the import aborts;
 - absl's and TensorFlow's Python loggers show errors only.
 
-`--verbose` on the command line, or TF_CPP_MIN_LOG_LEVEL=0, leaves all of it alone. Importing bpfree as a
-library changes nothing.
+`--verbose` (a flag of the search and the experiments), or TF_CPP_MIN_LOG_LEVEL=0, leaves all of it alone.
+Importing bpfree as a library changes nothing.
 """
 
 import os

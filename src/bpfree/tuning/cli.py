@@ -201,8 +201,13 @@ def main(argv):
               f"{first}); re-run the same command to retry them", file=sys.stderr)
         return 3
     overhead = summary["seconds"] - summary["fit_seconds"]
-    print(f"search done: {summary['ran']} grid points run in {summary['seconds']:.0f} s "
-          f"({overhead:.0f} s outside fit); records in {summary['project_dir']}\n"
+    role = distributed.role()
+    if role == "worker":  # the coordinator sums the search up
+        print(f"{os.environ['KERASTUNER_TUNER_ID']} done: {summary['ran']} grid points run in "
+              f"{summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
+        return 0
+    ran = "handed to the workers" if role == "chief" else f"run in {summary['seconds']:.0f} s ({overhead:.0f} s outside fit)"
+    print(f"search done: {summary['ran']} grid points {ran}; records in {summary['project_dir']}\n"
           f"best per algorithm: python -m bpfree.results {summary['project_dir']} --by algorithm "
           f"--objective {config.objective}")
     return 0
