@@ -84,10 +84,11 @@ flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NA
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
 flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
                      "(keras-tuner chief/worker mode; README: several hosts).")
-flags.DEFINE_string("oracle_bind", None, "Address the coordinator listens on: an IPv4 address of this host or "
-                    "localhost; beyond loopback anyone who reaches the port can take and report trials (no "
-                    "authentication). Default: 127.0.0.1 with --workers; a coordinator started by hand "
-                    "(KERASTUNER_TUNER_ID=chief) listens on KERASTUNER_ORACLE_IP.")
+flags.DEFINE_string("oracle_bind", None, "Address the coordinator listens on: an IPv4 address (or name) of this "
+                    "host, 0.0.0.0 for every interface; beyond loopback anyone who reaches the port can take and "
+                    "report trials (no authentication; README: an SSH tunnel instead). Default: 127.0.0.1 with "
+                    "--workers; a coordinator started by hand (KERASTUNER_TUNER_ID=chief) listens on "
+                    "KERASTUNER_ORACLE_IP. Workers ignore it.")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages and absl/TensorFlow warnings "
                   "(TF_CPP_MIN_LOG_LEVEL=0 does too).")
 
@@ -206,7 +207,8 @@ def main(argv):
         print(f"{os.environ['KERASTUNER_TUNER_ID']} done: {summary['ran']} grid points run in "
               f"{summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
         return 0
-    ran = "handed to the workers" if role == "chief" else f"run in {summary['seconds']:.0f} s ({overhead:.0f} s outside fit)"
+    ran = ("handed to the workers" if role == "chief"
+           else f"run in {summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
     print(f"search done: {summary['ran']} grid points {ran}; records in {summary['project_dir']}\n"
           f"best per algorithm: python -m bpfree.results {summary['project_dir']} --by algorithm "
           f"--objective {config.objective}")
