@@ -15,6 +15,7 @@ a GPU, CPU-feature and oneDNN notices, XLA banners, absl warnings from tfds. For
 Importing bpfree as a library changes nothing.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -37,6 +38,7 @@ KNOWN_NOISE = (
 NO_GPU_NOTE = ("note: TensorFlow could not initialise this host's NVIDIA GPU (cuInit failed); training runs on "
                "the CPU (--verbose shows TensorFlow's messages).")
 
+
 def command_line(argv=None, orig_argv=None):
     """The arguments after the module when this process runs `python [options] -m bpfree[.x] ...` and is
     still locating the module (Python sets sys.argv[0] to "-m" meanwhile); None otherwise."""
@@ -56,9 +58,9 @@ def wants_verbose(args, environ=None):
     for arg in args:
         if arg == "--":
             break
-        name, sep, value = arg.lstrip("-").partition("=")
         if not arg.startswith("-"):
             continue
+        name, sep, value = arg.lstrip("-").partition("=")
         if name == "verbose":
             verbose = not sep or value.lower() in ("true", "t", "1", "yes", "y")
         elif name == "noverbose" and not sep:
@@ -85,39 +87,34 @@ def quiet_command_line():
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-class filtered_stderr:
+@contextlib.contextmanager
+def filtered_stderr():
     """Within it, what this process writes to file descriptor 2 (C++ libraries included) goes through
-    the filter of known noise; the rest reaches the console unchanged."""
-
-    def __enter__(self):
-        self.saved = None
-        try:
-            level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL))
-        except ValueError:
-            level = int(LOG_LEVEL)
-        hidden_gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1")
-        note = NO_GPU_NOTE if os.path.exists("/proc/driver/nvidia") and not hidden_gpus else ""
-        try:
-            sys.stderr.flush()
-            # The filter is this file run as a script in a child process (no site, no bpfree import), so
-            # that what TensorFlow prints before aborting its import still reaches the console.
-            self.filter = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), str(level), note],
-                                           stdin=subprocess.PIPE, stdout=2, start_new_session=True)
-            self.saved = os.dup(2)
-            os.dup2(self.filter.stdin.fileno(), 2)
-        except OSError:  # no filter: the console gets everything, as without bpfree
-            self.saved = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.saved is None:
-            return False
+    the filter of known noise (`drops`); the rest reaches the console unchanged, as it comes."""
+    try:
+        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL))
+    except ValueError:
+        level = int(LOG_LEVEL)
+    hidden_gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1")
+    note = NO_GPU_NOTE if os.path.exists("/proc/driver/nvidia") and not hidden_gpus else ""
+    sys.stderr.flush()
+    try:  # the filter is this file run as a script in a child process (no site, no bpfree import), so
+        # that what TensorFlow prints just before aborting its import still reaches the console
+        child = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), str(level), note],
+                                 stdin=subprocess.PIPE, stdout=2, start_new_session=True)
+    except OSError:  # no filter: the console gets everything, as without bpfree
+        yield
+        return
+    saved = os.dup(2)
+    os.dup2(child.stdin.fileno(), 2)
+    try:
+        yield
+    finally:
         sys.stderr.flush()
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        self.filter.stdin.close()
-        self.filter.wait()
-        return False
+        os.dup2(saved, 2)
+        os.close(saved)
+        child.stdin.close()
+        child.wait()
 
 
 def drops(line, level=int(LOG_LEVEL)):
