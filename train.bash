@@ -11,11 +11,26 @@
 # holding EXPERIMENT_DIR/.train.lock: a second one on the same experiment (refused by the search's
 # lock, or searching another project) leaves them alone. With no flags it runs
 # hparams/quickstart.toml and ends by printing the best error per algorithm and writing
-# EXPERIMENT_DIR/curves.png.
+# EXPERIMENT_DIR/curves.png. --help lists the search's flags; TensorFlow's start-up messages are kept off
+# the console unless --verbose (or TF_CPP_MIN_LOG_LEVEL=0) is given.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+python_for_bpfree() {
+  if [[ -n "${BPFREE_SYSTEM_PYTHON:-}" ]]; then
+    python=python3
+  else
+    "$root/scripts/setup_venv.bash" || { echo "train.bash: could not set up .venv" >&2; exit 1; }
+    python="$root/.venv/bin/python"
+  fi
+}
+for arg in "$@"; do   # --help / --helpfull anywhere: the search's own listing of its flags, exit 0
+  case "$arg" in
+    --) break ;;
+    -h|-\?|--help|-help|--helpshort|-helpshort|--helpfull|-helpfull) python_for_bpfree; exec "$python" -m bpfree "$arg" ;;
+  esac
+done
 if [[ $# -lt 1 || "$1" == -* ]]; then
-  echo "usage: $0 EXPERIMENT_DIR [flags]   (python -m bpfree --helpfull lists the flags)" >&2
+  echo "usage: $0 EXPERIMENT_DIR [flags]   ($0 --help lists the flags)" >&2
   exit 2
 fi
 exp="$1"; shift
@@ -26,12 +41,7 @@ if [[ ${#args[@]} -eq 0 ]]; then
   args=(--hparams "$root/hparams/quickstart.toml")
 fi
 
-if [[ -n "${BPFREE_SYSTEM_PYTHON:-}" ]]; then
-  python=python3
-else
-  "$root/scripts/setup_venv.bash" || { echo "train.bash: could not set up .venv" >&2; exit 1; }
-  python="$root/.venv/bin/python"
-fi
+python_for_bpfree
 
 mkdir -p "$exp" || exit 2
 # One train.bash owns the experiment's status (fd 9 holds the lock until train.bash exits; the search
@@ -59,7 +69,6 @@ for lib in /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/x86_64-li
            /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4; do
   if [[ -f "$lib" ]]; then export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"; break; fi
 done
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 # The search runs in the background in its own process group (setsid), so that a signal to
 # train.bash is handled at once: the trap stops the search (and the workers it started) and says so.

@@ -166,6 +166,19 @@ def test_tfds_offline_failure_is_one_clear_error(tmp_path, monkeypatch):
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("name,fragments", [
+    ("tfds:no_such_set_xyz", ["'no_such_set_xyz'", "tfds.list_builders()"]),  # tfds lists all its names
+    ("tfds:wmt14_translate", ["'wmt14_translate'", "not an image classification set"]),  # features over lines
+])
+def test_a_tfds_name_that_cannot_be_used_is_refused_in_one_line(name, fragments):
+    with pytest.raises(DatasetError) as error:
+        datasets.info(name)
+    message = str(error.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message
+
+
 # ------------------------------------------------------------------------------------------- folders
 def write_png(path, shape, value):
     tf.io.write_file(str(path), tf.io.encode_png(np.full(shape, value, dtype=np.uint8)))

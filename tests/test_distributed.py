@@ -13,7 +13,7 @@ import keras_tuner
 import pytest
 
 from bpfree import records
-from bpfree.tuning import GridOracle
+from bpfree.tuning import GridOracle, distributed
 from bpfree.tuning.distributed import free_port, serve
 
 POINTS = 6
@@ -78,6 +78,48 @@ def test_coordinator_and_two_workers_complete_the_grid(tmp_path, preset, _kill_l
     from bpfree import results
 
     assert len(results.load(str(exp))) == POINTS
+
+
+@pytest.mark.slow
+def test_the_coordinator_listens_on_the_address_it_is_given(tmp_path, preset, _kill_leftovers):
+    """--oracle_bind 127.0.0.2 (loopback, another address than the default's): the worker reaches it there."""
+    one_point = tmp_path / "one.toml"
+    one_point.write_text(preset(1).read_text().replace('["bp", "fa", "dfa"]', '["bp"]').replace("[1e-3, 1e-2]", "[1e-3]"))
+    exp = tmp_path / "exp"
+    proc = launch(exp, one_point, "--workers", "1", "--oracle_bind", "127.0.0.2")
+    _kill_leftovers.append(proc)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert [d["status"] for d in found(exp).values()] == ["completed"]
+    assert json.loads((exp / "distributed.json").read_text())["host"] == "127.0.0.2"
+    assert "warning:" not in out  # loopback
+    assert out.count("search done") == 1 and "worker0 done: 1 grid points run" in out  # one summary of the search
+
+
+def test_supervise_starts_the_coordinator_on_its_address_and_the_workers_reach_it(tmp_path, monkeypatch):
+    """Every interface (0.0.0.0): the coordinator listens there, the workers on this host reach it on loopback."""
+    started = {}
+
+    class Done:  # a process that has already finished its part
+        pid = 1
+
+        def __init__(self, command, **kwargs):
+            started[kwargs["env"]["KERASTUNER_TUNER_ID"]] = kwargs["env"]
+
+        def poll(self):
+            return 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", Done)
+    monkeypatch.setattr(distributed, "gpu_count", lambda: 0)
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8123")
+    assert distributed.supervise(str(tmp_path), ["exp"], 2, host="0.0.0.0", log=lambda *_: None) == 0
+    assert started["chief"]["KERASTUNER_ORACLE_IP"] == "0.0.0.0"
+    for worker in ("worker0", "worker1"):
+        assert started[worker]["KERASTUNER_ORACLE_IP"] == "127.0.0.1"
+        assert started[worker]["KERASTUNER_ORACLE_PORT"] == started["chief"]["KERASTUNER_ORACLE_PORT"] == "8123"
 
 
 def test_worker_killed_mid_trial_is_restarted_and_resumes_its_trial(tmp_path, preset, _kill_leftovers):

@@ -10,37 +10,17 @@ in `python -m bpfree.results`, the read side, which loads no model and never imp
 """
 
 import importlib
-import sys
+
+from bpfree import console
+
+console.quiet_command_line()  # `python -m bpfree...`: TensorFlow's start-up noise off the console (first)
+
 
 __version__ = "0.1.0"
 
 # Submodules loaded on first use, so `import bpfree` stays light (datasets pulls in tfds).
 _LAZY = ("datasets", "results", "records", "trackers", "tuning", "experiments")
-_READ_SIDE = "bpfree.results"  # `python -m bpfree.results`: reads records, loads no model (DESIGN.md)
-
-
-def _starting_the_read_side():
-    """Whether this process is `python -m bpfree.results …`: Python imports this package before it runs the
-    module, and the read side must not pay for (or need) TensorFlow, so nothing is registered then."""
-    args = list(getattr(sys, "orig_argv", ())[1:])
-    while args:  # the interpreter's options, as it parses them: "-I -m x", "-Im x", "-mx", "-W ignore -m x"
-        arg = args.pop(0)
-        if arg == "--check-hash-based-pycs":
-            args = args[1:]
-        elif not arg.startswith("-") or arg == "-" or arg.startswith("--"):
-            return False  # a script, stdin, or a long option: no -m
-        for k, flag in enumerate(arg[1:], start=2):
-            if flag in "mWX":
-                value = arg[k:] or (args.pop(0) if args else "")
-                if flag == "m":
-                    return value == _READ_SIDE
-                break
-            if flag == "c":
-                return False
-    return False
-
-
-if not _starting_the_read_side():
+if console.running_module() != console.READ_SIDE:  # the read side loads no model: no TensorFlow
     from bpfree import layers, models, optimizers, rules  # noqa: F401 - registers every saveable class
     from bpfree.arch import parse_arch
     from bpfree.metrics import ErrorRate

@@ -50,12 +50,15 @@ def describe(tfds_name, directory=None):
 
     try:
         builder = tfds.builder(tfds_name, data_dir=data_dir(directory))
-    except Exception as e:  # tfds raises several types for unknown names
-        raise DatasetError(f"tfds has no dataset {tfds_name!r}: {e}") from None
+    except Exception as e:  # tfds raises several types for unknown names, with every name it knows
+        raise DatasetError(f"tfds has no dataset {tfds_name!r} ({_first_line(e)}); valid: a name of "
+                           "tfds.list_builders() (with /CONFIG where it has several), e.g. tfds:svhn_cropped.") from None
     image_key, label_key = builder.info.supervised_keys or ("image", "label")
     features = builder.info.features
     if image_key not in features or label_key not in features or not hasattr(features[label_key], "num_classes"):
-        raise DatasetError(f"tfds dataset {tfds_name!r} is not an image classification set (features: {features}).")
+        raise DatasetError(f"tfds dataset {tfds_name!r} is not an image classification set (features: "
+                           f"{' '.join(str(features).split())}); valid: a set whose supervised keys are an image "
+                           "and a class label.")
     sizes = KNOWN_SIZES.get(tfds_name)
     if sizes is None and builder.info.splits:
         sizes = {k: v.num_examples for k, v in builder.info.splits.items()}
@@ -135,8 +138,12 @@ def _unreachable(urls, timeout=PROBE_TIMEOUT):
     return f"cannot reach {label}: {errors.get(label, f'no answer in {timeout:g} s')}"
 
 
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def _not_prepared_message(tfds_name, where, error):
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first_line = _first_line(error)
     return (
         f"tfds dataset {tfds_name!r} could not be loaded: it is not prepared in {where} "
         f"(TFDS_DATA_DIR={os.environ.get('TFDS_DATA_DIR', '<unset>')}) and could not be downloaded here "

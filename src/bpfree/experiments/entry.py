@@ -9,7 +9,7 @@
     sys.exit(entry.main(LagLineConfig, run, exp_dir="data/lagline", doc=__doc__))
 
 Every field of the config dataclass made with `flag` becomes a flag of the field's type (str, int,
-float, bool) with the field's default; ``--exp_dir`` is added. Exit codes:
+float, bool) with the field's default; ``--exp_dir`` and ``--verbose`` are added. Exit codes:
 
 - 0: the run finished;
 - 2: bad input, before anything runs: a flag that does not parse, a stray argument, or a config that
@@ -42,11 +42,13 @@ def flag_fields(config_class):
 
 
 def define_flags(config_class, exp_dir):
-    """A fresh `FlagValues` with one flag per `flag` field (its type and default) and ``--exp_dir``."""
+    """A fresh `FlagValues` with one flag per `flag` field (its type and default), ``--exp_dir`` and ``--verbose``."""
     values = flags.FlagValues()
     for field in flag_fields(config_class):
         _DEFINE[field.type](field.name, field.default, field.metadata["flag"], flag_values=values)
     flags.DEFINE_string("exp_dir", exp_dir, "Experiment directory (records, figures).", flag_values=values)
+    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages and absl/TensorFlow warnings "
+                      "(read before TensorFlow loads: bpfree.console).", flag_values=values)
     return values
 
 

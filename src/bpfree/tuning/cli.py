@@ -1,36 +1,52 @@
 """`python -m bpfree EXPERIMENT_DIR [flags]`: a resumable grid search (absl flags, as the ancestor).
 
-Every hparam flag given (--algorithm, --arch, --activation, --batch_norm, --bw_init, --lr, --reg_rate)
+Every hparam flag given (--algorithm, --arch, --activation, --batchnorm, --bw_init, --lr, --reg_rate)
 is fixed; the others are searched over the preset's lists (--hparams, default hparams/default.toml).
 Search settings come from the flag, else the preset's [search] table, else the defaults.
 Exit codes: 0 done; 1 a flag that does not parse; 2 bad input (one line on stderr, nothing trained);
 3 a crash (train.bash restarts the search, which resumes).
 """
 
+import dataclasses
 import os
+import re
 import sys
+import textwrap
 import traceback
 
 from absl import app, flags
 
-from bpfree import checks
+from bpfree import checks, optimizers, rules
 from bpfree.arch import PROBLEM_TYPES
+from bpfree.datasets import SCALERS, names as dataset_names
+from bpfree.layers import ACTIVATIONS, BW_INITS
+from bpfree.trackers import TRACKERS
+from bpfree.tuning import distributed
+from bpfree.tuning.config import OBJECTIVE_ALIASES, OBJECTIVES, SearchConfig
+from bpfree.tuning.space import SearchSpace, load_preset
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+USAGE = "python -m bpfree EXPERIMENT_DIR [flags]"
 
-flags.DEFINE_string("hparams", None, "Search-space preset (TOML). Default: hparams/default.toml.")
+
+def _one_of(names):
+    return "; one of " + ", ".join(names) + "."
+
+
+flags.DEFINE_string("hparams", None, "Search-space preset (TOML); hparams/*.toml are the shipped ones. "
+                    "Default: hparams/default.toml.")
 flags.DEFINE_string("experiment_dir", None, "Where the experiment lives (or give it as the first argument).")
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool}
 # Search settings: flag -> (type, help). Unset (None) means the preset's value, else SearchConfig's default.
 SEARCH_FLAGS = {
-    "dataset": (str, "Dataset name (see bpfree.datasets.names())."),
-    "problem_type": (str, " | ".join(PROBLEM_TYPES) + "."),
-    "objective": (str, "loss | val_loss | error_rate | val_error_rate (error, val_error)."),
-    "scaler": (str, "standard | zero_one | identity."),
+    "dataset": (str, "Dataset" + _one_of(dataset_names())),
+    "problem_type": (str, "Problem" + _one_of(PROBLEM_TYPES)),
+    "objective": (str, "Metric the search minimises" + _one_of(OBJECTIVES + tuple(OBJECTIVE_ALIASES))),
+    "scaler": (str, "Input scaling" + _one_of(SCALERS)),
     "batch_size": (int, "Batch size."),
     "num_epochs": (int, "Epochs per execution."),
-    "executions_per_trial": (int, "Executions (distinct seeds) per grid point."),
+    "executions_per_trial": (int, "Executions (seeds seed, seed + 1, ...) per grid point."),
     "histogram_freq": (int, "Activation histograms every N epochs (0: off)."),
     "examples_frac": (float, "Stratified fraction of the training set (0: all)."),
     "validation_frac": (float, "Validation carved from train, stratified and fixed (default 0.1; 0, the test split, "
@@ -45,41 +61,97 @@ SEARCH_FLAGS = {
     "use_early_stopping": (bool, "Stop an execution when the objective stops improving."),
     "early_stopping_patience": (int, "Epochs without improvement before stopping."),
     "seed": (int, "Base seed; execution k uses seed + k."),
-    "optimizer": (str, "adam (default) | uncorrected_adam (the GAIT-prop seed's: beta_2 0.99, no bias "
-                       "correction) | sgd."),
+    "optimizer": (str, "Optimizer" + _one_of(optimizers.NAMES)[:-1] + " (uncorrected_adam: the GAIT-prop "
+                       "seed's, beta_2 0.99, no bias correction)."),
 }
-# Hparams: given = fixed. flag -> (hparam, type, help).
+# Hparams: given = fixed. flag -> (hparam, type, help). One name for each, as in presets and records;
+# ALIASES keeps the ancestor's spelling.
 HPARAM_FLAGS = {
-    "algorithm": ("algorithm", str, "Fix the learning rule."),
+    "algorithm": ("algorithm", str, "Fix the learning rule" + _one_of(rules.names())),
     "arch": ("arch", str, "Fix the arch: dense widths (500-1000-500) or convolutions first "
                           "(conv6k5-pool2-conv16k5-pool2-120-84; tokens conv<f>k<k>[s<s>], pool<n>, avgpool<n>, fc<n>)."),
-    "activation": ("activation", str, "Fix the activation."),
-    "batch_norm": ("batchnorm", bool, "Fix batch normalisation on/off."),
-    "bw_init": ("bw_init", str, "Fix the feedback-matrix init."),
+    "activation": ("activation", str, "Fix the activation" + _one_of(ACTIVATIONS)),
+    "batchnorm": ("batchnorm", bool, "Fix batch normalisation on (--batchnorm) or off (--nobatchnorm)."),
+    "bw_init": ("bw_init", str, "Fix the feedback-matrix init" + _one_of(BW_INITS)),
     "lr": ("lr", float, "Fix the learning rate."),
-    "reg_rate": ("dropout", float, "Fix the dropout rate."),
+    "reg_rate": ("dropout", float, "Fix the dropout rate (tuned only for a val_* objective)."),
 }
+ALIASES = {"batch_norm": "batchnorm"}  # the ancestor's flag name, still accepted
 for _name, (_kind, _help) in SEARCH_FLAGS.items():
     _DEFINE[_kind](_name, None, _help)
 for _name, (_, _kind, _help) in HPARAM_FLAGS.items():
     _DEFINE[_kind](_name, None, _help)
-flags.DEFINE_multi_string("tracker", None, "Tracker(s): bp_cosine, local_loss, weights, gradients, weight_alignment.")
-flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
-flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
-                     "(keras-tuner chief/worker mode; see README for several hosts).")
+for _alias, _name in ALIASES.items():
+    flags.DEFINE_alias(_alias, _name)
+flags.DEFINE_multi_string("tracker", None, "Tracker (repeatable)" + _one_of(TRACKERS))
 flags.DEFINE_integer("group_size", None, "Executions trained side by side in one traced program (each its own "
                      "model, seed and optimizer); one program per structure (rule, arch, ...) serves all its learning "
                      "rates and seeds. 0: each execution through its own fit. Records are the same either way. "
-                     "Default: bpfree.tuning.group.DEFAULT_GROUP_SIZE.")
+                     "Default: bpfree.tuning.group.DEFAULT_GROUP_SIZE (4).")
 flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
                           "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
+flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
+flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
+                     "(keras-tuner chief/worker mode; README: several hosts).")
+flags.DEFINE_string("oracle_bind", None, "Address the coordinator listens on: an IPv4 address (or name) of this "
+                    "host, 0.0.0.0 for every interface; beyond loopback anyone who reaches the port can take and "
+                    "report trials (no authentication; README: an SSH tunnel instead). Default: 127.0.0.1 with "
+                    "--workers; a coordinator started by hand (KERASTUNER_TUNER_ID=chief) listens on "
+                    "KERASTUNER_ORACLE_IP. Workers ignore it.")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages and absl/TensorFlow warnings "
+                  "(TF_CPP_MIN_LOG_LEVEL=0 does too).")
+
+HELP_GROUPS = (
+    ("search space (a flag given fixes that hparam; the others are searched over the preset)",
+     ("hparams", *HPARAM_FLAGS, "rule_hparam")),
+    ("search settings (the flag, else the preset's [search] table, else the default shown)",
+     (*SEARCH_FLAGS, "tracker")),
+    ("running", ("experiment_dir", "reset_training", "workers", "oracle_bind", "verbose")),
+)
+
+
+def help_text(width=100):
+    """bpfree's own flags, grouped, with their defaults and choices (absl's --helpfull lists all ~120)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
+    preset = os.path.join("hparams", "default.toml")
+    preset_defaults, _ = load_preset(os.path.join(REPO, preset))
+    lines = [f"usage: {USAGE}", "       ./train.bash EXPERIMENT_DIR [flags]   (the same, restarted after a crash)", "",
+             textwrap.fill("A resumable grid search: records, checkpoints and TensorBoard logs go to EXPERIMENT_DIR; "
+                           "re-running the same command resumes it. Exit codes: 0 done, 2 bad input (one line, "
+                           "nothing trained), 3 crashed or incomplete (re-run to resume).", width)]
+    for title, names in HELP_GROUPS:
+        lines += ["", f"{title}:"]
+        for name in names:
+            flag = FLAGS[name]
+            spelled = f"--[no]{name}" if flag.boolean else f"--{name}"
+            for alias in (a for a, n in ALIASES.items() if n == name):
+                spelled += f" (or --[no]{alias})" if flag.boolean else f" (or --{alias})"
+            if name in preset_defaults:
+                shown = f"default: {_shown(preset_defaults[name])} from {preset}"
+            elif name in defaults:
+                shown = f"default: {_shown(defaults[name])}"
+            elif name in HPARAM_FLAGS:
+                shown = "default: searched"
+            else:
+                shown = "" if flag.default in (None, []) else f"default: {_shown(flag.default)}"
+            text = re.sub(r";\s*repeat this option to specify a list of values$", "", flag.help)
+            lines.append(f"  {spelled}")
+            lines += textwrap.wrap(f"{text} ({shown})" if shown else text, width, initial_indent=" " * 6,
+                                   subsequent_indent=" " * 6)
+    lines += ["", "--helpfull lists every flag, absl's and TensorFlow's included."]
+    return "\n".join(lines)
+
+
+def _shown(value):
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
 
 
 def resolve(argv):
     """(experiment_dir, SearchConfig, SearchSpace) from the flags; ValueError on bad input."""
-    from bpfree.tuning.config import SearchConfig
-    from bpfree.tuning.space import SearchSpace, load_preset
-
     positional = argv[1:]
     if len(positional) > 1:
         raise ValueError(f"Unexpected arguments {' '.join(positional[1:])!r}; usage: python -m bpfree EXPERIMENT_DIR [flags].")
@@ -113,9 +185,18 @@ def main(argv):
         checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
         group_size = group.DEFAULT_GROUP_SIZE if FLAGS.group_size is None else FLAGS.group_size
         checks.whole("--group_size", group_size, lambda v: v >= 0, "must be ≥ 0 (0: one execution at a time)")
-        if FLAGS.workers and distributed.role() is None:
+        role = distributed.role()
+        if FLAGS.workers and role is None:
+            bind = distributed.check_bind(distributed.LOOPBACK if FLAGS.oracle_bind is None else FLAGS.oracle_bind)
             validation.validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
-            return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers)
+            return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind)
+        if role == "chief":  # keras-tuner's chief listens on its KERASTUNER_ORACLE_IP: the flag's, if given
+            if FLAGS.oracle_bind is not None:
+                os.environ["KERASTUNER_ORACLE_IP"] = distributed.check_bind(FLAGS.oracle_bind)
+            bind = distributed.check_bind(os.environ["KERASTUNER_ORACLE_IP"], what="KERASTUNER_ORACLE_IP")
+            warning = distributed.bind_warning(bind, os.environ["KERASTUNER_ORACLE_PORT"])
+            if warning:
+                print(warning, file=sys.stderr)
         summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training,
                              group_size=group_size)
     except (ValueError, ExperimentLocked) as e:
@@ -133,8 +214,14 @@ def main(argv):
               f"{first}); re-run the same command to retry them", file=sys.stderr)
         return 3
     overhead = summary["seconds"] - summary["fit_seconds"]
-    print(f"search done: {summary['ran']} grid points run in {summary['seconds']:.0f} s "
-          f"({overhead:.0f} s outside fit); records in {summary['project_dir']}\n"
+    role = distributed.role()
+    if role == "worker":  # the coordinator sums the search up
+        print(f"{os.environ['KERASTUNER_TUNER_ID']} done: {summary['ran']} grid points run in "
+              f"{summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
+        return 0
+    ran = ("handed to the workers" if role == "chief"
+           else f"run in {summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
+    print(f"search done: {summary['ran']} grid points {ran}; records in {summary['project_dir']}\n"
           f"best per algorithm: python -m bpfree.results {summary['project_dir']} --by algorithm "
           f"--objective {config.objective}")
     return 0
@@ -153,5 +240,15 @@ def _configure_tensorflow():
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def run():
-    app.run(lambda argv: sys.exit(main(argv)))
+def run(argv=None):
+    """The command: --help (-h, --helpshort) prints `help_text`, --helpfull absl's full listing, both
+    exit 0; otherwise absl parses the flags and `main` runs."""
+    argv = list(sys.argv if argv is None else argv)
+    args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+    if any(a in ("-h", "--help", "-help", "--helpshort", "-helpshort", "-?") for a in args):
+        print(help_text())
+        sys.exit(0)
+    if any(a in ("--helpfull", "-helpfull") for a in args):
+        print(f"usage: {USAGE}\n\n{FLAGS.get_help()}")
+        sys.exit(0)
+    app.run(lambda parsed: sys.exit(main(parsed)), argv=argv)

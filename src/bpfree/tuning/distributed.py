@@ -7,6 +7,11 @@ host) ask it for trials and run them. Roles come from keras-tuner's environment 
     KERASTUNER_ORACLE_IP     the address the chief listens on / workers connect to (127.0.0.1 here)
     KERASTUNER_ORACLE_PORT   its port
 
+keras-tuner's chief listens on KERASTUNER_ORACLE_IP with no authentication: anyone who reaches the port
+can take and report trials. So the coordinator stays on loopback unless told otherwise (`--oracle_bind`),
+says so in one line when it listens beyond loopback, and workers on other hosts reach its loopback port
+through an SSH tunnel (README, several hosts).
+
 Our `GridOracle` takes its state from the records, which the workers write into the (shared)
 experiment directory, so records, TensorBoard and `bpfree.results.load` see one experiment whatever
 the number of workers. Failure handling, decided by tests/test_distributed.py:
@@ -20,6 +25,8 @@ the number of workers. Failure handling, decided by tests/test_distributed.py:
 - a worker that starts late simply connects (keras-tuner waits up to 60 minutes for the chief, #990).
 """
 
+import errno
+import ipaddress
 import os
 import signal
 import socket
@@ -28,10 +35,12 @@ import sys
 import threading
 import time
 
-from bpfree import io
+from bpfree import checks, io
 
 CHIEF = "chief"
 RESTARTS = 5
+LOOPBACK = "127.0.0.1"
+BIND_CHOICES = "an IPv4 address of this host (127.0.0.1: loopback, the default; 0.0.0.0: every interface)"
 
 
 def role():
@@ -75,16 +84,52 @@ def serve(tuner, poll_seconds=0.2):
         raise failure[0]
 
 
+def check_bind(address, what="--oracle_bind"):
+    """`address` if the coordinator can listen on it (`BIND_CHOICES`, or a name of one of this host's IPv4
+    addresses); a ValueError naming it and `what` set it otherwise."""
+    with socket.socket() as s:
+        try:
+            if not address.strip():  # "" would mean every interface, unasked
+                raise OSError("empty")
+            s.bind((address, 0))
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise checks.invalid(what, address, f"{BIND_CHOICES}; this host cannot listen on it ({reason})") from None
+    return address
+
+
+def is_loopback(address):
+    try:
+        return address == "localhost" or ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name: beyond loopback
+        return False
+
+
+def bind_warning(address, port):
+    """The one line a coordinator listening beyond loopback prints; None on loopback."""
+    if is_loopback(address):
+        return None
+    return (f"warning: the coordinator listens on {address}:{port}, beyond loopback, without authentication: "
+            "anyone who can reach that port can take and report trials; prefer --oracle_bind 127.0.0.1 and an "
+            "SSH tunnel from the workers' hosts (README, several hosts).")
+
+
+def connect_address(bind):
+    """Where workers on this host reach a coordinator listening on `bind` (every interface: loopback)."""
+    return LOOPBACK if bind == "0.0.0.0" else bind
+
+
 def _check_port(host, port):
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: a TIME_WAIT port is free
         try:
             s.bind((host, port))
         except OSError as e:
-            raise ValueError(f"The coordinator cannot listen on {host}:{port} ({e.strerror}; port in use?).") from None
+            hint = "; port in use?" if e.errno == errno.EADDRINUSE else ""
+            raise ValueError(f"The coordinator cannot listen on {host}:{port} ({e.strerror}{hint}).") from None
 
 
-def free_port(host="127.0.0.1"):
+def free_port(host=LOOPBACK):
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -122,12 +167,12 @@ def worker_env(index, workers, gpus, cores):
     return env
 
 
-def supervise(experiment_dir, args, workers, host="127.0.0.1", log=print):
-    """Runs `python -m bpfree *args` (the command line, experiment dir included) as a coordinator and
-    `workers` workers on this host; restarts crashed workers; returns the exit code (0 done, 2 bad
-    input, 3 crashed)."""
+def supervise(experiment_dir, args, workers, host=LOOPBACK, log=print):
+    """Runs `python -m bpfree *args` (the command line, experiment dir included) as a coordinator
+    listening on `host` and `workers` workers on this host; restarts crashed workers; returns the exit
+    code (0 done, 2 bad input, 3 crashed)."""
     port = int(os.environ.get("KERASTUNER_ORACLE_PORT") or free_port(host))
-    base = {**os.environ, "KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": str(port)}
+    base = {**os.environ, "KERASTUNER_ORACLE_IP": connect_address(host), "KERASTUNER_ORACLE_PORT": str(port)}
     command = [sys.executable, "-m", "bpfree", *args, "--workers=0"]
     gpus, cores = gpu_count(), os.cpu_count() or 1
     state_path = os.path.join(experiment_dir, "distributed.json")
@@ -136,7 +181,7 @@ def supervise(experiment_dir, args, workers, host="127.0.0.1", log=print):
         pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus and hasattr(os, "sched_setaffinity") else None
         return subprocess.Popen(command, env={**base, **extra, "KERASTUNER_TUNER_ID": tuner_id}, preexec_fn=pin)
 
-    chief = start(CHIEF, {"CUDA_VISIBLE_DEVICES": ""})
+    chief = start(CHIEF, {"CUDA_VISIBLE_DEVICES": "", "KERASTUNER_ORACLE_IP": host})
     envs = {f"worker{i}": worker_env(i, workers, gpus, cores) for i in range(workers)}
     cpus = {f"worker{i}": None if gpus else worker_cpus(i, workers, cores) for i in range(workers)}
     procs = {tid: start(tid, env, cpus[tid]) for tid, env in envs.items()}
