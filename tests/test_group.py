@@ -75,7 +75,7 @@ def test_each_rule_grouped_records_what_fit_records_bit_for_bit(tmp_path, monkey
     assert not list(tmp_path.rglob("*.ckpt.npz"))
     for run in ("train", "validation"):  # TensorBoard as fit's callback writes it, for every execution
         assert len(list((tmp_path / "grouped").rglob(f"execution_*/{run}/events.out.tfevents.*"))) == 20
-    assert sum("execution" in line and "val_error_rate =" in line for line in lines) == 20
+    assert sum("execution" in line and "val_error_rate (final) = " in line for line in lines) == 20
 
 
 def test_a_diverging_member_is_frozen_and_the_others_train_on_unchanged(tmp_path):
