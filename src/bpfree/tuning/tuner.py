@@ -190,8 +190,9 @@ class GridTuner(keras_tuner.Tuner):
         checkpoint_path = checkpoints.path_for(path)
         run_dir = os.path.join(self.tensorboard_dir, tid, f"execution_{execution}")
         previous = self._previous_record(path)
-        if previous is not None and previous["status"] in FINISHED:
+        if previous is not None and records.done(previous, self.config.num_epochs):
             return _score(previous["history"], self.config.objective, self.config.score)
+        extending = previous is not None and previous["status"] in FINISHED  # completed, the search now longer
         seed = self.config.seed + execution
         keras.utils.set_random_seed(seed)
         try:
@@ -203,14 +204,23 @@ class GridTuner(keras_tuner.Tuner):
             record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir)
             self._finish(record, status, e)
             return None
-        first_epoch, history = self._restore(checkpoint_path, model) if previous is not None else (0, {})
+        final = checkpoints.path_for(path, checkpoints.FINAL_SUFFIX)
+        if extending:  # from its final state; without one (records from before it was kept) it runs again whole
+            first_epoch, history = self._restore(final, model)
+        elif previous is not None:  # interrupted: its last checkpoint (or the final state an extension started from)
+            first_epoch, history = self._restore(checkpoint_path if os.path.exists(checkpoint_path) else final, model)
+        else:
+            first_epoch, history = 0, {}
         if first_epoch:
             record = records.ExecutionRecord.resume(path)
             record.restore_history(history)
-            record.data.setdefault("resumed_at_epochs", []).append(first_epoch)
-            self.log(f"  {tid} execution {execution}: resuming at epoch {first_epoch}")
+            record.data["search"] = self.config.to_json()
+            record.data.setdefault("extended_at_epochs" if extending else "resumed_at_epochs", []).append(first_epoch)
+            verb = f"extending to {self.config.num_epochs} epochs" if extending else "resuming"
+            self.log(f"  {tid} execution {execution}: {verb} at epoch {first_epoch}")
         else:
-            record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir)
+            record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir,
+                                      aside="superseded" if extending else "interrupted")
         record.data["worker"] = self.tuner_id
         record.start(time.monotonic())
         return _Execution(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir,
@@ -346,7 +356,10 @@ class GridTuner(keras_tuner.Tuner):
         losses = run.record.data["history"].get("loss", [])
         diverged = any(v is None or not math.isfinite(v) for v in losses)
         run.record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
-        checkpoints.remove(run.checkpoint_path)
+        if diverged:
+            checkpoints.remove(run.checkpoint_path)
+        else:  # kept: a search extended to more epochs resumes it from there
+            checkpoints.keep_as_final(run.checkpoint_path)
         tensorboard_hparams.write_run(run.run_dir, run.point, run.execution, run.seed, run.record.data["history"])
         run.score = None if diverged else _score(run.record.data["history"], self.config.objective, self.config.score)
 
@@ -372,13 +385,14 @@ class GridTuner(keras_tuner.Tuner):
             self.log(f"  {e}; moved aside to {aside}, the execution starts over")
             return 0, {}
 
-    def _new_record(self, path, tid, execution, point, seed, checkpoint_path, run_dir):
-        """A fresh record; an earlier attempt's partial record and TensorBoard run are kept aside."""
+    def _new_record(self, path, tid, execution, point, seed, checkpoint_path, run_dir, aside="interrupted"):
+        """A fresh record; an earlier attempt's record and TensorBoard run are kept aside (named `aside`)."""
         if os.path.exists(path):
-            records.set_aside(path, "interrupted")
+            records.set_aside(path, aside)
         if os.path.isdir(run_dir):
-            records.set_aside(run_dir, "interrupted")
+            records.set_aside(run_dir, aside)
         checkpoints.remove(checkpoint_path)
+        checkpoints.remove(checkpoints.path_for(path, checkpoints.FINAL_SUFFIX))
         return records.ExecutionRecord(self.experiment_dir, tid, execution, point, seed=seed,
                                        search=self.config.to_json())
 
