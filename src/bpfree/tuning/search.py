@@ -142,6 +142,7 @@ def _run(directory, config, space, points, oracle, role, log, group_size=0):
         return {"project_dir": directory, "grid_points": len(points), "ran": len(oracle.handed_out),
                 "seconds": time.perf_counter() - start, "fit_seconds": 0.0, "accidents": []}
     data = SearchData(config)
+    tuner.progress.done = len(oracle.finished_ids) * config.executions_per_trial
     start = time.perf_counter()
     tuner.search(data, verbose=0)
     return {"project_dir": directory, "grid_points": len(points), "ran": tuner.trials_run,

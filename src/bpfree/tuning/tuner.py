@@ -14,7 +14,7 @@ import tensorflow as tf
 from bpfree import checkpoints, records, scoring
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
-from bpfree.tuning import distributed, group, inputs, tensorboard_hparams
+from bpfree.tuning import distributed, group, inputs, progress, tensorboard_hparams
 from bpfree.tuning.space import trial_id
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -69,7 +69,14 @@ class GridTuner(keras_tuner.Tuner):
         self._programs = {}  # structure key → GroupProgram, reused by every group of that structure
         self.experiment_dir = experiment_dir
         self.config = config
-        self.log = log
+        total = len(points) * config.executions_per_trial
+        self.progress = progress.SearchProgress(config.objective, config.num_epochs, total)
+
+        def log_line(*args):  # the progress line makes way for the search's own lines
+            self.progress.clear()
+            log(*args)
+
+        self.log = log_line
         self.tensorboard_dir = os.path.join(experiment_dir, "tensorboard")
         self.fit_seconds = 0.0
         self.trials_run = 0
@@ -242,9 +249,10 @@ class GridTuner(keras_tuner.Tuner):
 
     def _train_alone(self, run, data):
         """Today's path: the execution's own model, fed by its own pipeline through `fit`."""
-        callbacks = self._callbacks(run, data) + [keras.callbacks.TerminateOnNaN()]
+        callbacks = self._callbacks(run, data) + [keras.callbacks.TerminateOnNaN(), _ProgressCallback(self)]
         flatten = inputs.flattens(run.point["arch"])  # image batches for a conv arch, flat ones for a dense one
         start = time.perf_counter()
+        self.progress.start(run.tid, 1, run.first_epoch)
         try:
             train = data.train(run.seed, run.first_epoch, flatten=flatten)
             run.model.fit(train, validation_data=data.validation(flatten), epochs=self.config.num_epochs,
@@ -260,6 +268,7 @@ class GridTuner(keras_tuner.Tuner):
             return
         finally:
             self.fit_seconds += time.perf_counter() - start
+            self.progress.finish(1)
             keras.backend.clear_session(free_memory=False)
         self._conclude(run)
 
@@ -292,6 +301,7 @@ class GridTuner(keras_tuner.Tuner):
                     self._finish(runs[k].record, "error", e)
 
         start = time.perf_counter()
+        self.progress.start(runs[0].tid, len(runs), runs[0].first_epoch)
         try:
             each(range(len(runs)), lambda k: callbacks[k].on_train_begin())
             for epoch in range(runs[0].first_epoch, self.config.num_epochs):
@@ -311,6 +321,8 @@ class GridTuner(keras_tuner.Tuner):
                         active[k] = False
 
                 each(_indices(trained), epoch_end)
+                self.progress.epoch(epoch, [{**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}}.get(
+                    self.config.objective) for k in _indices(trained) if k < len(runs)])
             each(range(len(runs)), lambda k: callbacks[k].on_train_end())
             tested = [k < len(runs) and k not in failed for k in range(size)]
             test_logs = program.evaluate(tested, data.in_memory("test", flatten))
@@ -328,6 +340,7 @@ class GridTuner(keras_tuner.Tuner):
             return
         finally:
             self.fit_seconds += time.perf_counter() - start
+            self.progress.finish(len(runs))
         for k, run in enumerate(runs):
             if k not in failed:
                 self._conclude(run)
@@ -412,6 +425,17 @@ class GridTuner(keras_tuner.Tuner):
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         tf.summary.flush()
+
+
+class _ProgressCallback(keras.callbacks.Callback):
+    """The progress line of an execution trained through `fit`."""
+
+    def __init__(self, tuner):
+        super().__init__()
+        self.tuner = tuner
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.tuner.progress.epoch(epoch, [(logs or {}).get(self.tuner.config.objective)])
 
 
 @dataclasses.dataclass
