@@ -147,6 +147,7 @@ dropout = [0.1]
 """
 
 
+@pytest.mark.slow  # the fast tier kills and resumes a grouped search in tests/test_search_trust.py
 def test_kill9_during_a_grouped_run_then_resume_gives_the_same_records(tmp_path):
     preset = tmp_path / "preset.toml"
     preset.write_text(PRESET)
