@@ -68,3 +68,11 @@ def test_dashboard_declares_the_trackers_metrics_as_the_records_name_them(tmp_pa
     (dfa,) = [g for g in groups if g["hparams"]["algorithm"] == "dfa"]
     shown = {(v["name"].get("group", ""), v["name"]["tag"]) for v in dfa["metricValues"]}
     assert ("train", "epoch_weight_alignment_2") in shown and ("train", "epoch_bp_cosine_1") in shown, shown
+
+
+def test_a_reconstruction_search_declares_its_unexplained_variance_not_an_error_rate(tmp_path):
+    config = SearchConfig(dataset="digits", problem_type="reconstruction", objective="val_loss")
+    tensorboard_hparams.write_config(str(tmp_path / "tensorboard"), SearchSpace.create(SPACE), config)
+    experiment, _ = hparams_dashboard(tmp_path)
+    declared = {(m["name"].get("group", ""), m["name"]["tag"]) for m in experiment["metricInfos"]}
+    assert declared == {(g, f"epoch_{m}") for g in ("train", "validation") for m in ("loss", "unexplained_variance")}

@@ -15,18 +15,19 @@ from tensorboard.plugins.hparams import api as hp_api
 from bpfree import datasets, models, rules
 from bpfree.tuning import inputs
 
-METRICS = ("loss", "error_rate")
+# The compiled metrics a search logs per epoch, train and validation (`BpfreeHyperModel.build`).
+METRICS = {"classification": ("loss", "error_rate"), "reconstruction": ("loss", "unexplained_variance")}
 
 
 def write_config(tensorboard_dir, space, config):
-    """Declares every hparam and the metrics to compare: loss and error rate (train and validation
-    groups) and, when the search has trackers, every tracker metric its models log (train group: the
-    trackers are training-only metrics; `tracker_metric_names`)."""
+    """Declares every hparam and the metrics to compare: the loss and the error rate, or for reconstruction
+    the unexplained variance (train and validation groups), and, when the search has trackers, every
+    tracker metric its models log (train group: trackers are training-only; `tracker_metric_names`)."""
     hparams = []
     for name, values in space.values:
         hparams.append(hp_api.HParam(name, hp_api.Discrete(list(values))))
     metrics = [hp_api.Metric(f"epoch_{m}", group=g, display_name=f"{g} {m}")
-               for m in METRICS for g in ("train", "validation")]
+               for m in METRICS[config.problem_type] for g in ("train", "validation")]
     metrics += [hp_api.Metric(f"epoch_{m}", group="train", display_name=f"train {m}")
                 for m in tracker_metric_names(space.grid(), config)]
     os.makedirs(tensorboard_dir, exist_ok=True)
