@@ -7,6 +7,7 @@ point apart), then the experiment and project it belongs to, so that `tensorboar
 several searches never merges two searches' executions of one grid point into one group.
 """
 
+import logging
 import os
 
 import tensorflow as tf
@@ -45,22 +46,32 @@ def tracker_metric_names(points, config):
     meta = datasets.info(config.dataset)
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     names, seen = {}, set()
-    for p in points:
-        extras = {k: p[k] for k in rules.rule_class(p["algorithm"]).hparams() if k in p}
-        key = (p["algorithm"], p["arch"], tuple(sorted(extras.items())))
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            model = models.build_model(
-                p["algorithm"], p["arch"], inputs.input_dim(p["arch"], meta.input_shape, config.dataset), output_dim,
-                activation=p["activation"], batchnorm=p["batchnorm"], dropout=p["dropout"], bw_init=p["bw_init"],
-                use_bias=config.use_bias, problem_type=config.problem_type, trackers=config.trackers,
-                seed=config.seed, **extras)
-        except ValueError:
-            continue
-        names.update(dict.fromkeys(m.name for m in model.tracker_metrics))
+    logger, silent = logging.getLogger("bpfree"), _Silent()
+    logger.addFilter(silent)  # "tracker ... does not apply": each execution's model says it again
+    try:
+        for p in points:
+            extras = {k: p[k] for k in rules.rule_class(p["algorithm"]).hparams() if k in p}
+            key = (p["algorithm"], p["arch"], tuple(sorted(extras.items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                model = models.build_model(
+                    p["algorithm"], p["arch"], inputs.input_dim(p["arch"], meta.input_shape, config.dataset),
+                    output_dim, activation=p["activation"], batchnorm=p["batchnorm"], dropout=p["dropout"],
+                    bw_init=p["bw_init"], use_bias=config.use_bias, problem_type=config.problem_type,
+                    trackers=config.trackers, seed=config.seed, **extras)
+            except ValueError:
+                continue
+            names.update(dict.fromkeys(m.name for m in model.tracker_metrics))
+    finally:
+        logger.removeFilter(silent)
     return list(names)
+
+
+class _Silent(logging.Filter):
+    def filter(self, record):
+        return False
 
 
 def session_group_name(run_dir, execution):
