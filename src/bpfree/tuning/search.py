@@ -58,7 +58,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         oracle = _oracle(directory, config, points)
         log(f"{directory}: {len(points)} grid points, {len(oracle.finished_ids)} already finished, "
             f"{len(oracle.remaining)} to run")
-        tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space)
+        tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space, config)
         summary = _run(directory, config, space, points, oracle, role, log, group_size)
         summary["unfinished"] = oracle.unfinished_executions()
         return summary
