@@ -75,6 +75,8 @@ def test_a_reconstruction_search_logs_unexplained_variance_in_train_validation_a
         assert set(grouped) == set(alone)
         for key in alone:
             assert grouped[key] == pytest.approx(alone[key], rel=1e-5), key
+    pictures = list(tmp_path.rglob("execution_0/reconstructions.png"))  # one per execution, either path
+    assert len(pictures) == 4 and all(p.stat().st_size > 1000 for p in pictures)
 
 
 def image_data(axes):

@@ -11,7 +11,8 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from bpfree import checkpoints, records, scoring
+from bpfree import checkpoints, datasets, records, scoring
+from bpfree.reconstructions import ReconstructionFigure
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
 from bpfree.tuning import distributed, group, inputs, progress, tensorboard_hparams
@@ -245,6 +246,9 @@ class GridTuner(keras_tuner.Tuner):
         if self.config.histogram_freq:
             flatten = inputs.flattens(run.point["arch"])
             callbacks.append(ActivationHistograms(run.run_dir, data.sample(flatten), self.config.histogram_freq))
+        if self.config.problem_type == "reconstruction":  # sample inputs beside their reconstructions, at the end
+            callbacks.append(ReconstructionFigure(run.run_dir, data.sample(inputs.flattens(run.point["arch"])),
+                                                  datasets.info(self.config.dataset).input_shape))
         return callbacks
 
     def _train_alone(self, run, data):
