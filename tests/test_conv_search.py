@@ -229,3 +229,13 @@ def test_the_readme_conv_commands_resolve_and_validate(tmp_path):
             assert all("conv" in p["arch"] for p in space.grid())
     finally:
         flags.FLAGS.unparse_flags()
+
+
+def test_a_conv_arch_for_reconstruction_is_refused_before_training():
+    from bpfree.tuning.validation import validate_points
+
+    config = SearchConfig(dataset="digits", problem_type="reconstruction", objective="val_loss")
+    point = {"algorithm": "bp", "arch": "conv4k3-16", "activation": "tanh", "batchnorm": False, "dropout": 0.0,
+             "bw_init": "ortho", "lr": 1e-3}
+    with pytest.raises(ValueError, match="Invalid arch 'conv4k3-16' for problem_type 'reconstruction'"):
+        validate_points([point], config)
