@@ -27,6 +27,7 @@ def search(directory, space=SPACE, **settings):
     return [line for line in lines if " execution " in line]
 
 
+@pytest.mark.slow  # the fast tier: the refusals, an early-stopped execution, an extension without final state
 def test_more_seeds_more_epochs_and_more_grid_values_run_only_what_is_new(tmp_path):
     grown, fresh = tmp_path / "grown", tmp_path / "fresh"
     assert len(search(grown)) == 2
