@@ -62,6 +62,7 @@ def test_an_execution_without_its_final_state_runs_again_whole_when_extended(tmp
     assert len(list((tmp_path / "old").rglob("superseded_*execution_0.json"))) == 2  # the shorter records kept aside
 
 
+@pytest.mark.slow
 def test_an_early_stopped_execution_is_not_extended(tmp_path):
     settings = dict(num_epochs=6, use_early_stopping=True, early_stopping_patience=1)
     search(tmp_path, space={**SPACE, "lr": [0.3]}, **settings)
