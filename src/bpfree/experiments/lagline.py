@@ -157,6 +157,13 @@ def param_error(config, params):
     return max(abs(params[k] - v) / abs(v) for k, v in teacher.items())
 
 
+def make_student(config, layers):
+    """The student over `layers`: truncated BPTT for the bptt_tw* models, else a GLE/BP student."""
+    if config.is_bptt:
+        return BPTTStudent(layers, keras.optimizers.Adam(config.learning_rate), config.window_steps)
+    return GLEStudent(layers, config.beta, keras.optimizers.Adam, config.learning_rate)
+
+
 def run(config, exp_dir, log=print):
     """Runs one LagLine student against its teacher; records as it goes. Returns the summary dict
     (final loss = mean per-step MSE of the last logged interval, the final parameters, param_error)."""
@@ -164,10 +171,7 @@ def run(config, exp_dir, log=print):
     w0, tau0 = student_init(config.seed)
     teacher = ForwardChain(build_chain(config, config.teacher_w, config.teacher_tau_m, mode="bp"))
     layers = build_chain(config, w0, tau0, mode="bp" if config.model == "bp" else "gle", learn=True)
-    if config.is_bptt:
-        student = BPTTStudent(layers, keras.optimizers.Adam(config.learning_rate), config.window_steps)
-    else:
-        student = GLEStudent(layers, config.beta, keras.optimizers.Adam, config.learning_rate)
+    student = make_student(config, layers)
     total = config.init_steps + config.train_steps
     x = signals.step_function(config.dt, total * config.dt, config.batch_size, width=config.width,
                               smooth_sigma=config.smooth_sigma, seed=[int(config.seed), 2])[:, :total]

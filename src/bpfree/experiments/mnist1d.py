@@ -100,6 +100,17 @@ def plot_accuracy(history, path, title):
     plt.close(fig)
 
 
+def make_optimizer(config):
+    """The seed's Adam at `config.lr`."""
+    return keras.optimizers.Adam(config.lr, epsilon=1e-8)
+
+
+def make_plateau():
+    """The seed's ReduceLROnPlateau(patience 2, factor 0.5) on the test loss, in Keras's terms."""
+    return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_delta=2e-4, mode="min",
+                                             verbose=0)
+
+
 def run(config, exp_dir, log=print):
     """Trains (or resumes) one seed; returns the execution record's data."""
     seed, epochs, batch_size, model_name = config.seed, config.epochs, config.batch_size, config.model
@@ -120,7 +131,7 @@ def run(config, exp_dir, log=print):
         keras.utils.set_random_seed(seed)
         record = records.ExecutionRecord(exp_dir, model_name, seed, config.hparams(), seed=seed)
         model = build(model_name, seed, batch_size=batch_size)
-        model.compile(optimizer=keras.optimizers.Adam(config.lr, epsilon=1e-8), metrics=["error_rate"])
+        model.compile(optimizer=make_optimizer(config), metrics=["error_rate"])
     n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     log(f"{model_name}: {n_params} trainable parameters, {len(x)} train / {len(xt)} test sequences of "
         f"{x.shape[1]} steps, {int(np.ceil(len(x) / batch_size)) * x.shape[1]} optimizer steps per epoch.")
@@ -143,8 +154,7 @@ def run(config, exp_dir, log=print):
                 f"test acc {row['test_acc']:.2f} %  lr {row['current_lr']:.2e}  {row['epoch_seconds']:.1f} s "
                 f"(cpu {row['epoch_cpu_seconds']:.1f} s)")
 
-    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_delta=2e-4,
-                                                mode="min", verbose=0)
+    plateau = make_plateau()
     try:
         model.fit(x, y1, batch_size=batch_size, epochs=epochs, initial_epoch=record.epochs_done, shuffle=True,
                   validation_data=(xt, yt1), validation_batch_size=config.test_batch_size,
