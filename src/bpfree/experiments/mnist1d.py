@@ -15,8 +15,8 @@ argmax Σ_t logits_t.
 Both: Adam lr 5e-3 · 72/360 = 1e-3 (ε = 1e-8 as in PyTorch), batch 100 (test batch 1000),
 ReduceLROnPlateau(factor 0.5) stepped on the **test** loss, as the seed does. PyTorch's patience 2
 reduces after 3 epochs without improvement (num_bad_epochs > patience); Keras's reduces after
-`patience` epochs (wait ≥ patience), so Keras patience 3 here; PyTorch's relative threshold 1e-4 is
-approximated by Keras's absolute min_delta 2e-4 at the loss's scale (≈2).
+`patience` epochs (wait ≥ patience), so Keras patience 3 here; an epoch improves when its test loss is
+below best · (1 − 1e-4), PyTorch's relative threshold (`bpfree.plateau.RelativeReduceLROnPlateau`).
 
 Outputs in ``--exp_dir``: the execution record ``records/<model>/execution_<seed>.json`` (per epoch:
 loss, error_rate, test_loss, test_acc, current_lr, epoch_seconds, epoch_cpu_seconds;
@@ -38,6 +38,7 @@ import numpy as np
 from bpfree import checks, datasets, figures, io, records
 from bpfree.experiments import entry
 from bpfree.models.gle_mnist1d import MODELS, build
+from bpfree.plateau import RelativeReduceLROnPlateau
 
 SAMPLE_LENGTH = 72  # the seed's "original length of MNIST-1D samples in arbitrary units"
 
@@ -106,9 +107,9 @@ def make_optimizer(config):
 
 
 def make_plateau():
-    """The seed's ReduceLROnPlateau(patience 2, factor 0.5) on the test loss, in Keras's terms."""
-    return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_delta=2e-4, mode="min",
-                                             verbose=0)
+    """The seed's ReduceLROnPlateau(patience 2, factor 0.5, relative threshold 1e-4) on the test loss, in
+    Keras's terms (patience 3: see `bpfree.plateau`)."""
+    return RelativeReduceLROnPlateau(monitor="val_loss", mode="min", factor=0.5, patience=3, threshold=1e-4)
 
 
 def run(config, exp_dir, log=print):
