@@ -371,14 +371,26 @@ def test_lagnet_short_runs_write_records(tmp_path):
         config = lagnet.LagNetConfig(model=model, t_total=20.0, t_start=5.0, log_every=5.0, plot_every=0)
         result = lagnet.run(config, str(tmp_path), log=lambda *a: None)
         assert result["status"] == "completed"
-        assert (tmp_path / f"lagnet_{model}_seed0.png").exists()
+        assert (tmp_path / f"lagnet_{model}_seed{config.seed}.png").exists()
     frame = results.load(str(tmp_path))
     assert set(frame["trial_id"]) == {"gle", "bptt"}
-    start = lagnet.student_init(0)
+    start = lagnet.student_init(config.seed)
     for model in ("gle", "bptt"):
         rows = frame[frame["trial_id"] == model]
         assert rows["w_0"].iloc[0] == pytest.approx(start[0])  # no learning before t_start
         assert rows["w_0"].iloc[-1] != pytest.approx(start[0], abs=1e-6)  # learning after
+
+
+def test_lagnet_students_start_from_the_seeds_torch_init():
+    """The seed (experiments/mimic/lagnet.py, seed 5, "# init negative weights") builds the students right
+    after torch.manual_seed(5), hid_1 first: nn.Linear(1, 2) draws W ~ U(−1, 1) from torch's generator."""
+    from bpfree.experiments import lagnet
+
+    assert lagnet.LagNetConfig().seed == 5
+    w = lagnet.student_init(5)
+    assert w == pytest.approx((0.66050375, -0.7477782), abs=1e-7)  # torch: hid_1.weight = [[0.6605], [-0.7478]]
+    assert w[1] < 0 < lagnet.TEACHER_HID_1[1]  # the slow (LI) weight starts negative, the teacher's is +1
+    assert lagnet.student_init(0) != pytest.approx(w)
 
 
 def test_lagnet_frozen_layers_stay_fixed(tmp_path):

@@ -1,14 +1,17 @@
 """LagNet teacher–student (Fig. 6 of "Backpropagation through space, time and the brain"; seed
 `experiments/mimic/lagnet.py`): only the first hidden layer learns, through a lagging network above it.
 
-    python -m bpfree.experiments.lagnet [--model gle|bptt] [--t_total 1001] [--exp_dir data/lagnet] [--seed 0]
+    python -m bpfree.experiments.lagnet [--model gle|bptt] [--t_total 1001] [--exp_dir data/lagnet] [--seed 5]
 
 Network 1 → 2 → 2 → 1 of `GLEDense` layers, no bias, dt = 0.01, β = 1: hidden layers tanh, each with one
 LE unit (τ_m = τ_r = 1) and one leaky-integrator-like unit (τ_m = 1, τ_r = 0.1); the output layer linear
 with τ_m = τ_r = 1 and γ = 0; hidden γ = 1e-3. The teacher is the seed's "strong slow path" net with
 a negative fast weight: hid_1 W = [[−0.5, 1]], hid_2 W = [[0.5, 0], [0, 1]], top W = [[0.5], [1]]. The
-students share hid_2 and top with the teacher (frozen) and start hid_1 at W ~ U(−1, 1) (PyTorch's
-`Linear` init for one input; seeded). Input: x(t) = Σ_k sin(ω_k t), ω = (0.49, 1.07, 1.98) rad per time
+students share hid_2 and top with the teacher (frozen) and start hid_1 where the seed's do: the first
+`torch.nn.Linear(1, 2)` built after `torch.manual_seed(seed)`, W ~ U(−1, 1) as torch's CPU generator draws
+it (`bpfree.torch_random`). The seed's seed 5 ("# init negative weights", the default here) gives
+W = [[0.6605, −0.7478]]: the fast (LE) weight positive where the teacher's is −0.5, the slow (LI) one
+negative where the teacher's is +1. Input: x(t) = Σ_k sin(ω_k t), ω = (0.49, 1.07, 1.98) rad per time
 unit (`bpfree.datasets.signals.sinusoids`; the seed's cosines go to an input channel it then drops), batch 1. Learning
 starts at t = 80 (step 8000) and runs to T = 1001.
 
@@ -31,7 +34,7 @@ import sys
 import keras
 import numpy as np
 
-from bpfree import checks
+from bpfree import checks, torch_random
 from bpfree.datasets import signals
 from bpfree.experiments import entry
 from bpfree.layers.gle import GLEDense
@@ -52,7 +55,7 @@ class LagNetConfig:
     model: str = entry.flag("gle", f"Student: {' | '.join(MODELS)}.")
     dt: float = 0.01
     beta: float = 1.0
-    seed: int = entry.flag(0, "Seed of the student's initial hid_1 weights.")
+    seed: int = entry.flag(5, "torch.manual_seed of the student's initial hid_1 weights (the seed's 5).")
     gamma: float = 1e-3
     momentum: float = 0.9
     lr: float = entry.flag(2e-2, "GLE learning rate before the ·dt/β rescaling.")
@@ -105,8 +108,9 @@ class LagNetConfig:
 
 
 def student_init(seed):
-    """hid_1's initial kernel (1, 2) ~ U(−1, 1)."""
-    return tuple(np.random.default_rng([int(seed), 1]).uniform(-1.0, 1.0, 2))
+    """hid_1's initial kernel (1, 2) as the seed's students get it: `torch.manual_seed(seed)`, then
+    `nn.Linear(1, 2)` (U(−1, 1)), the first layer the seed builds."""
+    return tuple(float(w) for w in torch_random.linear_kernel(seed, 1, 2)[0])
 
 
 def build_net(config, hid_1, *, learn):
