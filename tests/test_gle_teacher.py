@@ -256,6 +256,28 @@ def test_lagline_instantaneous_bp_does_not_recover_teacher(short_lagline):
     assert bp["loss"] > 100 * gle["loss"]
 
 
+@pytest.mark.parametrize("model", ["gle", "bp", "bptt_tw1"])
+def test_lagline_students_use_the_seeds_adam(model):
+    """The seed's torch.optim.Adam: ε = 1e-8 added after the bias correction (`TorchAdam`), for the GLE, BP
+    and BPTT students alike; ``optimizer="adam"`` keeps Keras's placement, with the same ε."""
+    import keras
+
+    from bpfree.experiments import lagline
+    from bpfree.optimizers import TorchAdam
+
+    def optimizer(config):
+        student = lagline.make_student(config, lagline.build_chain(config, (0.5, 0.5), (0.5, 0.5), learn=True))
+        student.start_learning()
+        return student.trainer.optimizer if config.is_bptt else student.net.optimizer
+
+    config = lagline.LagLineConfig(model=model)
+    seeds = optimizer(config)
+    assert type(seeds) is TorchAdam and seeds.epsilon == 1e-8
+    assert float(seeds.learning_rate) == pytest.approx(config.learning_rate)
+    keras_adam = optimizer(lagline.LagLineConfig(model=model, optimizer="adam"))
+    assert type(keras_adam) is keras.optimizers.Adam and keras_adam.epsilon == 1e-8
+
+
 def test_lagline_config_bad_input():
     from bpfree.experiments import lagline
 
@@ -265,6 +287,8 @@ def test_lagline_config_bad_input():
         lagline.LagLineConfig(t_train=-1)
     with pytest.raises(ValueError, match="shorter than the bptt_tw4 window"):
         lagline.LagLineConfig(model="bptt_tw4", t_train=1.0)
+    with pytest.raises(ValueError, match="Unknown --optimizer 'sgd'; valid: torch_adam, adam"):
+        lagline.LagLineConfig(optimizer="sgd")
     config = lagline.LagLineConfig(model="bptt_tw2")
     assert config.window_steps == 200 and config.learning_rate == pytest.approx(1e-6 / 0.01 * 200)
     assert config.chunk_steps % 200 == 0
@@ -299,6 +323,8 @@ def test_lagline_cli_writes_records_and_figure(tmp_path):
     for column in ("time", "learning", "loss", "w_0", "w_1", "tau_m_0", "tau_m_1", "param_error", "model",
                    "truncation_steps"):
         assert column in frame
+    assert set(frame["optimizer"]) == {"torch_adam"} and set(frame["epsilon"]) == {1e-8}
+    assert "torch_adam (ε = 1e-08 added after the bias correction (PyTorch))" in proc.stdout
     tw1 = frame[frame["trial_id"] == "bptt_tw1"]
     assert list(tw1["time"]) == pytest.approx([2.0, 4.0, 6.0])
     assert list(tw1["learning"]) == [0.0, 1.0, 1.0]

@@ -146,6 +146,18 @@ def test_mnist1d_plateau_schedule_is_the_seeds_relative_threshold():
     assert drive(mnist1d.make_plateau(), LOSSES, 1e-3) == pytest.approx(want, rel=1e-6)
 
 
+def test_mnist1d_uses_the_seeds_adam():
+    from bpfree.experiments.mnist1d import MNIST1DConfig, make_optimizer
+
+    seeds = make_optimizer(MNIST1DConfig())
+    assert type(seeds) is optimizers.TorchAdam and seeds.epsilon == 1e-8
+    assert float(seeds.learning_rate) == pytest.approx(1e-3)
+    keras_adam = make_optimizer(MNIST1DConfig(optimizer="adam"))
+    assert type(keras_adam) is keras.optimizers.Adam and keras_adam.epsilon == 1e-8
+    with pytest.raises(ValueError, match="Unknown --optimizer 'sgd'; valid: torch_adam, adam"):
+        MNIST1DConfig(optimizer="sgd")
+
+
 def test_relative_plateau_max_mode_config_and_bad_input():
     from bpfree.plateau import RelativeReduceLROnPlateau
 

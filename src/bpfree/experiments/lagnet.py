@@ -21,10 +21,16 @@ Models:
 - ``bptt``: truncated BPTT through the forward dynamics, one SGD(momentum 0.9) step every 300 steps
   with lr 7e-2 on the window's ∫ ½(y − r)² dt (the seed's adjoint "BPTT" student, γ = 0).
 
-The student's output at a step is compared with the teacher's at the same step (`lagline` explains the
-seed's one-step offset). Records: `<exp_dir>/records/<model>/execution_<seed>.json`, one epoch per
-`log_every` time units: time, learning, loss (mean per-step MSE), w_0, w_1 (hid_1's kernel),
-param_error (largest relative deviation from the teacher's hid_1); figure `<exp_dir>/lagnet_<model>_seed<seed>.png`.
+Optimizer: both students use the seed's `torch.optim.SGD(momentum=0.9)`, which has no ε (so no question
+of where Adam adds it). Keras's momentum form v ← μv − ηg, θ ← θ + v is torch's b ← μb + g, θ ← θ − ηb
+(v = −ηb) at a constant learning rate, as here.
+
+The student's output at step t is its old top rate (before it consumes x_t), and its target the
+teacher's old top rate at the same step, as in the seed (whose teacher returns its top rate before
+committing the step's state, like its students). Records: `<exp_dir>/records/<model>/execution_<seed>.json`
+(the optimizer in the hparams), one epoch per `log_every` time units: time, learning, loss (mean per-step
+MSE), w_0, w_1 (hid_1's kernel), param_error (largest relative deviation from the teacher's hid_1); figure
+`<exp_dir>/lagnet_<model>_seed<seed>.png`. The first log line names the optimizer.
 """
 
 import dataclasses
@@ -102,7 +108,7 @@ class LagNetConfig:
 
     def hparams(self):
         return {"model": self.model, "dt": self.dt, "beta": self.beta, "gamma": self.gamma, "lr": self.lr,
-                "learning_rate": self.learning_rate, "momentum": self.momentum, "truncation_steps": self.window_steps,
+                "learning_rate": self.learning_rate, "optimizer": "sgd", "momentum": self.momentum, "truncation_steps": self.window_steps,
                 "t_start": self.t_start, "t_total": self.t_total, "log_every": self.log_every,
                 "teacher_w_0": TEACHER_HID_1[0], "teacher_w_1": TEACHER_HID_1[1]}
 
