@@ -19,9 +19,9 @@ Models:
   (`bpfree.models.bptt.TruncatedBPTT`).
 
 Adam: every model uses the seed's `torch.optim.Adam`, ε = 1e-8 added after the bias correction,
-θ ← θ − η m̂/(√v̂ + ε) (`bpfree.optimizers.TorchAdam`, ``--optimizer torch_adam``, the default). With the
-β-scaled errors the gradients are tiny and √v̂ is not ≫ ε, so where ε goes changes the steps;
-``--optimizer adam`` is Keras's Adam with the same ε added before the bias correction.
+θ ← θ − η m̂/(√v̂ + ε) (`bpfree.optimizers.TorchAdam`, ``--optimizer torch_adam``, the default). The
+β-scaled errors make the gradients small enough for ε's size (Keras's default is 1e-7) and, less so, its
+place to shift the steps; ``--optimizer adam`` is Keras's Adam with the same ε added before the correction.
 
 The student's output at step t is its old top rate r_L (before it consumes x_t), and its target at
 step t is the teacher's old top rate at the same step, as in the seed, whose teacher returns its top
