@@ -200,7 +200,8 @@ def test_cli_runs_the_seeds_tower_command_with_rule_hparams_and_its_optimizer(tm
     assert config["search"]["optimizer"] == "uncorrected_adam"
     args[3] = str(tmp_path / "bad")
     bad = subprocess.run(args + ["--optimizer", "adamw"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "Unknown optimizer 'adamw'; valid: adam, torch_adam, uncorrected_adam, sgd" in bad.stderr
+    assert bad.returncode == 2
+    assert "Unknown optimizer 'adamw'; valid: adam, torch_adam, uncorrected_adam, sgd" in bad.stderr
 
 
 def readme_commands(prefix):

@@ -131,7 +131,8 @@ class LagLineConfig:
     def hparams(self):
         return {"model": self.model, "dt": self.dt, "tau_r": self.tau_r, "beta": self.beta, "lr": self.lr,
                 "learning_rate": self.learning_rate, "optimizer": self.optimizer, "epsilon": self.epsilon,
-                "epsilon_placement": optimizers.PLACEMENTS[self.optimizer], "gamma": self.gamma, "batch_size": self.batch_size,
+                "epsilon_placement": optimizers.PLACEMENTS[self.optimizer], "gamma": self.gamma,
+                "batch_size": self.batch_size,
                 "t_init": self.t_init, "t_train": self.t_train, "truncation_steps": self.window_steps,
                 "tau_min": self.tau_min, "teacher_w_0": self.teacher_w[0], "teacher_w_1": self.teacher_w[1],
                 "teacher_tau_m_0": self.teacher_tau_m[0], "teacher_tau_m_1": self.teacher_tau_m[1],

@@ -108,7 +108,8 @@ class LagNetConfig:
 
     def hparams(self):
         return {"model": self.model, "dt": self.dt, "beta": self.beta, "gamma": self.gamma, "lr": self.lr,
-                "learning_rate": self.learning_rate, "optimizer": "sgd", "momentum": self.momentum, "truncation_steps": self.window_steps,
+                "learning_rate": self.learning_rate, "optimizer": "sgd", "momentum": self.momentum,
+                "truncation_steps": self.window_steps,
                 "t_start": self.t_start, "t_total": self.t_total, "log_every": self.log_every,
                 "teacher_w_0": TEACHER_HID_1[0], "teacher_w_1": TEACHER_HID_1[1]}
 

@@ -144,8 +144,9 @@ def run(config, exp_dir, log=print):
         model = build(model_name, seed, batch_size=batch_size)
         model.compile(optimizer=make_optimizer(config), metrics=["error_rate"])
     n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    log(f"{model_name}: {optimizers.describe(model.optimizer)}, {n_params} trainable parameters, {len(x)} train / {len(xt)} test sequences of "
-        f"{x.shape[1]} steps, {int(np.ceil(len(x) / batch_size)) * x.shape[1]} optimizer steps per epoch.")
+    log(f"{model_name}: {optimizers.describe(model.optimizer)}, {n_params} trainable parameters, {len(x)} train / "
+        f"{len(xt)} test sequences of {x.shape[1]} steps, {int(np.ceil(len(x) / batch_size)) * x.shape[1]} "
+        "optimizer steps per epoch.")
     record.start(time.monotonic())
 
     class Recorder(keras.callbacks.Callback):
