@@ -18,7 +18,7 @@ from bpfree.tuning import inputs
 # keras-tuner uses KERASTUNER_TUNER_ID as a directory name, which it deletes first (overwrite=True).
 TUNER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 BYTES_PER_NUMBER = 4  # float32 weights
-OPTIMIZER_SLOTS = {"adam": 2, "uncorrected_adam": 2, "sgd": 0}
+OPTIMIZER_SLOTS = {"adam": 2, "torch_adam": 2, "uncorrected_adam": 2, "sgd": 0}
 
 
 def validate_points(points, config, meta=None):
