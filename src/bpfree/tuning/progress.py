@@ -14,7 +14,6 @@ one ETA; this line needs the grid's ETA beside the execution's, and a text label
 """
 
 import math
-import os
 import shutil
 import sys
 import time
@@ -81,8 +80,7 @@ class SearchProgress:
 
 
 def _width():
-    return shutil.get_terminal_size((100, 20)).columns if os.environ.get("COLUMNS") is None else int(
-        os.environ["COLUMNS"])
+    return shutil.get_terminal_size((100, 20)).columns  # COLUMNS first, then the terminal
 
 
 def _clock(seconds):

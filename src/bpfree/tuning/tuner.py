@@ -111,7 +111,7 @@ class GridTuner(keras_tuner.Tuner):
                 break
             self._run_trials(trials, data)
         for key in asked:  # every key that asked is told the grid is done (the chief waits for that)
-            while self._create_trial(key) is not None:
+            if self._create_trial(key) is not None:
                 raise RuntimeError(f"The oracle handed out a trial to {key} after saying the grid is done.")
         self.on_search_end()
 
