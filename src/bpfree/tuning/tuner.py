@@ -98,27 +98,41 @@ class GridTuner(keras_tuner.Tuner):
             return super().search(*(() if data is None else (data,)))
         self.on_search_begin()
         keys = [self.tuner_id] + [f"{self.tuner_id}~{k}" for k in range(1, self.trials_per_group)]
-        asked = set()
+        asked, told = [], set()
         while True:
             trials = []
             for key in keys:
-                trial = self._create_trial(key)
-                asked.add(key)
+                trial = self._create_trial(key, told)
+                if key not in asked:
+                    asked.append(key)
                 if trial is None:
+                    told.add(key)
                     break
                 trials.append(trial)
             if not trials:
                 break
             self._run_trials(trials, data)
         for key in asked:  # every key that asked is told the grid is done (the chief waits for that)
-            if self._create_trial(key) is not None:
-                raise RuntimeError(f"The oracle handed out a trial to {key} after saying the grid is done.")
+            if key not in told:
+                if self._create_trial(key, told) is not None:
+                    raise RuntimeError(f"The oracle handed out a trial to {key} after saying the grid is done.")
+                told.add(key)
         self.on_search_end()
 
-    def _create_trial(self, key):
-        """The oracle's next trial for `key`, or None when the grid is done."""
+    def _create_trial(self, key, told):
+        """The oracle's next trial for `key`, or None when the grid is done.
+
+        `told`: the keys of this tuner already told the grid is done. Once one has been, a coordinator
+        that has gone away (its reply to the last key can be cut when it exits) is the grid's end too:
+        every trial this tuner held has been reported by then (`distributed.coordinator_gone`)."""
         while True:
-            trial = self.oracle.create_trial(key)
+            try:
+                trial = self.oracle.create_trial(key)
+            except Exception as e:
+                if told and distributed.coordinator_gone(e):
+                    self.log(f"  the coordinator has closed after telling {self.tuner_id} the grid is done")
+                    return None
+                raise
             if trial.status == TrialStatus.STOPPED:
                 return None
             if trial.status != TrialStatus.IDLE:
