@@ -227,7 +227,7 @@ def tuner(directory):
 if __name__ == "__main__":
     chief = tuner(sys.argv[1])
     print("serving", flush=True)
-    serve(chief, poll_seconds=0.05)
+    serve(chief, poll_seconds=0.05, reply_seconds=0)
     import threading
     server_alive = any(t.name == "keras-tuner chief" and t.is_alive() for t in threading.enumerate())
     print("served", len(chief.oracle.handed_out), len(chief.oracle.remaining), server_alive, flush=True)
