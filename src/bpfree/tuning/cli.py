@@ -30,6 +30,7 @@ from bpfree.tuning.space import SearchSpace, load_preset
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 USAGE = "python -m bpfree EXPERIMENT_DIR [flags]"
+DEFAULT_PRESET = os.path.join(REPO, "hparams", "default.toml")
 
 
 def _one_of(names):
@@ -166,7 +167,7 @@ def resolve(argv):
     experiment_dir = FLAGS.experiment_dir or (positional[0] if positional else None)
     if not experiment_dir:
         raise ValueError("No experiment directory: python -m bpfree EXPERIMENT_DIR [flags].")
-    preset = FLAGS.hparams or os.path.join(REPO, "hparams", "default.toml")
+    preset = FLAGS.hparams or DEFAULT_PRESET
     search, space = load_preset(preset)
     overrides = {name: getattr(FLAGS, name) for name in SEARCH_FLAGS}
     if FLAGS.tracker:
@@ -195,8 +196,8 @@ def main(argv):
         group_size = group.DEFAULT_GROUP_SIZE if FLAGS.group_size is None else FLAGS.group_size
         checks.whole("--group_size", group_size, lambda v: v >= 0, "must be ≥ 0 (0: one execution at a time)")
         if FLAGS.dry_run:
-            dry_run(experiment_dir, config, space, group_size, reset_training=FLAGS.reset_training,
-                    workers=FLAGS.workers)
+            dry_run(experiment_dir, config, space, group_size, preset=FLAGS.hparams or DEFAULT_PRESET,
+                    reset_training=FLAGS.reset_training, workers=FLAGS.workers)
             return 0
         size = plan.GridSize.of(space, config)
         if size.execution_epochs > plan.ASK_ABOVE and not FLAGS.yes:

@@ -13,7 +13,7 @@ from bpfree.tuning.oracle import finished_trials
 from bpfree.tuning.space import trial_id
 
 
-def dry_run(experiment_dir, config, space, group_size, *, reset_training=False, workers=0,
+def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_training=False, workers=0,
             out=functools.partial(print, flush=True)):
     """Prints the plan of the search (`config`, `space`) in `experiment_dir`, then its estimate; raises
     ValueError where the search itself would refuse to start."""
@@ -28,6 +28,8 @@ def dry_run(experiment_dir, config, space, group_size, *, reset_training=False, 
         done = finished_trials(directory, config.executions_per_trial)
         finished = sum(trial_id(p) in done for p in points)
     out(f"dry run: nothing is trained and nothing is written to {experiment_dir}")
+    if preset:
+        out(f"preset: {preset}")
     out(f"project: {directory}")
     for line in plan.describe(space, config, group_size, finished):
         out(line)

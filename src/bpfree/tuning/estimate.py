@@ -67,9 +67,9 @@ class Estimate:
 
     def _extrapolated(self, epochs):
         if self.alone:
-            return f"each execution's set-up (building, tracing, testing) plus its {epochs} epochs"
+            return f"each execution's set-up (building, tracing, testing) plus its {_count(epochs, 'epoch')}"
         return (f"each structure's set-up (building, tracing, testing: once, as all its groups reuse its program) "
-                f"plus its groups × {epochs} epochs")
+                f"plus its groups × {_count(epochs, 'epoch')}")
 
     def lines(self, config, width=100):
         """The dry run's lines: the estimate, then how it was made."""
@@ -81,7 +81,7 @@ class Estimate:
         if self.timed < self.pairs:
             how += "; an untimed pair costs t(algorithm, arch0) · t(algorithm0, arch) / t(algorithm0, arch0)"
         if timed < full:
-            how += f"; epochs were timed on {timed:,} of the {full:,} training examples and scaled by {full / timed:.3g}"
+            how += f"; epochs were timed on about {timed:,} of the {full:,} training examples and scaled by {full / timed:.3g}"
         if config.use_early_stopping:
             how += "; early stopping may end executions sooner"
         return [*textwrap.wrap(f"estimated wall time: {format_seconds(self.seconds)} on this machine as loaded now "

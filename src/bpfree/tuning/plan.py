@@ -35,7 +35,7 @@ class GridSize:
 
     def __str__(self):
         return (f"{_count(self.points, 'point')} × {_count(self.executions, 'execution')} × "
-                f"{_count(self.epochs, 'epoch')} = {self.execution_epochs:,} execution-epochs")
+                f"{_count(self.epochs, 'epoch')} = {_count(self.execution_epochs, 'execution-epoch')}")
 
 
 def check_size(size, yes):
