@@ -31,7 +31,7 @@ def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_tra
     if preset:
         out(f"preset: {preset}")
     out(f"project: {directory}")
-    for line in plan.describe(space, config, group_size, finished):
+    for line in plan.describe(space, config, group_size, finished, points=points):
         out(line)
     if reset_training and os.path.isdir(directory):
         out("--reset_training: its records would be deleted and every point run again")
@@ -40,7 +40,7 @@ def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_tra
         out(f"above {plan.ASK_ABOVE:,} execution-epochs: the search runs only with --yes")
     if workers:
         out(f"--workers {workers}: the points are shared among {workers} worker processes (the estimate is for one)")
-    remaining = [p for p in points if trial_id(p) not in done]
+    remaining = [p for p in points if trial_id(p) not in done] if done else points
     if not remaining:
         out("estimated wall time: none, every point is finished")
         return

@@ -46,10 +46,11 @@ def check_size(size, yes):
                          "--arch, ...) to search fewer.")
 
 
-def describe(space, config, group_size, finished=None, width=100):
+def describe(space, config, group_size, finished=None, points=None, width=100):
     """The lines of a dry run's plan: size, searched and fixed hparams, the first trial ids, the settings.
-    `finished`: how many grid points the experiment directory already holds finished (None: no records)."""
-    points = space.grid()
+    `finished`: how many grid points the experiment directory already holds finished (None: no records);
+    `points`: the grid, if already built."""
+    points = space.grid() if points is None else points
     values = list(space.values) + [(name, vals) for name, vals in space.extras
                                    if name.split(".", 1)[0] in space.as_dict()["algorithm"]]
     searched = [f"{name} ({len(vals)}): {', '.join(map(value_text, vals))}" for name, vals in values if len(vals) > 1]
