@@ -279,3 +279,24 @@ def test_a_large_training_set_is_timed_on_a_cut_of_it():
                                           (1.04e6, "12 days")])
 def test_durations_read_at_a_glance(seconds, text):
     assert estimate.format_seconds(seconds) == text
+
+
+def test_the_estimate_says_how_it_was_made_and_what_the_timing_run_met():
+    from bpfree.tuning.config import SearchConfig
+
+    config = SearchConfig(dataset="mnist", num_epochs=50, use_early_stopping=True)
+    made = estimate.Estimate(seconds=7560.0, pairs=36, timed=11, slots=4, examples=(54000, 4096), timing_seconds=80,
+                             unfinished=(("bp-500-tanh-bwortho-lr0.1-2a3e39", 0, "error", "OSError: disk full\nmore"),))
+    text = "\n".join(made.lines(config))
+    assert text.startswith("estimated wall time: 2.1 h on this machine as loaded now (an estimate, not a bound)\n")
+    how = " ".join(text[text.index("how: "):].split())
+    for part in ("how: the search itself ran 11 of the grid's 36 (algorithm, arch) pairs for 2 epochs in a temporary "
+                 "directory (80 s, nothing kept): 4 executions of each pair's first point side by side",
+                 "plus its groups × 50 epochs at the timed pace",
+                 "an untimed pair costs t(algorithm, arch0) · t(algorithm0, arch) / t(algorithm0, arch0)",
+                 "epochs were timed on about 4,096 of the 54,000 training examples and scaled by 13.2",
+                 "early stopping may end executions sooner.",
+                 "warning: 1 timed execution did not finish (first: bp-500-tanh-bwortho-lr0.1-2a3e39 execution 0: "
+                 "error, OSError: disk full); the search may meet the same"):
+        assert part in how, (part, how)
+    assert all(len(line) <= 100 for line in text.splitlines())

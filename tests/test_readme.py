@@ -1,8 +1,8 @@
 """Every command of README.md runs (issue 15), in a form that proves it works without hours of training.
 
 - Searches (`./train.bash …`, `python -m bpfree …`) run as `--dry_run`: every flag is parsed and every grid
-  point validated, nothing is written. The fast tier leaves out the timing run; the slow tier does it too
-  (tfds sets through `tfds.testing.mock_data`), and runs the quickstart through train.bash itself.
+  point validated, nothing is written. The fast tier leaves out the timing run; the slow tier times the first
+  command of each preset (tfds sets through `tfds.testing.mock_data`), the quickstart through train.bash.
 - `python -m bpfree.results …` runs on a tiny real search in `data/quickstart`, as do the Python blocks,
   executed in order in one namespace, with one epoch where they train.
 - The experiments (`python -m bpfree.experiments.*`) run at their shortest settings (slow tier).
@@ -153,30 +153,42 @@ def test_readme_search_commands_run_as_dry_runs(line, env, args, in_readme_dir, 
     assert len(timed) == 1 and "estimated wall time: not timed here" in done.stdout
 
 
+def first_per_preset():
+    """The first search command of each preset (`--hparams`, default hparams/default.toml): {preset: command}."""
+    first = {}
+    for line, env, args in of_kind("search"):
+        preset = os.path.basename(args[args.index("--hparams") + 1]) if "--hparams" in args else "default.toml"
+        first.setdefault(preset, (line, env, args))
+    return first
+
+
+ESTIMATE_LINE = re.compile(r"^estimated wall time: \d[\d,.]* (s|min|h|days) on this machine", re.M)
+
+
 @pytest.mark.slow
-def test_readme_search_commands_estimate_their_time(in_readme_dir, monkeypatch, capsys):
-    """The same with the timing run (tfds sets through mock data), and the quickstart through train.bash."""
+@pytest.mark.parametrize("preset", sorted(first_per_preset()))
+def test_readme_search_commands_estimate_their_time(preset, in_readme_dir, monkeypatch, capsys):
+    """The first command of each preset with its timing run: the quickstart through train.bash itself, the
+    others in this process (tfds sets through mock data)."""
     import tensorflow_datasets as tfds
 
-    monkeypatch.setenv("BPFREE_TFDS_DOWNLOAD", "0")
-    estimate_line = re.compile(r"^estimated wall time: \d[\d,.]* (s|min|h|days) on this machine", re.M)
-    with tfds.testing.mock_data(num_examples=200):
-        for line, env, args in of_kind("search"):
-            existed = os.path.exists(args[0])
+    line, env, args = first_per_preset()[preset]
+    if line == "./train.bash data/quickstart":
+        wrapper = in_readme_dir / "bin" / "python3"  # train.bash runs `python3` with BPFREE_SYSTEM_PYTHON set
+        wrapper.parent.mkdir()
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        wrapper.chmod(0o755)
+        path = {"PYTHONPATH": os.path.join(ROOT, "src"), "BPFREE_SYSTEM_PYTHON": "1",
+                "PATH": f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}"}
+        done = subprocess.run(["bash", os.path.join(ROOT, "train.bash"), "data/quickstart", "--dry_run"],
+                              env={**os.environ, **env, **path}, capture_output=True, text=True, timeout=600)
+        assert "grid: 18 points × 2 executions × 10 epochs = 360 execution-epochs" in done.stdout, done.stdout
+    else:
+        monkeypatch.setenv("BPFREE_TFDS_DOWNLOAD", "0")
+        with tfds.testing.mock_data(num_examples=200):
             done = search_cli(monkeypatch, capsys, [*args, "--dry_run"], env)
-            assert_dry_run(done, args[0], existed)
-            assert estimate_line.search(done.stdout), (line, done.stdout)
-    wrapper = in_readme_dir / "bin" / "python3"  # train.bash runs `python3` with BPFREE_SYSTEM_PYTHON set
-    wrapper.parent.mkdir()
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    wrapper.chmod(0o755)
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "BPFREE_SYSTEM_PYTHON": "1",
-           "PATH": f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", os.path.join(ROOT, "train.bash"), "data/quickstart", "--dry_run"], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "grid: 18 points × 2 executions × 10 epochs = 360 execution-epochs" in proc.stdout, proc.stdout
-    assert estimate_line.search(proc.stdout) and not (in_readme_dir / "data").exists()
+    assert_dry_run(done, args[0], existed=False)
+    assert ESTIMATE_LINE.search(done.stdout), (line, done.stdout)
 
 
 # ------------------------------------------------------------------------------------------- results, Python

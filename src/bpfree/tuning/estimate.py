@@ -57,6 +57,7 @@ class Estimate:
     examples: tuple  # (training examples of the search, of a timed epoch)
     timing_seconds: float
     alone: bool = False  # every timed pair trained its executions one at a time
+    unfinished: tuple = ()  # (trial id, execution, status, error) of timed executions that did not finish
 
     def _executions(self):
         if self.slots == 1:
@@ -84,9 +85,15 @@ class Estimate:
             how += f"; epochs were timed on about {timed:,} of the {full:,} training examples and scaled by {full / timed:.3g}"
         if config.use_early_stopping:
             how += "; early stopping may end executions sooner"
-        return [*textwrap.wrap(f"estimated wall time: {format_seconds(self.seconds)} on this machine as loaded now "
-                               "(an estimate, not a bound)", width, subsequent_indent="    "),
-                *textwrap.wrap(how + ".", width, subsequent_indent="    ", break_on_hyphens=False)]
+        lines = [*textwrap.wrap(f"estimated wall time: {format_seconds(self.seconds)} on this machine as loaded now "
+                                "(an estimate, not a bound)", width, subsequent_indent="    "),
+                 *textwrap.wrap(how + ".", width, subsequent_indent="    ", break_on_hyphens=False)]
+        if self.unfinished:
+            tid, execution, status, error = self.unfinished[0]
+            first = f"{tid} execution {execution}: {status}" + (f", {error.splitlines()[0][:200]}" if error else "")
+            lines += textwrap.wrap(f"warning: {_count(len(self.unfinished), 'timed execution')} did not finish (first: "
+                                   f"{first}); the search may meet the same", width, subsequent_indent="    ")
+        return lines
 
 
 def estimate(config, space, points, group_size):
@@ -101,7 +108,7 @@ def estimate(config, space, points, group_size):
         runs = [(algorithms, archs[:1]), (algorithms[:1], archs[1:])]
     slots = timed_slots(points, config, group_size)
     timing, examples = timing_config(config, slots)
-    timings, overhead = {}, 0.0
+    timings, overhead, unfinished = {}, 0.0, []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bpfree-dry-run-") as tmp, _one_process():
         for k, (some_algorithms, some_archs) in enumerate(runs):
@@ -112,11 +119,13 @@ def estimate(config, space, points, group_size):
             if k == 0:  # validation, data, oracle: once per search
                 overhead = max(0.0, time.perf_counter() - start - sum(span for _, span in found.values()))
             timings.update({pair: t for pair, (t, _) in found.items()})
+            unfinished += summary.get("unfinished") or []
     timing_seconds = time.perf_counter() - started
-    timed, alone = len(timings), group_size < 1 or all(t.alone for t in timings.values())
+    timed = sum(pair in timings for pair in pairs)
+    alone = group_size < 1 or all(t.alone for t in timings.values())
     timings = complete(timings, pairs, algorithms[0], archs[0])
     seconds = overhead + extrapolate(points, config, group_size, timings, slots, examples[0] / examples[1])
-    return Estimate(seconds, len(pairs), timed, slots, examples, timing_seconds, alone)
+    return Estimate(seconds, len(pairs), timed, slots, examples, timing_seconds, alone, tuple(unfinished))
 
 
 def timed_slots(points, config, group_size):
