@@ -13,8 +13,9 @@
 # --verbose) it runs hparams/quickstart.toml and ends by printing the best error per algorithm and
 # writing EXPERIMENT_DIR/curves.png. --dry_run runs the search's dry run alone (it says what the search
 # would do and trains nothing): no status, no archive, nothing written to EXPERIMENT_DIR. A grid the
-# search refuses without --yes (too many execution-epochs) exits 2 like other bad input: not retried. --help lists the search's flags; TensorFlow's start-up messages are kept off
-# the console unless --verbose (or TF_CPP_MIN_LOG_LEVEL=0) is given.
+# search refuses without --yes (too many execution-epochs) exits 2 like other bad input: not retried.
+# --help lists the search's flags; TensorFlow's start-up messages are kept off the console unless
+# --verbose (or TF_CPP_MIN_LOG_LEVEL=0) is given.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python_for_bpfree() {

@@ -76,7 +76,8 @@ def test_dry_run_says_what_the_search_would_do_and_writes_nothing(tmp_path, tiny
     assert "searched: algorithm (3): bp, fa, dfa; lr (2): 0.001, 0.01" in out
     assert "fixed: arch 16, activation tanh, batchnorm false, bw_init ortho, dropout 0" in out
     assert re.search(r"first trials: bp-16-tanh-bwortho-lr0\.001-\w{6}, bp-16-tanh-bwortho-lr0\.01-\w{6}, "
-                     r"fa-16-tanh-bwortho-lr0\.001-\w{6}, fa-16-tanh-bwortho-lr0\.01-\w{6} … and 2 more", " ".join(out.split())), out
+                     r"fa-16-tanh-bwortho-lr0\.001-\w{6}, fa-16-tanh-bwortho-lr0\.01-\w{6} … and 2 more",
+                     " ".join(out.split())), out
     assert "settings: dataset digits, problem_type classification, objective val_error_rate" in out
     assert "group_size 4 (up to 4 executions of one structure train side by side)" in out
     assert ESTIMATE.search(out), out

@@ -75,14 +75,16 @@ class Estimate:
     def lines(self, config, width=100):
         """The dry run's lines: the estimate, then how it was made."""
         full, timed = self.examples
-        how = (f"how: the search itself ran {self.timed} of the grid's {_count(self.pairs, '(algorithm, arch) pair')} "
-               f"for {TIMED_EPOCHS} epochs in a temporary directory ({format_seconds(self.timing_seconds)}, nothing "
-               f"kept): {self._executions()}; the grid's time is {self._extrapolated(config.num_epochs)} at the timed pace; "
-               "other hparam values are taken to cost what the timed ones do")
+        pairs = _count(self.pairs, "(algorithm, arch) pair")
+        how = (f"how: the search itself ran {self.timed} of the grid's {pairs} for {TIMED_EPOCHS} epochs in a "
+               f"temporary directory ({format_seconds(self.timing_seconds)}, nothing kept): {self._executions()}; "
+               f"the grid's time is {self._extrapolated(config.num_epochs)} at the timed pace; other hparam values "
+               "are taken to cost what the timed ones do")
         if self.timed < self.pairs:
             how += "; an untimed pair costs t(algorithm, arch0) · t(algorithm0, arch) / t(algorithm0, arch0)"
         if timed < full:
-            how += f"; epochs were timed on about {timed:,} of the {full:,} training examples and scaled by {full / timed:.3g}"
+            how += (f"; epochs were timed on about {timed:,} of the {full:,} training examples and scaled by "
+                    f"{full / timed:.3g}")
         if config.use_early_stopping:
             how += "; early stopping may end executions sooner"
         lines = [*textwrap.wrap(f"estimated wall time: {format_seconds(self.seconds)} on this machine as loaded now "
@@ -147,9 +149,9 @@ def timing_config(config, slots):
     if full <= TIMING_EXAMPLES:
         return dataclasses.replace(config, **changes), (max(full, 1), max(full, 1))
     ratio = TIMING_EXAMPLES / full
-    validation_frac = config.validation_frac * ratio
-    changes.update(validation_frac=validation_frac,
-                   examples_frac=ratio * (1 - config.validation_frac) * (config.examples_frac or 1.0) / (1 - validation_frac))
+    validation_frac = config.validation_frac * ratio  # the carve-out cut alike; examples_frac is of what it leaves
+    kept = (1 - config.validation_frac) * (config.examples_frac or 1.0) / (1 - validation_frac)
+    changes.update(validation_frac=validation_frac, examples_frac=ratio * kept)
     return dataclasses.replace(config, **changes), (full, TIMING_EXAMPLES)
 
 
@@ -168,7 +170,8 @@ def pair_timings(project_dir):
         data = records.read(path)
         pair = (data["hparams"]["algorithm"], data["hparams"]["arch"])
         spans[pair] = max(spans.get(pair, 0.0), float(data["wall_time"]))
-        ends = epoch_end_times(os.path.join(project_dir, "tensorboard", data["trial_id"], f"execution_{data['execution']}"))
+        run_dir = os.path.join(project_dir, "tensorboard", data["trial_id"], f"execution_{data['execution']}")
+        ends = epoch_end_times(run_dir)
         if 0 in ends and 1 in ends:
             spells[pair].append((ends[0], ends[1]))
     timings = {}
