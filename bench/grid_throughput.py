@@ -492,6 +492,8 @@ def main():
     parser.add_argument("--mnist_examples", type=int, default=2000, help="mock MNIST examples per split")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--profile_group_size", type=int, default=4, help="the grouped search profiled (0: none)")
+    parser.add_argument("--no-profile_today", dest="profile_today", action="store_false",
+                        help="skip the profile of the one-at-a-time search")
     args = parser.parse_args()
     variants = [tuple(v.split(":")) for v in args.variants.split(",")]
     for v in variants:
@@ -518,7 +520,8 @@ def main():
         runs, raw = throughput(args, grids, variants)
         print_throughput(grids, variants, runs, raw, args)
     if args.profile:
-        profile(args, grids)
+        if args.profile_today:
+            profile(args, grids)
         if args.profile_group_size:
             profile_grouped(args, grids, args.profile_group_size)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")

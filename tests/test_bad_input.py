@@ -117,10 +117,21 @@ def test_the_largest_seed_still_leaves_room_for_every_derived_seed():
 
 
 def test_valid_settings_are_normalised():
-    config = SearchConfig(validation_frac=0, weight_decay=1, trackers=["bp_cosine"])
+    config = SearchConfig(validation_frac=0, protocol="ancestor", weight_decay=1, trackers=["bp_cosine"])
     assert isinstance(config.validation_frac, float) and isinstance(config.weight_decay, float)
     assert config.trackers == ("bp_cosine",)
     assert SearchConfig(early_stopping_patience=0).early_stopping_patience == 0
+
+
+@pytest.mark.parametrize("settings,named", [
+    ({"validation_frac": 0}, "Invalid validation_frac 0.0"),  # holdout needs a carve-out
+    ({"protocol": "ancestor", "validation_frac": 0.2}, "Invalid validation_frac 0.2"),
+    ({"protocol": "test"}, "protocol"),
+    ({"score": "last0"}, "Invalid score 'last0'"),
+])
+def test_protocol_and_score_are_checked(settings, named):
+    with pytest.raises(ValueError, match=named):
+        SearchConfig(**settings)
 
 
 @pytest.mark.parametrize("old,new,fragments", [

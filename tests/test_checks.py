@@ -86,7 +86,7 @@ def test_messages_are_one_line():
     (["--workers=-1"], "Invalid --workers -1: must be ≥ 0."),
     (["--rule_hparam", "orthogonal_reg"],
      "Invalid --rule_hparam 'orthogonal_reg': expected RULE.NAME=VALUE, e.g. gait.orthogonal_reg=0.1."),
-    (["--optimizer", "adamw"], "Unknown optimizer 'adamw'; valid: adam, uncorrected_adam, sgd."),
+    (["--optimizer", "adamw"], "Unknown optimizer 'adamw'; valid: adam, torch_adam, uncorrected_adam, sgd."),
     (["--problem_type", "regression"], "Unknown problem_type 'regression'; valid: classification, reconstruction."),
     (["--scaler", "minmax"], "Unknown scaler 'minmax'; valid: standard, zero_one, identity."),
 ])

@@ -81,6 +81,7 @@ def test_helpfull_keeps_absls_full_listing_and_exits_0(monkeypatch, capsys):
     assert "--flagfile" in out and "--algorithm" in out and "--oracle_bind" in out
 
 
+@pytest.mark.slow  # the fast tier checks python -m bpfree --help; train.bash only hands it over
 def test_train_bash_help_lists_the_flags_and_exits_0(tmp_path):
     wrapper = tmp_path / "bin" / "python3"  # train.bash runs `python3` with BPFREE_SYSTEM_PYTHON set
     wrapper.parent.mkdir()

@@ -175,14 +175,16 @@ def test_mock_tfds_images_train_conv_and_dense_trials(name, shape, tmp_path, mon
 
     built, fed = seen
     monkeypatch.setenv("BPFREE_TFDS_DOWNLOAD", "0")
-    config = SearchConfig(dataset=name, objective="loss", num_epochs=1, batch_size=32, use_xla=False)
+    # The test split validates (64 mock examples leave no full batch to a carve-out); fit's path, spied on.
+    config = SearchConfig(dataset=name, objective="loss", num_epochs=1, batch_size=32, use_xla=False,
+                          protocol="ancestor")
     space = SearchSpace.create({**SPACE, "arch": ["conv4k3-pool2-pool2-16", DENSE]})
     with tfds.testing.mock_data(num_examples=64):
         data = search.SearchData(config)
         images = next(iter(data.train(0, 0, flatten=False)))[0]
         flat = next(iter(data.validation(flatten=True)))[0]
         assert tuple(images.shape) == (32, *shape) and tuple(flat.shape) == (32, int(np.prod(shape)))
-        summary = run_search(str(tmp_path), config, space, log=lambda *a: None)
+        summary = run_search(str(tmp_path), config, space, log=lambda *a: None, group_size=0)
     found = completed(summary["project_dir"])
     assert len(found) == 4 and all(d["status"] == "completed" for d in found.values())
     assert all(np.isfinite(d["history"]["loss"][0]) for d in found.values())
@@ -229,3 +231,13 @@ def test_the_readme_conv_commands_resolve_and_validate(tmp_path):
             assert all("conv" in p["arch"] for p in space.grid())
     finally:
         flags.FLAGS.unparse_flags()
+
+
+def test_a_conv_arch_for_reconstruction_is_refused_before_training():
+    from bpfree.tuning.validation import validate_points
+
+    config = SearchConfig(dataset="digits", problem_type="reconstruction", objective="val_loss")
+    point = {"algorithm": "bp", "arch": "conv4k3-16", "activation": "tanh", "batchnorm": False, "dropout": 0.0,
+             "bw_init": "ortho", "lr": 1e-3}
+    with pytest.raises(ValueError, match="Invalid arch 'conv4k3-16' for problem_type 'reconstruction'"):
+        validate_points([point], config)

@@ -69,8 +69,9 @@ print("RESULT" + json.dumps(out))
 
 def test_import_bpfree_registers_every_saveable_class():
     for name in ("bpfree>Network", "bpfree>InvertibleNetwork", "bpfree>GLENetwork", "bpfree>InvertibleDense",
-                 "bpfree>UncorrectedAdam", "bpfree>ErrorRate", "bpfree>DenseBlock", "bpfree>FeedbackAlignmentDense",
-                 "bpfree>FeedbackProjection", "bpfree>LearnedInverse", "bpfree>GLEDense"):
+                 "bpfree>UncorrectedAdam", "bpfree>TorchAdam", "bpfree>ErrorRate", "bpfree>DenseBlock",
+                 "bpfree>FeedbackAlignmentDense", "bpfree>FeedbackProjection", "bpfree>LearnedInverse",
+                 "bpfree>GLEDense"):
         assert keras.saving.get_registered_object(name) is not None, name
 
 

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import grpc
 import keras_tuner
 import pytest
 
@@ -206,6 +207,7 @@ def test_a_worker_minutes_late_joins(tmp_path, preset, _kill_leftovers):
 
 TOY = """
 import os, sys, time
+import grpc
 import keras_tuner
 from bpfree.tuning import GridOracle, SearchSpace
 from bpfree.tuning.distributed import serve
@@ -294,3 +296,38 @@ def test_serve_refuses_a_port_in_use(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=f"cannot listen on 127.0.0.1:{port}"):
             serve(Tuner())
         assert not Tuner.oracle.all_told.is_set()
+
+
+class _Unavailable(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_worker_told_the_grid_is_done_ends_cleanly_when_the_coordinator_closes_under_its_last_call(
+        tmp_path, monkeypatch):
+    """The chief leaves once the oracle has told every key the grid is done, and can cut the reply to the
+    last key (CI, test_a_late_worker_joins): a worker already told on one of its keys takes that as the end."""
+    from bpfree.tuning import SearchConfig, SearchSpace, run_search
+
+    calls, told = [], []
+    original = GridOracle.create_trial
+
+    def create_trial(self, tuner_id):
+        calls.append(tuner_id)
+        if told:  # the coordinator has closed once it told one key
+            raise _Unavailable()
+        trial = original(self, tuner_id)
+        if trial.status == "STOPPED":
+            told.append(tuner_id)
+        return trial
+
+    monkeypatch.setattr(GridOracle, "create_trial", create_trial)
+    space = SearchSpace.create({"algorithm": ["bp"], "arch": ["8"], "activation": ["tanh"], "batchnorm": [False],
+                                "bw_init": ["ortho"], "lr": [1e-3, 1e-2], "dropout": [0.0]})
+    config = SearchConfig(dataset="xor", objective="val_error_rate", num_epochs=1, use_xla=False)
+    lines = []
+    summary = run_search(str(tmp_path), config, space, log=lines.append, group_size=4)
+    assert summary["ran"] == 2 and len(told) == 1, (calls, summary)
+    assert {records.read(p)["status"] for p in records.iter_record_paths(str(tmp_path))} == {"completed"}
+    assert calls[-1] != told[0]  # a call after the one told: cut, and taken as the end
+    assert any("coordinator has closed" in str(line) for line in lines), lines

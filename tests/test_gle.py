@@ -316,8 +316,11 @@ def test_mnist1d_learns_well_above_chance(tmp_path):
     def config(epochs):
         return MNIST1DConfig(seed=0, epochs=epochs, static_lagnet=True, train_subset=2000, test_subset=500)
 
-    data = run(config(3), str(tmp_path), log=lambda *a: None)
+    lines = []
+    data = run(config(3), str(tmp_path), log=lines.append)
     assert data["status"] == "completed" and len(data["history"]["test_acc"]) == 3
+    assert data["hparams"]["optimizer"] == "torch_adam" and data["hparams"]["epsilon"] == 1e-8
+    assert any("torch_adam (ε = 1e-08 added after the bias correction (PyTorch))" in line for line in lines)
     assert max(data["history"]["test_acc"]) > 25.0  # 37–40 % here
     frame = results.load(str(tmp_path))
     assert {"test_acc", "test_loss", "current_lr", "loss", "epoch_seconds"} <= set(frame.columns) and len(frame) == 3

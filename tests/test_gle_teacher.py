@@ -256,6 +256,28 @@ def test_lagline_instantaneous_bp_does_not_recover_teacher(short_lagline):
     assert bp["loss"] > 100 * gle["loss"]
 
 
+@pytest.mark.parametrize("model", ["gle", "bp", "bptt_tw1"])
+def test_lagline_students_use_the_seeds_adam(model):
+    """The seed's torch.optim.Adam: ε = 1e-8 added after the bias correction (`TorchAdam`), for the GLE, BP
+    and BPTT students alike; ``optimizer="adam"`` keeps Keras's placement, with the same ε."""
+    import keras
+
+    from bpfree.experiments import lagline
+    from bpfree.optimizers import TorchAdam
+
+    def optimizer(config):
+        student = lagline.make_student(config, lagline.build_chain(config, (0.5, 0.5), (0.5, 0.5), learn=True))
+        student.start_learning()
+        return student.trainer.optimizer if config.is_bptt else student.net.optimizer
+
+    config = lagline.LagLineConfig(model=model)
+    seeds = optimizer(config)
+    assert type(seeds) is TorchAdam and seeds.epsilon == 1e-8
+    assert float(seeds.learning_rate) == pytest.approx(config.learning_rate)
+    keras_adam = optimizer(lagline.LagLineConfig(model=model, optimizer="adam"))
+    assert type(keras_adam) is keras.optimizers.Adam and keras_adam.epsilon == 1e-8
+
+
 def test_lagline_config_bad_input():
     from bpfree.experiments import lagline
 
@@ -265,6 +287,8 @@ def test_lagline_config_bad_input():
         lagline.LagLineConfig(t_train=-1)
     with pytest.raises(ValueError, match="shorter than the bptt_tw4 window"):
         lagline.LagLineConfig(model="bptt_tw4", t_train=1.0)
+    with pytest.raises(ValueError, match="Unknown --optimizer 'sgd'; valid: torch_adam, adam"):
+        lagline.LagLineConfig(optimizer="sgd")
     config = lagline.LagLineConfig(model="bptt_tw2")
     assert config.window_steps == 200 and config.learning_rate == pytest.approx(1e-6 / 0.01 * 200)
     assert config.chunk_steps % 200 == 0
@@ -299,6 +323,8 @@ def test_lagline_cli_writes_records_and_figure(tmp_path):
     for column in ("time", "learning", "loss", "w_0", "w_1", "tau_m_0", "tau_m_1", "param_error", "model",
                    "truncation_steps"):
         assert column in frame
+    assert set(frame["optimizer"]) == {"torch_adam"} and set(frame["epsilon"]) == {1e-8}
+    assert "torch_adam (ε = 1e-08 added after the bias correction (PyTorch))" in proc.stdout
     tw1 = frame[frame["trial_id"] == "bptt_tw1"]
     assert list(tw1["time"]) == pytest.approx([2.0, 4.0, 6.0])
     assert list(tw1["learning"]) == [0.0, 1.0, 1.0]
@@ -371,14 +397,26 @@ def test_lagnet_short_runs_write_records(tmp_path):
         config = lagnet.LagNetConfig(model=model, t_total=20.0, t_start=5.0, log_every=5.0, plot_every=0)
         result = lagnet.run(config, str(tmp_path), log=lambda *a: None)
         assert result["status"] == "completed"
-        assert (tmp_path / f"lagnet_{model}_seed0.png").exists()
+        assert (tmp_path / f"lagnet_{model}_seed{config.seed}.png").exists()
     frame = results.load(str(tmp_path))
     assert set(frame["trial_id"]) == {"gle", "bptt"}
-    start = lagnet.student_init(0)
+    start = lagnet.student_init(config.seed)
     for model in ("gle", "bptt"):
         rows = frame[frame["trial_id"] == model]
         assert rows["w_0"].iloc[0] == pytest.approx(start[0])  # no learning before t_start
         assert rows["w_0"].iloc[-1] != pytest.approx(start[0], abs=1e-6)  # learning after
+
+
+def test_lagnet_students_start_from_the_seeds_torch_init():
+    """The seed (experiments/mimic/lagnet.py, seed 5, "# init negative weights") builds the students right
+    after torch.manual_seed(5), hid_1 first: nn.Linear(1, 2) draws W ~ U(−1, 1) from torch's generator."""
+    from bpfree.experiments import lagnet
+
+    assert lagnet.LagNetConfig().seed == 5
+    w = lagnet.student_init(5)
+    assert w == pytest.approx((0.66050375, -0.7477782), abs=1e-7)  # torch: hid_1.weight = [[0.6605], [-0.7478]]
+    assert w[1] < 0 < lagnet.TEACHER_HID_1[1]  # the slow (LI) weight starts negative, the teacher's is +1
+    assert lagnet.student_init(0) != pytest.approx(w)
 
 
 def test_lagnet_frozen_layers_stay_fixed(tmp_path):

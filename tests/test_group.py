@@ -61,21 +61,24 @@ def programs(monkeypatch):
     return made
 
 
-def test_each_rule_grouped_records_what_fit_records_bit_for_bit(tmp_path, monkeypatch):
-    """bp, fa, dfa, drtp, cce with dropout (each member its own masks): 3 slots for 4 executions a rule,
-    so a program is reused by a second, partly filled group."""
+@pytest.mark.parametrize("algorithms", [
+    ["bp", "dfa"], pytest.param(["bp", "fa", "dfa", "drtp", "cce"], marks=pytest.mark.slow)])
+def test_each_rule_grouped_records_what_fit_records_bit_for_bit(tmp_path, monkeypatch, algorithms):
+    """bp, fa, dfa, drtp, cce (the fast tier: bp and dfa) with dropout (each member its own masks): 3 slots
+    for 4 executions a rule, so a program is reused by a second, partly filled group."""
     config = SearchConfig(**CONFIG)
-    space = SearchSpace.create({**SPACE, "algorithm": ["bp", "fa", "dfa", "drtp", "cce"]})
+    space = SearchSpace.create({**SPACE, "algorithm": algorithms})
+    n = 4 * len(algorithms)
     run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
     made = programs(monkeypatch)
     lines = []
     run_search(str(tmp_path / "grouped"), config, space, log=lines.append, group_size=3)
     assert_same_records(found(tmp_path / "grouped"), found(tmp_path / "alone"))
-    assert len(made) == 5 and all(p.size == 3 for p in made)  # one program per rule, none made twice
+    assert len(made) == len(algorithms) and all(p.size == 3 for p in made)  # one program per rule, none made twice
     assert not list(tmp_path.rglob("*.ckpt.npz"))
     for run in ("train", "validation"):  # TensorBoard as fit's callback writes it, for every execution
-        assert len(list((tmp_path / "grouped").rglob(f"execution_*/{run}/events.out.tfevents.*"))) == 20
-    assert sum("execution" in line and "val_error_rate (final) = " in line for line in lines) == 20
+        assert len(list((tmp_path / "grouped").rglob(f"execution_*/{run}/events.out.tfevents.*"))) == n
+    assert sum("execution" in line and "val_error_rate (final) = " in line for line in lines) == n
 
 
 def test_a_diverging_member_is_frozen_and_the_others_train_on_unchanged(tmp_path):
@@ -147,6 +150,7 @@ dropout = [0.1]
 """
 
 
+@pytest.mark.slow  # the fast tier kills and resumes a grouped search in tests/test_search_trust.py
 def test_kill9_during_a_grouped_run_then_resume_gives_the_same_records(tmp_path):
     preset = tmp_path / "preset.toml"
     preset.write_text(PRESET)
@@ -192,6 +196,7 @@ def test_xla_group_programs_match_fit_with_xla(tmp_path):
             assert grouped[key]["history"][metric] == pytest.approx(values, rel=1e-5), (key, metric)
 
 
+@pytest.mark.slow
 def test_conv_and_dense_archs_grouped_record_what_fit_records(tmp_path):
     """Each structure its own program, fed images or flat vectors as its arch reads them."""
     config = SearchConfig(**{**CONFIG, "num_epochs": 1})

@@ -5,7 +5,7 @@
     model.compile(optimizer="adam", metrics=["error_rate"])
 
 Importing bpfree registers every class Keras must find to load a saved model (models, layers, the
-`error_rate` metric, `UncorrectedAdam`), so `keras.models.load_model` works in a fresh process; except
+`error_rate` metric, `UncorrectedAdam`, `TorchAdam`), so `keras.models.load_model` works in a fresh process; except
 in `python -m bpfree.results`, the read side, which loads no model and never imports TensorFlow.
 """
 
@@ -25,7 +25,7 @@ if console.running_module() != console.READ_SIDE:  # the read side loads no mode
     from bpfree.arch import parse_arch
     from bpfree.metrics import ErrorRate
     from bpfree.models import GLENetwork, InvertibleNetwork, Network, build_model
-    from bpfree.optimizers import UncorrectedAdam
+    from bpfree.optimizers import TorchAdam, UncorrectedAdam
 
 
 def __getattr__(name):
@@ -35,4 +35,4 @@ def __getattr__(name):
 
 
 __all__ = ["build_model", "Network", "InvertibleNetwork", "GLENetwork", "ErrorRate", "UncorrectedAdam",
-           "parse_arch", "layers", "models", "optimizers", "rules", *_LAZY]
+           "TorchAdam", "parse_arch", "layers", "models", "optimizers", "rules", *_LAZY]

@@ -22,15 +22,23 @@ import numpy as np
 from bpfree import io
 
 SUFFIX = ".ckpt.npz"
+FINAL_SUFFIX = ".final.npz"  # the state at a completed execution's end: what extending its epochs resumes from
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be restored into this model (corrupt, or from another model)."""
 
 
-def path_for(record_path):
-    """The checkpoint path of the execution whose record is `record_path`."""
-    return record_path[: -len(".json")] + SUFFIX if record_path.endswith(".json") else record_path + SUFFIX
+def path_for(record_path, suffix=SUFFIX):
+    """The checkpoint path of the execution whose record is `record_path` (``suffix=FINAL_SUFFIX``: its final state)."""
+    return record_path[: -len(".json")] + suffix if record_path.endswith(".json") else record_path + suffix
+
+
+def keep_as_final(path):
+    """Keeps the last checkpoint of a completed execution as its final state (`FINAL_SUFFIX`), from which a
+    search extended to more epochs resumes it."""
+    if os.path.exists(path):
+        os.replace(path, path[: -len(SUFFIX)] + FINAL_SUFFIX if path.endswith(SUFFIX) else path + FINAL_SUFFIX)
 
 
 def state_variables(model):

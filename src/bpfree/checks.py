@@ -5,7 +5,7 @@
     checks.number("gamma", -1.0, lambda v: v > 0, "a number > 0", owner="tp_rinv")
     → ValueError: Invalid gamma -1.0 for tp_rinv: a number > 0.
     raise checks.unknown("optimizer", "adamw", NAMES)   # where the caller has already decided
-    → ValueError: Unknown optimizer 'adamw'; valid: adam, uncorrected_adam, sgd.
+    → ValueError: Unknown optimizer 'adamw'; valid: adam, torch_adam, uncorrected_adam, sgd.
 
 The CLI prints such a message as `error: …` and exits 2, before anything trains.
 """

@@ -174,6 +174,20 @@ def with_epoch(history, logs):
     return history
 
 
+def done(data, num_epochs=None):
+    """Whether the execution of record `data` needs no more training in a search of `num_epochs` epochs:
+    a final status, and, when it completed, all `num_epochs` epochs run, or fewer than it was asked for
+    (early stopping ended it; more epochs would not change that). A completed execution that ran every
+    epoch of a shorter search is not done: the search was extended."""
+    if data["status"] not in FINISHED:
+        return False
+    if num_epochs is None or data["status"] != "completed":
+        return True
+    ran = epochs_done(data["history"])
+    asked = (data.get("search") or {}).get("num_epochs")
+    return ran >= num_epochs or (isinstance(asked, int) and ran < asked)
+
+
 def epochs_done(history):
     return max((len(v) for v in history.values()), default=0)
 

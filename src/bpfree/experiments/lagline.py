@@ -2,7 +2,8 @@
 `experiments/mimic/lagline.py`): a student chain learns a teacher chain's weights and time constants.
 
     python -m bpfree.experiments.lagline --model gle|bp|bptt_tw4|bptt_tw2|bptt_tw1 \\
-        [--t_train 4000] [--t_init 50] [--exp_dir data/lagline] [--seed 0] [--lr 1e-6] [--log_every 20]
+        [--t_train 4000] [--t_init 50] [--exp_dir data/lagline] [--seed 0] [--lr 1e-6] [--log_every 20] \\
+        [--optimizer torch_adam|adam]
 
 Network: two 1-unit `GLEDense` layers in a chain, softplus (φ' = sigmoid), no bias, τ_r = 0.1, dt = 0.01,
 MSE output error β(y − r) with β = 0.01, γ = 1. Teacher: w = (1, 2), τ_m = (1, 2), no errors. Student:
@@ -17,16 +18,22 @@ Models:
   (K = 400/200/100 steps), one Adam step per window on the window's summed per-step MSE, lr = 1e-6/β·K
   (`bpfree.models.bptt.TruncatedBPTT`).
 
-The student's output at step t is compared with the teacher's output at the same step (both the old
-rate r_L before consuming x_t); the seed compares the student's old rate with the teacher's new one,
-a one-step offset that biases the fixed point by O(dt). During T_init the GLE/BP students run their
+Adam: every model uses the seed's `torch.optim.Adam`, ε = 1e-8 added after the bias correction,
+θ ← θ − η m̂/(√v̂ + ε) (`bpfree.optimizers.TorchAdam`, ``--optimizer torch_adam``, the default). The
+β-scaled errors make the gradients small enough for ε's size (Keras's default is 1e-7) and, less so, its
+place to shift the steps; ``--optimizer adam`` is Keras's Adam with the same ε added before the correction.
+
+The student's output at step t is its old top rate r_L (before it consumes x_t), and its target at
+step t is the teacher's old top rate at the same step, as in the seed, whose teacher returns its top
+rate before committing the step's state, like its student. During T_init the GLE/BP students run their
 full dynamics (error neurons included) with a zero learning rate, and get a fresh Adam at T_init; the
 seed also swaps in the teacher's τ_m for the first half of T_init (for its plots), which we do not.
 
-Records: `<exp_dir>/records/<model>/execution_<seed>.json` (`bpfree.results.load(exp_dir)`), one
-"epoch" per `log_every` time units: time, learning (0/1), loss (mean per-step MSE over the interval),
-w_0, w_1, tau_m_0, tau_m_1, param_error (the largest relative deviation from the teacher's four
-values). Figure: `<exp_dir>/lagline_<model>_seed<seed>.png`.
+Records: `<exp_dir>/records/<model>/execution_<seed>.json` (`bpfree.results.load(exp_dir)`), with the
+optimizer, its ε and where it adds it in the hparams, and one "epoch" per `log_every` time units: time,
+learning (0/1), loss (mean per-step MSE over the interval), w_0, w_1, tau_m_0, tau_m_1, param_error (the
+largest relative deviation from the teacher's four values). Figure: `<exp_dir>/lagline_<model>_seed<seed>.png`.
+The first log line names the optimizer and where it adds ε.
 """
 
 import dataclasses
@@ -35,7 +42,7 @@ import sys
 import keras
 import numpy as np
 
-from bpfree import checks
+from bpfree import checks, optimizers
 from bpfree.datasets import signals
 from bpfree.experiments import entry
 from bpfree.layers.gle import GLEDense
@@ -43,6 +50,7 @@ from bpfree.models.bptt import ForwardChain
 from bpfree.teacher_student import BPTTStudent, GLEStudent, plot_run, run_recorded, whole_windows
 
 MODELS = ("gle", "bp", "bptt_tw4", "bptt_tw2", "bptt_tw1")
+ADAMS = ("torch_adam", "adam")  # ε after Adam's bias correction (the seed's torch.optim.Adam) | before it (Keras)
 BPTT_WINDOWS = {"bptt_tw4": 4.0, "bptt_tw2": 2.0, "bptt_tw1": 1.0}  # time units
 
 
@@ -56,6 +64,9 @@ class LagLineConfig:
     tau_r: float = 0.1
     beta: float = 0.01
     lr: float = entry.flag(1e-6, "Learning rate before the 1/β (and ×window for BPTT) rescaling.")
+    optimizer: str = entry.flag("torch_adam", "torch_adam: ε added after Adam's bias correction, as the seed's "
+                                "torch.optim.Adam | adam: Keras's, ε before it.")
+    epsilon: float = 1e-8  # the seed's (torch.optim.Adam's default)
     gamma: float = 1.0
     batch_size: int = entry.flag(100, "Batch size.")
     t_init: float = entry.flag(50.0, "Time without learning before training.")
@@ -70,7 +81,8 @@ class LagLineConfig:
 
     def __post_init__(self):
         checks.choice("--model", self.model, MODELS)
-        for name in ("dt", "tau_r", "beta", "lr", "t_train", "log_every", "width"):
+        checks.choice("--optimizer", self.optimizer, ADAMS)
+        for name in ("dt", "tau_r", "beta", "lr", "t_train", "log_every", "width", "epsilon"):
             checks.number(name, getattr(self, name), lambda v: v > 0, "a number > 0")
         for name in ("t_init", "gamma", "smooth_sigma"):
             checks.number(name, getattr(self, name), lambda v: v >= 0, "a number ≥ 0")
@@ -118,7 +130,9 @@ class LagLineConfig:
 
     def hparams(self):
         return {"model": self.model, "dt": self.dt, "tau_r": self.tau_r, "beta": self.beta, "lr": self.lr,
-                "learning_rate": self.learning_rate, "gamma": self.gamma, "batch_size": self.batch_size,
+                "learning_rate": self.learning_rate, "optimizer": self.optimizer, "epsilon": self.epsilon,
+                "epsilon_placement": optimizers.PLACEMENTS[self.optimizer], "gamma": self.gamma,
+                "batch_size": self.batch_size,
                 "t_init": self.t_init, "t_train": self.t_train, "truncation_steps": self.window_steps,
                 "tau_min": self.tau_min, "teacher_w_0": self.teacher_w[0], "teacher_w_1": self.teacher_w[1],
                 "teacher_tau_m_0": self.teacher_tau_m[0], "teacher_tau_m_1": self.teacher_tau_m[1],
@@ -157,6 +171,18 @@ def param_error(config, params):
     return max(abs(params[k] - v) / abs(v) for k, v in teacher.items())
 
 
+def make_student(config, layers):
+    """The student over `layers`: truncated BPTT for the bptt_tw* models, else a GLE/BP student; both learn
+    with `config.optimizer` (ε = `config.epsilon`)."""
+
+    def adam(learning_rate):
+        return optimizers.get(config.optimizer, learning_rate, epsilon=config.epsilon)
+
+    if config.is_bptt:
+        return BPTTStudent(layers, adam(config.learning_rate), config.window_steps)
+    return GLEStudent(layers, config.beta, adam, config.learning_rate)
+
+
 def run(config, exp_dir, log=print):
     """Runs one LagLine student against its teacher; records as it goes. Returns the summary dict
     (final loss = mean per-step MSE of the last logged interval, the final parameters, param_error)."""
@@ -164,10 +190,7 @@ def run(config, exp_dir, log=print):
     w0, tau0 = student_init(config.seed)
     teacher = ForwardChain(build_chain(config, config.teacher_w, config.teacher_tau_m, mode="bp"))
     layers = build_chain(config, w0, tau0, mode="bp" if config.model == "bp" else "gle", learn=True)
-    if config.is_bptt:
-        student = BPTTStudent(layers, keras.optimizers.Adam(config.learning_rate), config.window_steps)
-    else:
-        student = GLEStudent(layers, config.beta, keras.optimizers.Adam, config.learning_rate)
+    student = make_student(config, layers)
     total = config.init_steps + config.train_steps
     x = signals.step_function(config.dt, total * config.dt, config.batch_size, width=config.width,
                               smooth_sigma=config.smooth_sigma, seed=[int(config.seed), 2])[:, :total]

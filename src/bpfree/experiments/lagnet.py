@@ -1,14 +1,17 @@
 """LagNet teacher–student (Fig. 6 of "Backpropagation through space, time and the brain"; seed
 `experiments/mimic/lagnet.py`): only the first hidden layer learns, through a lagging network above it.
 
-    python -m bpfree.experiments.lagnet [--model gle|bptt] [--t_total 1001] [--exp_dir data/lagnet] [--seed 0]
+    python -m bpfree.experiments.lagnet [--model gle|bptt] [--t_total 1001] [--exp_dir data/lagnet] [--seed 5]
 
 Network 1 → 2 → 2 → 1 of `GLEDense` layers, no bias, dt = 0.01, β = 1: hidden layers tanh, each with one
 LE unit (τ_m = τ_r = 1) and one leaky-integrator-like unit (τ_m = 1, τ_r = 0.1); the output layer linear
 with τ_m = τ_r = 1 and γ = 0; hidden γ = 1e-3. The teacher is the seed's "strong slow path" net with
 a negative fast weight: hid_1 W = [[−0.5, 1]], hid_2 W = [[0.5, 0], [0, 1]], top W = [[0.5], [1]]. The
-students share hid_2 and top with the teacher (frozen) and start hid_1 at W ~ U(−1, 1) (PyTorch's
-`Linear` init for one input; seeded). Input: x(t) = Σ_k sin(ω_k t), ω = (0.49, 1.07, 1.98) rad per time
+students share hid_2 and top with the teacher (frozen) and start hid_1 where the seed's do: the first
+`torch.nn.Linear(1, 2)` built after `torch.manual_seed(seed)`, W ~ U(−1, 1) as torch's CPU generator draws
+it (`bpfree.torch_random`). The seed's seed 5 ("# init negative weights", the default here) gives
+W = [[0.6605, −0.7478]]: the fast (LE) weight positive where the teacher's is −0.5, the slow (LI) one
+negative where the teacher's is +1. Input: x(t) = Σ_k sin(ω_k t), ω = (0.49, 1.07, 1.98) rad per time
 unit (`bpfree.datasets.signals.sinusoids`; the seed's cosines go to an input channel it then drops), batch 1. Learning
 starts at t = 80 (step 8000) and runs to T = 1001.
 
@@ -18,10 +21,16 @@ Models:
 - ``bptt``: truncated BPTT through the forward dynamics, one SGD(momentum 0.9) step every 300 steps
   with lr 7e-2 on the window's ∫ ½(y − r)² dt (the seed's adjoint "BPTT" student, γ = 0).
 
-The student's output at a step is compared with the teacher's at the same step (`lagline` explains the
-seed's one-step offset). Records: `<exp_dir>/records/<model>/execution_<seed>.json`, one epoch per
-`log_every` time units: time, learning, loss (mean per-step MSE), w_0, w_1 (hid_1's kernel),
-param_error (largest relative deviation from the teacher's hid_1); figure `<exp_dir>/lagnet_<model>_seed<seed>.png`.
+Optimizer: both students use the seed's `torch.optim.SGD(momentum=0.9)`, which has no ε (so no question
+of where Adam adds it). Keras's momentum form v ← μv − ηg, θ ← θ + v is torch's b ← μb + g, θ ← θ − ηb
+(v = −ηb) at a constant learning rate, as here.
+
+The student's output at step t is its old top rate (before it consumes x_t), and its target the
+teacher's old top rate at the same step, as in the seed (whose teacher returns its top rate before
+committing the step's state, like its students). Records: `<exp_dir>/records/<model>/execution_<seed>.json`
+(the optimizer in the hparams), one epoch per `log_every` time units: time, learning, loss (mean per-step
+MSE), w_0, w_1 (hid_1's kernel), param_error (largest relative deviation from the teacher's hid_1); figure
+`<exp_dir>/lagnet_<model>_seed<seed>.png`. The first log line names the optimizer.
 """
 
 import dataclasses
@@ -31,7 +40,7 @@ import sys
 import keras
 import numpy as np
 
-from bpfree import checks
+from bpfree import checks, torch_random
 from bpfree.datasets import signals
 from bpfree.experiments import entry
 from bpfree.layers.gle import GLEDense
@@ -52,7 +61,7 @@ class LagNetConfig:
     model: str = entry.flag("gle", f"Student: {' | '.join(MODELS)}.")
     dt: float = 0.01
     beta: float = 1.0
-    seed: int = entry.flag(0, "Seed of the student's initial hid_1 weights.")
+    seed: int = entry.flag(5, "torch.manual_seed of the student's initial hid_1 weights (the seed's 5).")
     gamma: float = 1e-3
     momentum: float = 0.9
     lr: float = entry.flag(2e-2, "GLE learning rate before the ·dt/β rescaling.")
@@ -99,14 +108,16 @@ class LagNetConfig:
 
     def hparams(self):
         return {"model": self.model, "dt": self.dt, "beta": self.beta, "gamma": self.gamma, "lr": self.lr,
-                "learning_rate": self.learning_rate, "momentum": self.momentum, "truncation_steps": self.window_steps,
+                "learning_rate": self.learning_rate, "optimizer": "sgd", "momentum": self.momentum,
+                "truncation_steps": self.window_steps,
                 "t_start": self.t_start, "t_total": self.t_total, "log_every": self.log_every,
                 "teacher_w_0": TEACHER_HID_1[0], "teacher_w_1": TEACHER_HID_1[1]}
 
 
 def student_init(seed):
-    """hid_1's initial kernel (1, 2) ~ U(−1, 1)."""
-    return tuple(np.random.default_rng([int(seed), 1]).uniform(-1.0, 1.0, 2))
+    """hid_1's initial kernel (1, 2) as the seed's students get it: `torch.manual_seed(seed)`, then
+    `nn.Linear(1, 2)` (U(−1, 1)), the first layer the seed builds."""
+    return tuple(float(w) for w in torch_random.linear_kernel(seed, 1, 2)[0])
 
 
 def build_net(config, hid_1, *, learn):

@@ -1,7 +1,7 @@
 """MNIST-1D with GLE, as in the seed's `experiments/mnist1d/plastic_e2e.py` and `static_lagnet.py` (Fig. 8).
 
     python -m bpfree.experiments.mnist1d --seed 0 [--epochs 150] [--static_lagnet] [--exp_dir data/mnist1d] \\
-        [--lr 1e-3] [--batch_size 100] [--train_subset 0] [--test_subset 1000]
+        [--lr 1e-3] [--batch_size 100] [--train_subset 0] [--test_subset 1000] [--optimizer torch_adam|adam]
 
 Each 360-step sample (MNIST-1D with final_seq_length 360, raw values) is fed one scalar per dt step,
 with an Adam step at every dt step (40 batches × 360 = 14,400 updates per epoch); the prediction is
@@ -12,19 +12,23 @@ argmax Σ_t logits_t.
 - ``--static_lagnet``: fixed cascaded leaky integrators under an LE-MLP 10→60→60→10
   (`bpfree.models.gle_mnist1d.static_lagnet_mlp`), ≈4.9k trainable params. Seed's result: 90.9 ± 0.6 %.
 
-Both: Adam lr 5e-3 · 72/360 = 1e-3 (ε = 1e-8 as in PyTorch), batch 100 (test batch 1000),
+Both: the seed's `torch.optim.Adam`, lr 5e-3 · 72/360 = 1e-3, ε = 1e-8 added after the bias correction
+(`bpfree.optimizers.TorchAdam`, ``--optimizer torch_adam``, the default; ``--optimizer adam`` is Keras's
+Adam, the same ε added before the bias correction); batch 100 (test batch 1000),
 ReduceLROnPlateau(factor 0.5) stepped on the **test** loss, as the seed does. PyTorch's patience 2
 reduces after 3 epochs without improvement (num_bad_epochs > patience); Keras's reduces after
-`patience` epochs (wait ≥ patience), so Keras patience 3 here; PyTorch's relative threshold 1e-4 is
-approximated by Keras's absolute min_delta 2e-4 at the loss's scale (≈2).
+`patience` epochs (wait ≥ patience), so Keras patience 3 here; an epoch improves when its test loss is
+below best · (1 − 1e-4), PyTorch's relative threshold (`bpfree.plateau.RelativeReduceLROnPlateau`).
 
-Outputs in ``--exp_dir``: the execution record ``records/<model>/execution_<seed>.json`` (per epoch:
+Outputs in ``--exp_dir``: the execution record ``records/<model>/execution_<seed>.json`` (hparams with
+the optimizer, its ε and where it adds it; per epoch:
 loss, error_rate, test_loss, test_acc, current_lr, epoch_seconds, epoch_cpu_seconds;
 `bpfree.results.load(exp_dir)` reads it),
 ``<model>_seed<seed>.png`` (test accuracy against epoch) and ``<model>_seed<seed>.keras`` (the model
 with its optimizer and dynamic state, for resuming), all written atomically after every epoch. Running
 the same command again resumes an interrupted run from its last finished epoch (the plateau
-counter restarts) and does nothing for a finished one.
+counter restarts, the optimizer is the saved one) and does nothing for a finished one. The first log
+line names the optimizer and where it adds ε.
 """
 
 import dataclasses
@@ -35,11 +39,14 @@ import time
 import keras
 import numpy as np
 
-from bpfree import checks, datasets, figures, io, records
+from bpfree import checks, datasets, figures, io, optimizers, records
 from bpfree.experiments import entry
 from bpfree.models.gle_mnist1d import MODELS, build
+from bpfree.plateau import RelativeReduceLROnPlateau
 
 SAMPLE_LENGTH = 72  # the seed's "original length of MNIST-1D samples in arbitrary units"
+ADAMS = ("torch_adam", "adam")  # ε after Adam's bias correction (the seed's torch.optim.Adam) | before it (Keras)
+EPSILON = 1e-8  # the seed's (torch.optim.Adam's default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +58,8 @@ class MNIST1DConfig:
     epochs: int = entry.flag(150, "Training epochs.")
     static_lagnet: bool = entry.flag(False, "Fixed lag-line memory under an LE-MLP instead of the E2E GLE net.")
     lr: float = entry.flag(5e-3 * SAMPLE_LENGTH / 360, "Adam learning rate (the seed's 5e-3 · 72/360).")
+    optimizer: str = entry.flag("torch_adam", "torch_adam: ε added after Adam's bias correction, as the seed's "
+                                "torch.optim.Adam | adam: Keras's, ε before it.")
     batch_size: int = entry.flag(100, "Training batch size.")
     test_batch_size: int = 1000
     train_subset: int = entry.flag(0, "Use only this many training sequences (0: all).")
@@ -61,6 +70,7 @@ class MNIST1DConfig:
             checks.whole(name, getattr(self, name), lambda v: v >= 1, "a positive integer")
         checks.whole("train_subset", self.train_subset, lambda v: v >= 0, "an integer ≥ 0 (0: all)")
         checks.number("lr", self.lr, lambda v: v > 0, "a number > 0")
+        checks.choice("--optimizer", self.optimizer, ADAMS)
 
     @property
     def model(self):
@@ -71,8 +81,9 @@ class MNIST1DConfig:
         return (self.train_subset, self.test_subset) if self.train_subset else None
 
     def hparams(self):
-        return {"model": self.model, "epochs": self.epochs, "lr": float(self.lr), "batch_size": self.batch_size,
-                "dt": 0.2, "subset": list(self.subset) if self.subset else None}
+        return {"model": self.model, "epochs": self.epochs, "lr": float(self.lr), "optimizer": self.optimizer,
+                "epsilon": EPSILON, "epsilon_placement": optimizers.PLACEMENTS[self.optimizer],
+                "batch_size": self.batch_size, "dt": 0.2, "subset": list(self.subset) if self.subset else None}
 
 
 def load_data(subset=None, seed=0):
@@ -100,6 +111,17 @@ def plot_accuracy(history, path, title):
     plt.close(fig)
 
 
+def make_optimizer(config):
+    """`config.optimizer` (the seed's: ε after the bias correction) at `config.lr`, ε = 1e-8."""
+    return optimizers.get(config.optimizer, config.lr, epsilon=EPSILON)
+
+
+def make_plateau():
+    """The seed's ReduceLROnPlateau(patience 2, factor 0.5, relative threshold 1e-4) on the test loss, in
+    Keras's terms (patience 3: see `bpfree.plateau`)."""
+    return RelativeReduceLROnPlateau(monitor="val_loss", mode="min", factor=0.5, patience=3, threshold=1e-4)
+
+
 def run(config, exp_dir, log=print):
     """Trains (or resumes) one seed; returns the execution record's data."""
     seed, epochs, batch_size, model_name = config.seed, config.epochs, config.batch_size, config.model
@@ -120,10 +142,11 @@ def run(config, exp_dir, log=print):
         keras.utils.set_random_seed(seed)
         record = records.ExecutionRecord(exp_dir, model_name, seed, config.hparams(), seed=seed)
         model = build(model_name, seed, batch_size=batch_size)
-        model.compile(optimizer=keras.optimizers.Adam(config.lr, epsilon=1e-8), metrics=["error_rate"])
+        model.compile(optimizer=make_optimizer(config), metrics=["error_rate"])
     n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    log(f"{model_name}: {n_params} trainable parameters, {len(x)} train / {len(xt)} test sequences of "
-        f"{x.shape[1]} steps, {int(np.ceil(len(x) / batch_size)) * x.shape[1]} optimizer steps per epoch.")
+    log(f"{model_name}: {optimizers.describe(model.optimizer)}, {n_params} trainable parameters, {len(x)} train / "
+        f"{len(xt)} test sequences of {x.shape[1]} steps, {int(np.ceil(len(x) / batch_size)) * x.shape[1]} "
+        "optimizer steps per epoch.")
     record.start(time.monotonic())
 
     class Recorder(keras.callbacks.Callback):
@@ -143,8 +166,7 @@ def run(config, exp_dir, log=print):
                 f"test acc {row['test_acc']:.2f} %  lr {row['current_lr']:.2e}  {row['epoch_seconds']:.1f} s "
                 f"(cpu {row['epoch_cpu_seconds']:.1f} s)")
 
-    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_delta=2e-4,
-                                                mode="min", verbose=0)
+    plateau = make_plateau()
     try:
         model.fit(x, y1, batch_size=batch_size, epochs=epochs, initial_epoch=record.epochs_done, shuffle=True,
                   validation_data=(xt, yt1), validation_batch_size=config.test_batch_size,

@@ -5,6 +5,7 @@ every logged chunk records the student's parameters and their largest relative d
 teacher's (`param_error`); the figure is `<exp_dir>/<name>_<model>_seed<seed>.png`.
 """
 
+from bpfree import optimizers
 from bpfree.teacher_student.loop import teacher_student_loop
 from bpfree.teacher_student.run_log import RunLog
 
@@ -18,12 +19,14 @@ def run_recorded(exp_dir, name, config, teacher, student, x, *, params, param_er
         param_error: params -> max relative deviation from the teacher.
         plot: (history, path) -> None, draws the run so far.
 
-    Returns the last logged values with "record", "figure" and "status".
+    Returns the last logged values with "record", "figure" and "status". The first log line names the
+    student's optimizer (`bpfree.optimizers.describe`: for an Adam, where it adds ε).
     """
     run_log = RunLog(exp_dir, config.model, config.seed, config.hparams())
     figure = run_log.figure_path(f"{name}_{config.model}_seed{config.seed}")
-    log(f"{name} {config.model} seed {config.seed}: lr {config.learning_rate:g}, window {config.window_steps} "
-        f"steps, {config.init_steps} init + {config.train_steps} training steps; starts at {_fmt(params())}")
+    log(f"{name} {config.model} seed {config.seed}: {optimizers.describe(student.optimizer)}, lr "
+        f"{config.learning_rate:g}, window {config.window_steps} steps, {config.init_steps} init + "
+        f"{config.train_steps} training steps; starts at {_fmt(params())}")
 
     def observe():
         now = params()

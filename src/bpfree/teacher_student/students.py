@@ -28,6 +28,11 @@ class GLEStudent:
     def start_learning(self):
         self._compile(self.learning_rate)
 
+    @property
+    def optimizer(self):
+        """The optimizer now compiled in (lr 0 before `start_learning`)."""
+        return self.net.optimizer
+
     def run(self, x, y):
         """One chunk (x: (batch, steps, in), per-step targets y): the mean per-step MSE."""
         return float(self.net.train_on_batch(x, y, return_dict=True)["loss"])
@@ -42,6 +47,10 @@ class BPTTStudent:
 
     def start_learning(self):
         self.learning = True
+
+    @property
+    def optimizer(self):
+        return self.trainer.optimizer
 
     def run(self, x, y):
         """One chunk: the mean per-step MSE (trained on from `start_learning` on)."""

@@ -64,8 +64,9 @@ SEARCH_FLAGS = {
     "use_early_stopping": (bool, "Stop an execution when the objective stops improving."),
     "early_stopping_patience": (int, "Epochs without improvement before stopping."),
     "seed": (int, "Base seed; execution k uses seed + k."),
-    "optimizer": (str, "Optimizer" + _one_of(optimizers.NAMES)[:-1] + " (uncorrected_adam: the GAIT-prop "
-                       "seed's, beta_2 0.99, no bias correction)."),
+    "optimizer": (str, "Optimizer" + _one_of(optimizers.NAMES)[:-1] + " (torch_adam: PyTorch's, epsilon 1e-8 "
+                       "after the bias correction; uncorrected_adam: the GAIT-prop seed's, beta_2 0.99, no bias "
+                       "correction)."),
 }
 # Hparams: given = fixed. flag -> (hparam, type, help). One name for each, as in presets and records;
 # ALIASES keeps the ancestor's spelling.

@@ -51,7 +51,7 @@ class SearchConfig:
     early_stopping_patience: int = 10
     trackers: tuple = ()
     seed: int = 0
-    optimizer: str = "adam"  # adam | uncorrected_adam (the GAIT-prop seed's) | sgd
+    optimizer: str = "adam"  # adam | torch_adam (PyTorch's ε) | uncorrected_adam (the GAIT-prop seed's) | sgd
     protocol: str = "holdout"  # holdout | ancestor: see PROTOCOLS
     score: str = None  # final | best | last<k> (bpfree.scoring); None: the protocol's
 

@@ -53,7 +53,7 @@ def role():
     return "chief" if CHIEF in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
-def serve(tuner, poll_seconds=0.2):
+def serve(tuner, poll_seconds=0.2, reply_seconds=1.0):
     """Serves `tuner`'s grid oracle to the workers until every worker has been told the grid is done.
 
     The server is keras-tuner's own, through its public path: `Tuner.search()` in the chief
@@ -61,6 +61,9 @@ def serve(tuner, poll_seconds=0.2):
     polls every 20 s once stopping, which would add up to 20 s to every search, so it runs in a daemon
     thread and this returns as soon as the oracle itself knows every worker that asked for a trial has
     been told the grid is done (`GridOracle.all_told`); the server goes with the process.
+
+    The oracle knows before gRPC has sent its reply, so the server is given `reply_seconds` to send it;
+    a worker already told on another key takes a reply cut anyway as the end (`GridTuner._create_trial`).
     """
     if role() != "chief":  # keras-tuner's Tuner.search decides by the same variable
         raise RuntimeError(f"serve() runs in the chief (KERASTUNER_TUNER_ID {os.environ.get('KERASTUNER_TUNER_ID')!r}).")
@@ -82,6 +85,15 @@ def serve(tuner, poll_seconds=0.2):
         pass
     if failure:
         raise failure[0]
+    time.sleep(reply_seconds)
+
+
+def coordinator_gone(error):
+    """Whether `error`, raised by a worker's call to the coordinator's oracle, says the coordinator is gone
+    (gRPC UNAVAILABLE: nobody listens, or the connection closed under the call)."""
+    import grpc  # keras-tuner's own dependency for its chief/worker mode
+
+    return isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def check_bind(address, what="--oracle_bind"):

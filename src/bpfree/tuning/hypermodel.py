@@ -3,12 +3,14 @@
 import keras_tuner
 
 from bpfree import optimizers, rules
+from bpfree.metrics import UnexplainedVariance
 from bpfree.models import build_model
 from bpfree.tuning import inputs
 
 
 class BpfreeHyperModel(keras_tuner.HyperModel):
-    """Builds `bpfree.build_model(...)` from hparams, compiled with the search's optimizer (Adam) at lr and error_rate.
+    """Builds `bpfree.build_model(...)` from hparams, compiled with the search's optimizer (Adam) at lr and
+    error_rate (classification) or unexplained_variance (reconstruction: `bpfree.metrics.UnexplainedVariance`).
 
     Choices come from the search space (whose algorithm values come from the rule registry), so a
     rule added to the registry is searchable without touching this class. A rule's own hparams
@@ -63,6 +65,6 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
             bw_init=values["bw_init"], use_bias=c.use_bias, weight_decay=c.weight_decay,
             problem_type=c.problem_type, trackers=c.trackers, seed=c.seed if seed is None else seed, **extras,
         )
-        metrics = ["error_rate"] if c.problem_type == "classification" else []
+        metrics = ["error_rate"] if c.problem_type == "classification" else [UnexplainedVariance(self.output_dim)]
         model.compile(optimizer=optimizers.get(c.optimizer, values["lr"]), metrics=metrics, jit_compile=c.jit_compile)
         return model

@@ -15,7 +15,6 @@ import threading
 import keras_tuner
 
 from bpfree import checks, records
-from bpfree.records import FINISHED
 from bpfree.tuning.space import trial_id
 
 RUNNING = keras_tuner.engine.trial.TrialStatus.RUNNING
@@ -32,16 +31,16 @@ def valid_records(directory):
             continue
 
 
-def finished_trials(directory, executions_per_trial):
-    """Trial ids whose executions 0..k−1 all have a final status."""
+def finished_trials(directory, executions_per_trial, num_epochs=None):
+    """Trial ids whose executions 0..k−1 all need no more training (`records.done`)."""
     status = {}
     for _, data in valid_records(directory):
-        if data["status"] in FINISHED and data["execution"] < executions_per_trial:
+        if records.done(data, num_epochs) and data["execution"] < executions_per_trial:
             status.setdefault(data["trial_id"], set()).add(data["execution"])
     return {t for t, done in status.items() if len(done) == executions_per_trial}
 
 
-def unfinished_executions(directory, points, executions_per_trial):
+def unfinished_executions(directory, points, executions_per_trial, num_epochs=None):
     """[(trial id, execution, status or "missing", error)] of the grid's executions without a final record."""
     found = {(d["trial_id"], d["execution"]): d for _, d in valid_records(directory)}
     out = []
@@ -49,7 +48,7 @@ def unfinished_executions(directory, points, executions_per_trial):
         tid = trial_id(point)
         for execution in range(executions_per_trial):
             data = found.get((tid, execution))
-            if data is None or data["status"] not in FINISHED:
+            if data is None or not records.done(data, num_epochs):
                 out.append((tid, execution, data["status"] if data else "missing", data and data.get("error")))
     return out
 
@@ -64,7 +63,7 @@ class GridOracle(keras_tuner.Oracle):
     told the grid is done (the chief's end; see `bpfree.tuning.distributed.serve`).
     """
 
-    def __init__(self, points, directory, objective, executions_per_trial=1, **kwargs):
+    def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, **kwargs):
         checks.whole("executions_per_trial", executions_per_trial, lambda v: v >= 1, "an integer >= 1")
         super().__init__(
             objective=keras_tuner.Objective(objective, direction="min"),
@@ -76,13 +75,14 @@ class GridOracle(keras_tuner.Oracle):
         self.points = list(points)
         self.directory = directory
         self.executions_per_trial = executions_per_trial
+        self.num_epochs = num_epochs
         self.all_told = threading.Event()
         self.rebuild()
 
     def rebuild(self):
         """Re-reads which grid points are finished from the records on disk; forgets what was handed out."""
         ids = {trial_id(p) for p in self.points}
-        self.finished_ids = finished_trials(self.directory, self.executions_per_trial) & ids
+        self.finished_ids = finished_trials(self.directory, self.executions_per_trial, self.num_epochs) & ids
         self.handed_out = set()
         self.asked, self.told_done = set(), set()
         self.all_told.clear()
@@ -115,4 +115,4 @@ class GridOracle(keras_tuner.Oracle):
 
     def unfinished_executions(self):
         """The grid's executions without a final record, read from disk now (see `unfinished_executions`)."""
-        return unfinished_executions(self.directory, self.points, self.executions_per_trial)
+        return unfinished_executions(self.directory, self.points, self.executions_per_trial, self.num_epochs)

@@ -58,14 +58,14 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         oracle = _oracle(directory, config, points)
         log(f"{directory}: {len(points)} grid points, {len(oracle.finished_ids)} already finished, "
             f"{len(oracle.remaining)} to run")
-        tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space)
+        tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space, config)
         summary = _run(directory, config, space, points, oracle, role, log, group_size)
         summary["unfinished"] = oracle.unfinished_executions()
         return summary
 
 
 def _oracle(directory, config, points):
-    return GridOracle(points, directory, config.objective, config.executions_per_trial)
+    return GridOracle(points, directory, config.objective, config.executions_per_trial, config.num_epochs)
 
 
 class SearchData:
@@ -142,6 +142,7 @@ def _run(directory, config, space, points, oracle, role, log, group_size=0):
         return {"project_dir": directory, "grid_points": len(points), "ran": len(oracle.handed_out),
                 "seconds": time.perf_counter() - start, "fit_seconds": 0.0, "accidents": []}
     data = SearchData(config)
+    tuner.progress.done = len(oracle.finished_ids) * config.executions_per_trial
     start = time.perf_counter()
     tuner.search(data, verbose=0)
     return {"project_dir": directory, "grid_points": len(points), "ran": tuner.trials_run,
@@ -159,7 +160,8 @@ def check_record_settings(directory, config):
         if not recorded:
             continue  # a record from before settings were recorded: config.json is the only check
         recorded = SearchConfig.completed(recorded)
-        changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+        changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k)
+                         and not _grows(k, recorded.get(k), current.get(k)))
         if changed:
             details = ", ".join(f"{k} {recorded.get(k)!r} → {current.get(k)!r}" for k in changed)
             raise ExperimentMismatch(
@@ -186,6 +188,9 @@ def _write_or_check_config(directory, config, space):
                                      "restore it, pass --reset_training to start over, or use another EXPERIMENT_DIR.")
         payload = json.loads(json.dumps(payload))
         existing["search"] = SearchConfig.completed(existing["search"])  # settings added since: as they were
+        if existing != payload and _grown(existing, payload):  # more seeds, epochs or grid values: only they run
+            io.write_json(path, payload)
+            return
         if existing != payload:
             def differences(before, after, prefix="", keys=None):  # ["<prefix><key> <before> → <after>"]
                 keys = sorted(set(before) | set(after), key=str) if keys is None else keys
@@ -203,6 +208,30 @@ def _write_or_check_config(directory, config, space):
             )
         return
     io.write_json(path, payload)
+
+
+# Settings an experiment may grow in place: only what is new runs (more seeds; more epochs, finished
+# executions resuming from their final state), and every existing record stays comparable.
+GROWABLE = ("num_epochs", "executions_per_trial")
+
+
+def _grows(name, before, after):
+    """Whether changing setting `name` from `before` to `after` grows the experiment (see GROWABLE)."""
+    return name in GROWABLE and isinstance(before, int) and isinstance(after, int) and after > before
+
+
+def _grown(existing, payload):
+    """Whether config.json `payload` only grows `existing`: search settings equal or growing, every hparam
+    of the space keeping all its values (new values may join), the same fixed hparams."""
+    search_before, search_after = existing.get("search", {}), payload["search"]
+    if set(search_before) != set(search_after) or existing.get("fixed") != payload.get("fixed"):
+        return False
+    if any(search_before[k] != search_after[k] and not _grows(k, search_before[k], search_after[k])
+           for k in search_after):
+        return False
+    space_before, space_after = existing.get("space", {}), payload["space"]
+    return set(space_before) == set(space_after) and all(
+        all(v in space_after[k] for v in space_before[k]) for k in space_after)
 
 
 def _check_writable(experiment_dir):

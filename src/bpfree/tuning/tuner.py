@@ -11,10 +11,11 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from bpfree import checkpoints, records, scoring
+from bpfree import checkpoints, datasets, records, scoring
+from bpfree.reconstructions import ReconstructionFigure
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
-from bpfree.tuning import distributed, group, inputs, tensorboard_hparams
+from bpfree.tuning import distributed, group, inputs, progress, tensorboard_hparams
 from bpfree.tuning.space import trial_id
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -69,7 +70,14 @@ class GridTuner(keras_tuner.Tuner):
         self._programs = {}  # structure key → GroupProgram, reused by every group of that structure
         self.experiment_dir = experiment_dir
         self.config = config
-        self.log = log
+        total = len(points) * config.executions_per_trial
+        self.progress = progress.SearchProgress(config.objective, config.num_epochs, total)
+
+        def log_line(*args):  # the progress line makes way for the search's own lines
+            self.progress.clear()
+            log(*args)
+
+        self.log = log_line
         self.tensorboard_dir = os.path.join(experiment_dir, "tensorboard")
         self.fit_seconds = 0.0
         self.trials_run = 0
@@ -90,27 +98,41 @@ class GridTuner(keras_tuner.Tuner):
             return super().search(*(() if data is None else (data,)))
         self.on_search_begin()
         keys = [self.tuner_id] + [f"{self.tuner_id}~{k}" for k in range(1, self.trials_per_group)]
-        asked = set()
+        asked, told = [], set()
         while True:
             trials = []
             for key in keys:
-                trial = self._create_trial(key)
-                asked.add(key)
+                trial = self._create_trial(key, told)
+                if key not in asked:
+                    asked.append(key)
                 if trial is None:
+                    told.add(key)
                     break
                 trials.append(trial)
             if not trials:
                 break
             self._run_trials(trials, data)
         for key in asked:  # every key that asked is told the grid is done (the chief waits for that)
-            while self._create_trial(key) is not None:
-                raise RuntimeError(f"The oracle handed out a trial to {key} after saying the grid is done.")
+            if key not in told:
+                if self._create_trial(key, told) is not None:
+                    raise RuntimeError(f"The oracle handed out a trial to {key} after saying the grid is done.")
+                told.add(key)
         self.on_search_end()
 
-    def _create_trial(self, key):
-        """The oracle's next trial for `key`, or None when the grid is done."""
+    def _create_trial(self, key, told):
+        """The oracle's next trial for `key`, or None when the grid is done.
+
+        `told`: the keys of this tuner already told the grid is done. Once one has been, a coordinator
+        that has gone away (its reply to the last key can be cut when it exits) is the grid's end too:
+        every trial this tuner held has been reported by then (`distributed.coordinator_gone`)."""
         while True:
-            trial = self.oracle.create_trial(key)
+            try:
+                trial = self.oracle.create_trial(key)
+            except Exception as e:
+                if told and distributed.coordinator_gone(e):
+                    self.log(f"  the coordinator has closed after telling {self.tuner_id} the grid is done")
+                    return None
+                raise
             if trial.status == TrialStatus.STOPPED:
                 return None
             if trial.status != TrialStatus.IDLE:
@@ -190,8 +212,9 @@ class GridTuner(keras_tuner.Tuner):
         checkpoint_path = checkpoints.path_for(path)
         run_dir = os.path.join(self.tensorboard_dir, tid, f"execution_{execution}")
         previous = self._previous_record(path)
-        if previous is not None and previous["status"] in FINISHED:
+        if previous is not None and records.done(previous, self.config.num_epochs):
             return _score(previous["history"], self.config.objective, self.config.score)
+        extending = previous is not None and previous["status"] in FINISHED  # completed, the search now longer
         seed = self.config.seed + execution
         keras.utils.set_random_seed(seed)
         try:
@@ -203,14 +226,23 @@ class GridTuner(keras_tuner.Tuner):
             record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir)
             self._finish(record, status, e)
             return None
-        first_epoch, history = self._restore(checkpoint_path, model) if previous is not None else (0, {})
+        final = checkpoints.path_for(path, checkpoints.FINAL_SUFFIX)
+        if extending:  # from its final state; without one (records from before it was kept) it runs again whole
+            first_epoch, history = self._restore(final, model)
+        elif previous is not None:  # interrupted: its last checkpoint (or the final state an extension started from)
+            first_epoch, history = self._restore(checkpoint_path if os.path.exists(checkpoint_path) else final, model)
+        else:
+            first_epoch, history = 0, {}
         if first_epoch:
             record = records.ExecutionRecord.resume(path)
             record.restore_history(history)
-            record.data.setdefault("resumed_at_epochs", []).append(first_epoch)
-            self.log(f"  {tid} execution {execution}: resuming at epoch {first_epoch}")
+            record.data["search"] = self.config.to_json()
+            record.data.setdefault("extended_at_epochs" if extending else "resumed_at_epochs", []).append(first_epoch)
+            verb = f"extending to {self.config.num_epochs} epochs" if extending else "resuming"
+            self.log(f"  {tid} execution {execution}: {verb} at epoch {first_epoch}")
         else:
-            record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir)
+            record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir,
+                                      aside="superseded" if extending else "interrupted")
         record.data["worker"] = self.tuner_id
         record.start(time.monotonic())
         return _Execution(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir,
@@ -228,13 +260,17 @@ class GridTuner(keras_tuner.Tuner):
         if self.config.histogram_freq:
             flatten = inputs.flattens(run.point["arch"])
             callbacks.append(ActivationHistograms(run.run_dir, data.sample(flatten), self.config.histogram_freq))
+        if self.config.problem_type == "reconstruction":  # sample inputs beside their reconstructions, at the end
+            callbacks.append(ReconstructionFigure(run.run_dir, data.sample(inputs.flattens(run.point["arch"])),
+                                                  datasets.info(self.config.dataset).input_shape))
         return callbacks
 
     def _train_alone(self, run, data):
         """Today's path: the execution's own model, fed by its own pipeline through `fit`."""
-        callbacks = self._callbacks(run, data) + [keras.callbacks.TerminateOnNaN()]
+        callbacks = self._callbacks(run, data) + [keras.callbacks.TerminateOnNaN(), _ProgressCallback(self)]
         flatten = inputs.flattens(run.point["arch"])  # image batches for a conv arch, flat ones for a dense one
         start = time.perf_counter()
+        self.progress.start(run.tid, 1, run.first_epoch)
         try:
             train = data.train(run.seed, run.first_epoch, flatten=flatten)
             run.model.fit(train, validation_data=data.validation(flatten), epochs=self.config.num_epochs,
@@ -250,6 +286,7 @@ class GridTuner(keras_tuner.Tuner):
             return
         finally:
             self.fit_seconds += time.perf_counter() - start
+            self.progress.finish(1)
             keras.backend.clear_session(free_memory=False)
         self._conclude(run)
 
@@ -282,6 +319,7 @@ class GridTuner(keras_tuner.Tuner):
                     self._finish(runs[k].record, "error", e)
 
         start = time.perf_counter()
+        self.progress.start(runs[0].tid, len(runs), runs[0].first_epoch)
         try:
             each(range(len(runs)), lambda k: callbacks[k].on_train_begin())
             for epoch in range(runs[0].first_epoch, self.config.num_epochs):
@@ -301,6 +339,8 @@ class GridTuner(keras_tuner.Tuner):
                         active[k] = False
 
                 each(_indices(trained), epoch_end)
+                self.progress.epoch(epoch, [{**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}}.get(
+                    self.config.objective) for k in _indices(trained) if k < len(runs)])
             each(range(len(runs)), lambda k: callbacks[k].on_train_end())
             tested = [k < len(runs) and k not in failed for k in range(size)]
             test_logs = program.evaluate(tested, data.in_memory("test", flatten))
@@ -318,6 +358,7 @@ class GridTuner(keras_tuner.Tuner):
             return
         finally:
             self.fit_seconds += time.perf_counter() - start
+            self.progress.finish(len(runs))
         for k, run in enumerate(runs):
             if k not in failed:
                 self._conclude(run)
@@ -346,7 +387,10 @@ class GridTuner(keras_tuner.Tuner):
         losses = run.record.data["history"].get("loss", [])
         diverged = any(v is None or not math.isfinite(v) for v in losses)
         run.record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
-        checkpoints.remove(run.checkpoint_path)
+        if diverged:
+            checkpoints.remove(run.checkpoint_path)
+        else:  # kept: a search extended to more epochs resumes it from there
+            checkpoints.keep_as_final(run.checkpoint_path)
         tensorboard_hparams.write_run(run.run_dir, run.point, run.execution, run.seed, run.record.data["history"])
         run.score = None if diverged else _score(run.record.data["history"], self.config.objective, self.config.score)
 
@@ -372,13 +416,14 @@ class GridTuner(keras_tuner.Tuner):
             self.log(f"  {e}; moved aside to {aside}, the execution starts over")
             return 0, {}
 
-    def _new_record(self, path, tid, execution, point, seed, checkpoint_path, run_dir):
-        """A fresh record; an earlier attempt's partial record and TensorBoard run are kept aside."""
+    def _new_record(self, path, tid, execution, point, seed, checkpoint_path, run_dir, aside="interrupted"):
+        """A fresh record; an earlier attempt's record and TensorBoard run are kept aside (named `aside`)."""
         if os.path.exists(path):
-            records.set_aside(path, "interrupted")
+            records.set_aside(path, aside)
         if os.path.isdir(run_dir):
-            records.set_aside(run_dir, "interrupted")
+            records.set_aside(run_dir, aside)
         checkpoints.remove(checkpoint_path)
+        checkpoints.remove(checkpoints.path_for(path, checkpoints.FINAL_SUFFIX))
         return records.ExecutionRecord(self.experiment_dir, tid, execution, point, seed=seed,
                                        search=self.config.to_json())
 
@@ -398,6 +443,17 @@ class GridTuner(keras_tuner.Tuner):
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         tf.summary.flush()
+
+
+class _ProgressCallback(keras.callbacks.Callback):
+    """The progress line of an execution trained through `fit`."""
+
+    def __init__(self, tuner):
+        super().__init__()
+        self.tuner = tuner
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.tuner.progress.epoch(epoch, [(logs or {}).get(self.tuner.config.objective)])
 
 
 @dataclasses.dataclass

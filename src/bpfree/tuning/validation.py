@@ -12,13 +12,13 @@ import re
 import subprocess
 
 from bpfree import datasets, models, rules
-from bpfree.arch import ConvSpec, input_shape, parse_layers
+from bpfree.arch import ConvSpec, input_shape, is_conv, parse_layers
 from bpfree.tuning import inputs
 
 # keras-tuner uses KERASTUNER_TUNER_ID as a directory name, which it deletes first (overwrite=True).
 TUNER_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 BYTES_PER_NUMBER = 4  # float32 weights
-OPTIMIZER_SLOTS = {"adam": 2, "uncorrected_adam": 2, "sgd": 0}
+OPTIMIZER_SLOTS = {"adam": 2, "torch_adam": 2, "uncorrected_adam": 2, "sgd": 0}
 
 
 def validate_points(points, config, meta=None):
@@ -40,6 +40,9 @@ def validate_points(points, config, meta=None):
         if key in seen:
             continue
         seen.add(key)
+        if config.problem_type == "reconstruction" and is_conv(p["arch"]):
+            raise ValueError(f"Invalid arch {p['arch']!r} for problem_type 'reconstruction': a conv net's output is "
+                             "flat and its target an image; valid: a dense arch (e.g. 500-500).")
         rule = rules.get(p["algorithm"], **hparams)  # the rule's constructor checks its hparams' ranges
         input_dim = inputs.input_dim(p["arch"], meta.input_shape, config.dataset)  # conv archs need images
         models.check_options(rule, p["arch"], input_dim, output_dim, activation=p["activation"],
