@@ -9,10 +9,13 @@
 # search (status stopped, exit 130 / 143 / 129), and so does SIGTERM or SIGINT to the search itself
 # (exit 143 / 130, no restart). The status file and the source archive belong to the train.bash
 # holding EXPERIMENT_DIR/.train.lock: a second one on the same experiment (refused by the search's
-# lock, or searching another project) leaves them alone. With no flags it runs
-# hparams/quickstart.toml and ends by printing the best error per algorithm and writing
-# EXPERIMENT_DIR/curves.png. --help lists the search's flags; TensorFlow's start-up messages are kept off
-# the console unless --verbose (or TF_CPP_MIN_LOG_LEVEL=0) is given.
+# lock, or searching another project) leaves them alone. With no flags (or only --dry_run, --yes,
+# --verbose) it runs hparams/quickstart.toml and ends by printing the best error per algorithm and
+# writing EXPERIMENT_DIR/curves.png. --dry_run runs the search's dry run alone (it says what the search
+# would do and trains nothing): no status, no archive, nothing written to EXPERIMENT_DIR. A grid the
+# search refuses without --yes (too many execution-epochs) exits 2 like other bad input: not retried.
+# --help lists the search's flags; TensorFlow's start-up messages are kept off the console unless
+# --verbose (or TF_CPP_MIN_LOG_LEVEL=0) is given.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python_for_bpfree() {
@@ -35,13 +38,28 @@ if [[ $# -lt 1 || "$1" == -* ]]; then
 fi
 exp="$1"; shift
 args=("$@")
-quickstart=0
-if [[ ${#args[@]} -eq 0 ]]; then
-  quickstart=1
-  args=(--hparams "$root/hparams/quickstart.toml")
+# --dry_run (absl's spellings; the last one wins): the search says what it would do and trains nothing,
+# so train.bash writes nothing to EXPERIMENT_DIR either (no status, no source archive, no restarts).
+# Flags that only say how to run (--dry_run, --yes, --verbose) still run the quickstart.
+dry_run=0
+quickstart=1
+for arg in ${args[@]+"${args[@]}"}; do
+  if [[ "$arg" == "--" ]]; then quickstart=0; break; fi
+  name="${arg#-}"; name="${name#-}"
+  [[ "$arg" == -* ]] || name=""
+  case "$name" in
+    dry_run|dry_run=[tT]|dry_run=[tT][rR][uU][eE]|dry_run=1) dry_run=1 ;;
+    nodry_run|dry_run=[fF]|dry_run=[fF][aA][lL][sS][eE]|dry_run=0) dry_run=0 ;;
+    yes|noyes|yes=*|verbose|noverbose|verbose=*) ;;
+    *) quickstart=0 ;;
+  esac
+done
+if [[ $quickstart -eq 1 ]]; then
+  args=(--hparams "$root/hparams/quickstart.toml" ${args[@]+"${args[@]}"})
 fi
 
 python_for_bpfree
+if [[ $dry_run -eq 1 ]]; then exec "$python" -m bpfree "$exp" "${args[@]}"; fi
 
 mkdir -p "$exp" || exit 2
 # One train.bash owns the experiment's status (fd 9 holds the lock until train.bash exits; the search

@@ -374,7 +374,8 @@ def train_bash(exp, preset, **kwargs):
         f.write(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a wrapper, not a link: a venv needs its path
     os.chmod(wrapper, 0o755)
     e = env(BPFREE_SYSTEM_PYTHON="1", PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.Popen(["bash", os.path.join(ROOT, "train.bash"), exp, "--hparams", preset], cwd=ROOT, env=e,
+    # --yes: these searches are made long on purpose (10,000 epochs), to be stopped mid-way
+    return subprocess.Popen(["bash", os.path.join(ROOT, "train.bash"), exp, "--hparams", preset, "--yes"], cwd=ROOT, env=e,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             **kwargs)
 

@@ -3,8 +3,10 @@
 Every hparam flag given (--algorithm, --arch, --activation, --batchnorm, --bw_init, --lr, --reg_rate)
 is fixed; the others are searched over the preset's lists (--hparams, default hparams/default.toml).
 Search settings come from the flag, else the preset's [search] table, else the defaults.
-Exit codes: 0 done; 1 a flag that does not parse; 2 bad input (one line on stderr, nothing trained);
-3 a crash (train.bash restarts the search, which resumes).
+A grid of more than `bpfree.tuning.plan.ASK_ABOVE` execution-epochs runs only with --yes; --dry_run
+says what a search would do (size, points, an estimated time) and trains nothing.
+Exit codes: 0 done; 1 a flag that does not parse; 2 bad input (one line on stderr, nothing trained; a grid
+too large without --yes); 3 a crash (train.bash restarts the search, which resumes).
 """
 
 import dataclasses
@@ -21,13 +23,14 @@ from bpfree.arch import PROBLEM_TYPES
 from bpfree.datasets import SCALERS, names as dataset_names
 from bpfree.layers import ACTIVATIONS, BW_INITS
 from bpfree.trackers import TRACKERS
-from bpfree.tuning import distributed
+from bpfree.tuning import distributed, plan
 from bpfree.tuning.config import OBJECTIVE_ALIASES, OBJECTIVES, SearchConfig
 from bpfree.tuning.space import SearchSpace, load_preset
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 USAGE = "python -m bpfree EXPERIMENT_DIR [flags]"
+DEFAULT_PRESET = os.path.join(REPO, "hparams", "default.toml")
 
 
 def _one_of(names):
@@ -99,6 +102,12 @@ flags.DEFINE_string("oracle_bind", None, "Address the coordinator listens on: an
                     "report trials (no authentication; README: an SSH tunnel instead). Default: 127.0.0.1 with "
                     "--workers; a coordinator started by hand (KERASTUNER_TUNER_ID=chief) listens on "
                     "KERASTUNER_ORACLE_IP. Workers ignore it.")
+flags.DEFINE_bool("dry_run", False, "Say what the search would do and train nothing: its size (points × executions × "
+                  "epochs), its searched and fixed hparams, its first trial ids, its settings, what EXPERIMENT_DIR "
+                  "already holds, and a wall time estimated from a short run of the same search in a temporary "
+                  "directory. Writes nothing to EXPERIMENT_DIR; exit 0 (2 where the search would refuse).")
+flags.DEFINE_bool("yes", False, f"Run a grid of more than {plan.ASK_ABOVE:,} execution-epochs (points × executions × "
+                  "epochs), which is refused without it (exit 2, nothing trained).")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages and absl/TensorFlow warnings "
                   "(TF_CPP_MIN_LOG_LEVEL=0 does too).")
 
@@ -107,7 +116,7 @@ HELP_GROUPS = (
      ("hparams", *HPARAM_FLAGS, "rule_hparam")),
     ("search settings (the flag, else the preset's [search] table, else the default shown)",
      (*SEARCH_FLAGS, "tracker")),
-    ("running", ("experiment_dir", "reset_training", "workers", "oracle_bind", "verbose")),
+    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "workers", "oracle_bind", "verbose")),
 )
 
 
@@ -159,7 +168,7 @@ def resolve(argv):
     experiment_dir = FLAGS.experiment_dir or (positional[0] if positional else None)
     if not experiment_dir:
         raise ValueError("No experiment directory: python -m bpfree EXPERIMENT_DIR [flags].")
-    preset = FLAGS.hparams or os.path.join(REPO, "hparams", "default.toml")
+    preset = FLAGS.hparams or DEFAULT_PRESET
     search, space = load_preset(preset)
     overrides = {name: getattr(FLAGS, name) for name in SEARCH_FLAGS}
     if FLAGS.tracker:
@@ -176,6 +185,7 @@ def resolve(argv):
 
 def main(argv):
     from bpfree.tuning import distributed, group, validation
+    from bpfree.tuning.dry_run import dry_run
     from bpfree.tuning.lock import ExperimentLocked
     from bpfree.tuning.search import run_search
 
@@ -186,6 +196,14 @@ def main(argv):
         checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
         group_size = group.DEFAULT_GROUP_SIZE if FLAGS.group_size is None else FLAGS.group_size
         checks.whole("--group_size", group_size, lambda v: v >= 0, "must be ≥ 0 (0: one execution at a time)")
+        if FLAGS.dry_run:
+            dry_run(experiment_dir, config, space, group_size, preset=FLAGS.hparams or DEFAULT_PRESET,
+                    reset_training=FLAGS.reset_training, workers=FLAGS.workers)
+            return 0
+        size = plan.GridSize.of(space, config)
+        if size.execution_epochs > plan.ASK_ABOVE and not FLAGS.yes:
+            validation.validate_points(space.grid(), config)  # a bad point is said first
+            plan.check_size(size, FLAGS.yes)
         role = distributed.role()
         if FLAGS.workers and role is None:
             bind = distributed.check_bind(distributed.LOOPBACK if FLAGS.oracle_bind is None else FLAGS.oracle_bind)

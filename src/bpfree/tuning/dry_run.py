@@ -1,0 +1,49 @@
+"""`--dry_run`: what a search would do — its size, points and settings, what the experiment directory
+already holds, and an estimated wall time — with nothing trained and nothing written to it.
+
+Everything the search would refuse is refused here too (the same validation, exit 2); the estimate comes
+from a short run of the same search in a temporary directory (`bpfree.tuning.estimate`).
+"""
+
+import functools
+import os
+
+from bpfree.tuning import estimate, plan, validation
+from bpfree.tuning.oracle import finished_trials
+from bpfree.tuning.space import trial_id
+
+
+def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_training=False, workers=0,
+            out=functools.partial(print, flush=True)):
+    """Prints the plan of the search (`config`, `space`) in `experiment_dir`, then its estimate; raises
+    ValueError where the search itself would refuse to start."""
+    from bpfree.tuning.search import check_record_settings, project_dir
+
+    points = space.grid()
+    validation.validate_points(points, config)
+    directory = project_dir(experiment_dir, config, space)
+    finished, done = None, set()
+    if os.path.isdir(directory) and not reset_training:
+        check_record_settings(directory, config)  # records made under other settings: the search refuses
+        done = finished_trials(directory, config.executions_per_trial)
+        finished = sum(trial_id(p) in done for p in points)
+    out(f"dry run: nothing is trained and nothing is written to {experiment_dir}")
+    if preset:
+        out(f"preset: {preset}")
+    out(f"project: {directory}")
+    for line in plan.describe(space, config, group_size, finished, points=points):
+        out(line)
+    if reset_training and os.path.isdir(directory):
+        out("--reset_training: its records would be deleted and every point run again")
+    size = plan.GridSize.of(space, config)
+    if size.execution_epochs > plan.ASK_ABOVE:
+        out(f"above {plan.ASK_ABOVE:,} execution-epochs: the search runs only with --yes")
+    if workers:
+        out(f"--workers {workers}: the points are shared among {workers} worker processes (the estimate is for one)")
+    remaining = [p for p in points if trial_id(p) not in done] if done else points
+    if not remaining:
+        out("estimated wall time: none, every point is finished")
+        return
+    out(f"timing a short run of the same search in a temporary directory ({len(remaining):,} points to estimate) …")
+    for line in estimate.estimate(config, space, remaining, group_size).lines(config):
+        out(line)
