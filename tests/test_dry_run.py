@@ -97,8 +97,12 @@ def test_dry_run_counts_what_the_experiment_holds_and_changes_nothing(tmp_path, 
     assert done.returncode == 0, done.stderr[-3000:]
     assert "already finished: 1 of 1 points" in done.stdout
     assert "estimated wall time: none, every point is finished" in done.stdout
-    changed = cli_in_process(exp, "--hparams", preset, "--num_epochs", "2", "--dry_run")
-    assert changed.returncode == 2 and "was recorded with other search settings (num_epochs 1 → 2" in changed.stderr
+    grown = cli_in_process(exp, "--hparams", preset, "--num_epochs", "2", "--dry_run")  # growth: the search extends
+    assert grown.returncode == 0, grown.stderr[-3000:]
+    assert "already finished: 0 of 1 points" in grown.stdout and "grows the experiment" in grown.stdout
+    assert ESTIMATE.search(grown.stdout), grown.stdout
+    changed = cli_in_process(exp, "--hparams", preset, "--batch_size", "16", "--dry_run")
+    assert changed.returncode == 2 and "was recorded with other search settings (batch_size 64 → 16" in changed.stderr
     assert files(exp) == before and not list(own_tmp.glob("bpfree-dry-run-*"))
 
 

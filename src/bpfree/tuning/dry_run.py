@@ -17,15 +17,15 @@ def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_tra
             out=functools.partial(print, flush=True)):
     """Prints the plan of the search (`config`, `space`) in `experiment_dir`, then its estimate; raises
     ValueError where the search itself would refuse to start."""
-    from bpfree.tuning.search import check_record_settings, project_dir
+    from bpfree.tuning.search import check_config, project_dir
 
     points = space.grid()
     validation.validate_points(points, config)
     directory = project_dir(experiment_dir, config, space)
-    finished, done = None, set()
+    finished, done, grown = None, set(), False
     if os.path.isdir(directory) and not reset_training:
-        check_record_settings(directory, config)  # records made under other settings: the search refuses
-        done = finished_trials(directory, config.executions_per_trial)
+        grown = check_config(directory, config, space) == "grown"  # refuses what the search would refuse
+        done = finished_trials(directory, config.executions_per_trial, config.num_epochs)
         finished = sum(trial_id(p) in done for p in points)
     out(f"dry run: nothing is trained and nothing is written to {experiment_dir}")
     if preset:
@@ -33,6 +33,9 @@ def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_tra
     out(f"project: {directory}")
     for line in plan.describe(space, config, group_size, finished, points=points):
         out(line)
+    if grown:
+        out("the search grows the experiment (more seeds, epochs or grid values): only what is new runs, "
+            "finished executions resuming from their final state (the estimate below counts those points in full)")
     if reset_training and os.path.isdir(directory):
         out("--reset_training: its records would be deleted and every point run again")
     size = plan.GridSize.of(space, config)

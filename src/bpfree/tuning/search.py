@@ -170,7 +170,10 @@ def check_record_settings(directory, config):
             )
 
 
-def _write_or_check_config(directory, config, space):
+def _write_or_check_config(directory, config, space, write=True):
+    """Writes config.json for a new experiment, or checks this search against the one there (refusing a
+    change that would make records incomparable, named); rewrites it where the search only grows the
+    experiment (`_grown`). Returns "new", "same" or "grown"; with ``write=False`` (a dry run) writes nothing."""
 
     payload = {"search": config.to_json(), "space": {k: list(v) for k, v in space.values + space.extras},
                "fixed": sorted(space.fixed)}
@@ -189,8 +192,9 @@ def _write_or_check_config(directory, config, space):
         payload = json.loads(json.dumps(payload))
         existing["search"] = SearchConfig.completed(existing["search"])  # settings added since: as they were
         if existing != payload and _grown(existing, payload):  # more seeds, epochs or grid values: only they run
-            io.write_json(path, payload)
-            return
+            if write:
+                io.write_json(path, payload)
+            return "grown"
         if existing != payload:
             def differences(before, after, prefix="", keys=None):  # ["<prefix><key> <before> → <after>"]
                 keys = sorted(set(before) | set(after), key=str) if keys is None else keys
@@ -206,8 +210,17 @@ def _write_or_check_config(directory, config, space):
                 f"{directory} was started with other settings ({', '.join(changed)} differ); "
                 "re-run with the same flags, pass --reset_training to start over, or use another EXPERIMENT_DIR."
             )
-        return
-    io.write_json(path, payload)
+        return "same"
+    if write:
+        io.write_json(path, payload)
+    return "new"
+
+
+def check_config(directory, config, space):
+    """What `run_search` would find in `directory` without writing anything: "new", "same" or "grown"
+    (more seeds, epochs or grid values); raises ExperimentMismatch where the search would refuse."""
+    check_record_settings(directory, config)
+    return _write_or_check_config(directory, config, space, write=False)
 
 
 # Settings an experiment may grow in place: only what is new runs (more seeds; more epochs, finished
