@@ -123,6 +123,7 @@ def test_supervise_starts_the_coordinator_on_its_address_and_the_workers_reach_i
         assert started[worker]["KERASTUNER_ORACLE_PORT"] == started["chief"]["KERASTUNER_ORACLE_PORT"] == "8123"
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_trial_is_restarted_and_resumes_its_trial(tmp_path, preset, _kill_leftovers):
     exp = tmp_path / "exp"
     proc = launch(exp, preset(8), "--workers", "2")
@@ -147,6 +148,7 @@ def test_worker_killed_mid_trial_is_restarted_and_resumes_its_trial(tmp_path, pr
     assert found(exp)[running["tid"]].get("resumed_at_epochs"), found(exp)[running["tid"]]
 
 
+@pytest.mark.slow
 def test_coordinator_killed_then_command_rerun_resumes(tmp_path, preset, _kill_leftovers):
     exp = tmp_path / "exp"
     proc = launch(exp, preset(6), "--workers", "2")
@@ -166,6 +168,7 @@ def test_coordinator_killed_then_command_rerun_resumes(tmp_path, preset, _kill_l
         assert found(exp)[tid]["history"] == history
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_pid_the_lock_names_stops_the_search(tmp_path, preset, _kill_leftovers):
     """SIGTERM to the coordinator (the pid in the lock file) is a stop (exit 143), not a crash to restart."""
     exp = tmp_path / "exp"
@@ -196,6 +199,7 @@ def run_late_worker(tmp_path, preset, delay, leftovers):
     assert {d["worker"] for d in found(exp).values()} == {"late-worker"}
 
 
+@pytest.mark.slow
 def test_a_late_worker_joins(tmp_path, preset, _kill_leftovers):
     run_late_worker(tmp_path, preset, 15, _kill_leftovers)
 

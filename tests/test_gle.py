@@ -307,6 +307,7 @@ def test_seed_architectures():
     assert hidden_time_constants(6, 1.0, 0.1, "lag")[1] == [0.1] * 6
 
 
+@pytest.mark.slow
 def test_mnist1d_learns_well_above_chance(tmp_path):
     """A short run on a subset (the static LagNet + LE-MLP, the faster learner of the two seed nets): test
     accuracy well above 10 % (chance); the records, the figure and the resumable model are written."""

@@ -308,6 +308,7 @@ def _cli(module, *args, cwd):
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_lagline_cli_writes_records_and_figure(tmp_path):
     from bpfree import results
 

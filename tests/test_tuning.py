@@ -65,6 +65,7 @@ def test_grid_runs_every_point_once_and_resume_skips_finished(tmp_path):
     assert os.path.isdir(os.path.join(run, "train")) and os.path.isdir(os.path.join(run, "validation"))
 
 
+@pytest.mark.slow
 def test_kill9_mid_trial_then_resume_completes_every_point_once(tmp_path, tiny_preset):
     preset = tiny_preset(12)
     exp = tmp_path / "exp"
