@@ -91,7 +91,7 @@ flags.DEFINE_multi_string("tracker", None, "Tracker (repeatable)" + _one_of(TRAC
 flags.DEFINE_integer("group_size", None, "Executions trained side by side in one traced program (each its own "
                      "model, seed and optimizer); one program per structure (rule, arch, ...) serves all its learning "
                      "rates and seeds. 0: each execution through its own fit. Records are the same either way. "
-                     "Default: bpfree.tuning.group.DEFAULT_GROUP_SIZE (4).")
+                     "Default: bpfree.tuning.group.DEFAULT_GROUP_SIZE (1; more may pay on a GPU).")
 flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
                           "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")

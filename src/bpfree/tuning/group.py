@@ -161,8 +161,12 @@ def _floats(per_slot_logs):
     return [{name: float(np.asarray(value)) for name, value in logs.items()} for logs in per_slot_logs]
 
 
-# Executions a program trains side by side, by default (`--group_size`; see bench/grid_throughput.py).
-DEFAULT_GROUP_SIZE = 4
+# Executions a program trains side by side, by default (`--group_size`). One: on 2 CPU cores a program
+# of one slot ran the small grid 2.0x the trials per hour of four slots (bench/grid_throughput.py, 3
+# interleaved repetitions), since K slots have no idle core to use and each slot is traced on its own;
+# the program per structure, traced once and reused by every execution of its structure, is what pays.
+# More slots may pay on a GPU (unmeasured: the device machine has no TensorFlow).
+DEFAULT_GROUP_SIZE = 1
 
 # Hparams a program reads from variables (copied into a slot with the model's state): trials that differ
 # only in these share a structure.

@@ -59,7 +59,8 @@ def describe(space, config, group_size, finished=None, points=None, width=100):
     more = f" … and {len(points) - len(ids):,} more" if len(points) > len(ids) else ""
     settings = [f"{name}\xa0{value_text(value)}" for name, value in config.to_json().items()]  # kept on one line
     grouping = (f"group_size {group_size} (up to {group_size} executions of one structure train side by side)"
-                if group_size else "group_size 0 (each execution through its own fit)")
+                if group_size > 1 else "group_size 1 (one traced program per structure, its executions in turn)"
+                if group_size == 1 else "group_size 0 (each execution through its own fit)")
     lines = [f"grid: {GridSize.of(space, config)}"]
     if finished is not None:
         lines.append(f"already finished: {finished:,} of {len(points):,} points (re-running resumes; they are skipped)")
