@@ -34,22 +34,6 @@ SHORTEST = {
     "bpfree.experiments.lagnet": ["--t_total=2", "--t_start=1", "--log_every=1"],
     "bpfree.experiments.mnist1d": ["--epochs=1", "--train_subset=100", "--test_subset=100"],
 }
-TINY_QUICKSTART = """
-[search]
-dataset = "digits"
-objective = "val_error_rate"
-num_epochs = 3
-executions_per_trial = 2
-
-[space]
-algorithm = ["bp", "dfa"]
-arch = ["16"]
-activation = ["tanh"]
-batchnorm = [false]
-bw_init = ["ortho"]
-lr = [1e-2]
-dropout = [0.0]
-"""
 
 
 def blocks(language):
@@ -198,10 +182,10 @@ def test_readme_search_commands_estimate_their_time(preset, in_readme_dir, monke
 
 # ------------------------------------------------------------------------------------------- results, Python
 @pytest.fixture
-def quickstart_records(in_readme_dir, monkeypatch, capsys):
-    """A tiny real search where the README's results commands look: data/quickstart (digits, 3 epochs)."""
-    preset = in_readme_dir / "tiny.toml"
-    preset.write_text(TINY_QUICKSTART)
+def quickstart_records(in_readme_dir, tiny_preset, monkeypatch, capsys):
+    """A tiny real search where the README's results commands look: data/quickstart (conftest's digits grid,
+    3 epochs, 2 executions)."""
+    preset = tiny_preset(3, 2)
     done = search_cli(monkeypatch, capsys, ["data/quickstart", "--hparams", str(preset)], {})
     assert done.returncode == 0, done.stderr[-3000:]
     return in_readme_dir
