@@ -58,6 +58,8 @@ SEARCH_FLAGS = {
                       "(the ancestor's: validate on the test split, score the best epoch)."),
     "score": (str, "An execution's score: final (default; best under --protocol ancestor) | best | last<k> (the "
                    "mean of the last k epochs)."),
+    "test_each_epoch": (bool, "Also evaluate the test split after every epoch (history test_*), to report the "
+                              "test error at the epoch validation chose; it chooses nothing."),
     "weight_decay": (float, "L2 on kernels."),
     "use_bias": (bool, "Dense layers with bias."),
     "use_xla": (bool, "Compile train steps with XLA (default: where a GPU is visible; --nouse_xla never)."),

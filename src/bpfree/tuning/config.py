@@ -16,7 +16,7 @@ from bpfree.datasets import SCALERS, catalog
 PROTOCOLS = ("holdout", "ancestor")
 # Settings a record or config.json made before they existed was run with (what the code did then).
 SETTINGS_BEFORE_THEY_EXISTED = {"score": "best", "protocol": lambda recorded: "holdout" if recorded.get(
-    "validation_frac") else "ancestor"}
+    "validation_frac") else "ancestor", "test_each_epoch": False}
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
@@ -54,6 +54,9 @@ class SearchConfig:
     optimizer: str = "adam"  # adam | torch_adam (PyTorch's ε) | uncorrected_adam (the GAIT-prop seed's) | sgd
     protocol: str = "holdout"  # holdout | ancestor: see PROTOCOLS
     score: str = None  # final | best | last<k> (bpfree.scoring); None: the protocol's
+    # Evaluate the test split after every epoch too (history test_loss, test_<metric>), so a table can report
+    # the test error at the epoch the validation split chose; it never chooses anything itself.
+    test_each_epoch: bool = False
 
     def __post_init__(self):
         checks.choice("protocol", self.protocol, PROTOCOLS)

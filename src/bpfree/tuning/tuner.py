@@ -16,6 +16,7 @@ from bpfree.reconstructions import ReconstructionFigure
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
 from bpfree.tuning import distributed, group, inputs, progress, tensorboard_hparams
+from bpfree.tuning.test_each_epoch import EpochTestCallback, logs_with_test
 from bpfree.tuning.space import trial_id
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -267,8 +268,10 @@ class GridTuner(keras_tuner.Tuner):
 
     def _train_alone(self, run, data):
         """Today's path: the execution's own model, fed by its own pipeline through `fit`."""
-        callbacks = self._callbacks(run, data) + [keras.callbacks.TerminateOnNaN(), _ProgressCallback(self)]
         flatten = inputs.flattens(run.point["arch"])  # image batches for a conv arch, flat ones for a dense one
+        callbacks = self._callbacks(run, data) + [keras.callbacks.TerminateOnNaN(), _ProgressCallback(self)]
+        if self.config.test_each_epoch:  # first: the record's callback must see the test metrics
+            callbacks.insert(0, EpochTestCallback(data.test(flatten)))
         start = time.perf_counter()
         self.progress.start(run.tid, 1, run.first_epoch)
         try:
@@ -330,11 +333,14 @@ class GridTuner(keras_tuner.Tuner):
                 active, train_logs = program.train_epoch(seeds, epoch, [a and k not in failed for k, a in
                                                                         enumerate(trained)])
                 val_logs = program.evaluate(trained, data.in_memory("validation", flatten))
+                test_logs = program.evaluate(trained, data.in_memory("test", flatten)) \
+                    if self.config.test_each_epoch else None
 
                 def epoch_end(k):
                     callbacks[k].on_test_begin()
                     callbacks[k].on_test_end(val_logs[k])
-                    callbacks[k].on_epoch_end(epoch, {**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}})
+                    logs = {**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}}
+                    callbacks[k].on_epoch_end(epoch, logs if test_logs is None else logs_with_test(logs, test_logs[k]))
                     if slots[k].stop_training:  # early stopping
                         active[k] = False
 
