@@ -1,0 +1,70 @@
+"""``python -m bpfree.benchmarks NAME [--full] [--experiment_dir DIR] [--doc PATH] [--write_only]``.
+
+Runs a published table's protocol (`bpfree.benchmarks.specs`) as ordinary resumable searches, one per dataset,
+then writes ``docs/benchmarks/NAME.md``. Re-running the same command resumes where it stopped. Exit codes as
+the search's: 0 done, 2 bad input (one line, nothing trained), 3 a crash or an unfinished search (re-run it).
+"""
+
+import argparse
+import os
+import shlex
+import sys
+import traceback
+
+from bpfree.benchmarks import document, runner
+from bpfree.benchmarks.specs import ROOT, TABLES
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m bpfree.benchmarks", description=__doc__.split("\n\n")[1])
+    parser.add_argument("name", help="the table: " + ", ".join(TABLES))
+    parser.add_argument("--full", action="store_true", help="the paper's whole protocol (the preset as it is)")
+    parser.add_argument("--experiment_dir", help="default: data/benchmarks/NAME (NAME-full with --full)")
+    parser.add_argument("--doc", help="default: docs/benchmarks/NAME.md")
+    parser.add_argument("--dataset", action="append", help="run only this column (repeatable)")
+    parser.add_argument("--group_size", type=int, help="as the search's --group_size")
+    parser.add_argument("--write_only", action="store_true", help="write the page from the records; train nothing")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if args.name not in TABLES:
+        print(f"error: Invalid table {args.name!r}; valid: {', '.join(TABLES)}.", file=sys.stderr)
+        return 2
+    table = TABLES[args.name]
+    protocol = "full" if args.full else "reduced"
+    experiment_dir = args.experiment_dir or os.path.join("data", "benchmarks",
+                                                         table.name + ("-full" if args.full else ""))
+    doc = args.doc or os.path.join(ROOT, "docs", "benchmarks", f"{table.name}.md")
+    if args.dataset:
+        bad = [d for d in args.dataset if d not in table.datasets]
+        if bad:
+            print(f"error: Invalid --dataset {bad[0]!r} for {table.name}; valid: {', '.join(table.datasets)}.",
+                  file=sys.stderr)
+            return 2
+    command = "python -m bpfree.benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    if not args.write_only:
+        try:
+            unfinished = runner.run(table, experiment_dir, full=args.full, datasets=args.dataset,
+                                    group_size=args.group_size)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except Exception:
+            traceback.print_exc()
+            return 3
+        if unfinished:
+            print(f"benchmark incomplete: the {', '.join(unfinished)} search(es) did not finish; re-run the same "
+                  "command to resume", file=sys.stderr)
+            return 3
+    if not os.path.isdir(experiment_dir):
+        print(f"error: No experiment directory {experiment_dir!r}; run without --write_only first.", file=sys.stderr)
+        return 2
+    path = document.write(table, experiment_dir, doc, command, protocol)
+    print(f"{table.name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

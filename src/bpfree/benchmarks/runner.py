@@ -1,0 +1,93 @@
+"""Runs a table's protocol: one ordinary, resumable grid search per dataset of the table, in one experiment dir.
+
+Every dataset's settings and grid are checked before anything trains (bad input: one line, exit 2). Each
+invocation's wall and CPU seconds per dataset are appended to ``<experiment dir>/benchmark_runs.json``
+(atomically), which the document sums; the records themselves are the search's, so growth, resume and
+``python -m bpfree.results`` apply as to any search.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+from bpfree import io
+from bpfree.benchmarks.specs import scaled_milestones
+
+RUNS_FILE = "benchmark_runs.json"
+
+
+def settings(table, dataset, full):
+    """(search settings, space) of `table`'s protocol on `dataset`: the preset, the dataset's own settings,
+    and unless `full` the reduced protocol (milestones of a step schedule scaled to the fewer epochs)."""
+    from bpfree.tuning.space import load_preset
+
+    search, space = load_preset(table.preset)
+    search = {**search, **table.per_dataset.get(dataset, {}), "dataset": dataset}
+    if not full:
+        reduced = dict(table.reduced)
+        if "lr" in reduced:
+            space["lr"] = reduced.pop("lr")
+        if search.get("lr_milestones") and "num_epochs" in reduced:
+            reduced["lr_milestones"] = scaled_milestones(search["lr_milestones"], reduced["num_epochs"],
+                                                         search["num_epochs"])
+        search.update(reduced)
+    return search, space
+
+
+def plan(table, full, datasets=None):
+    """[(dataset, SearchConfig, SearchSpace)] for the datasets asked (all of the table's by default), checked."""
+    from bpfree.tuning import SearchConfig, SearchSpace
+
+    out = []
+    for dataset in datasets or table.datasets:
+        search, space = settings(table, dataset, full)
+        config = SearchConfig.from_settings(search, source=table.preset)
+        out.append((dataset, config, SearchSpace.create(space, tune_dropout=config.tunes_dropout)))
+    return out
+
+
+def run(table, experiment_dir, full=False, datasets=None, log=print, group_size=None):
+    """Runs (or resumes) every dataset's search of `table`; returns the datasets whose search is unfinished."""
+    from bpfree import datasets as data
+    from bpfree.tuning import group, run_search
+    from bpfree.tuning.validation import validate_points
+
+    searches = plan(table, full, datasets)
+    for _, config, space in searches:  # every point of every column, before anything trains
+        validate_points(space.grid(), config, data.info(config.dataset))
+    unfinished = []
+    for dataset, config, space in searches:
+        log(f"{table.name}: {dataset} ({'full' if full else 'reduced'} protocol: {config.num_epochs} epochs, "
+            f"{config.executions_per_trial} seed(s), lr {', '.join(f'{v:g}' for v in space.as_dict()['lr'])})")
+        wall, cpu = time.time(), _cpu_seconds()
+        summary = run_search(experiment_dir, config, space, log=log,
+                             group_size=group.DEFAULT_GROUP_SIZE if group_size is None else group_size)
+        record_run(experiment_dir, {"dataset": dataset, "protocol": "full" if full else "reduced",
+                                    "started": wall, "wall_seconds": time.time() - wall,
+                                    "cpu_seconds": _cpu_seconds() - cpu, "ran": summary.get("ran"),
+                                    "argv": sys.argv[1:], "complete": not summary.get("unfinished")})
+        if summary.get("unfinished"):
+            unfinished.append(dataset)
+    return unfinished
+
+
+def record_run(experiment_dir, entry):
+    io.write_json(os.path.join(experiment_dir, RUNS_FILE), read_runs(experiment_dir) + [entry])
+
+
+def read_runs(experiment_dir):
+    """The runs recorded so far (an unreadable file counts as none: it is rewritten whole)."""
+    try:
+        with open(os.path.join(experiment_dir, RUNS_FILE)) as f:
+            runs = json.load(f)
+        return runs if isinstance(runs, list) else []
+    except (OSError, ValueError):
+        return []
+
+
+def _cpu_seconds():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
