@@ -75,12 +75,12 @@ def test_a_table_is_chosen_on_validation_and_reports_test_at_the_chosen_epoch(tm
         # the chosen lr has the lowest mean best-validation error; the test split played no part
         best_val = mine.groupby(["lr", "execution"])["val_error_rate"].min().groupby("lr").mean()
         assert row.lr == best_val.idxmin() and row.complete and row.runs == 2
-        assert row.validation == pytest.approx(100 * best_val.min())
+        assert row.validation == pytest.approx(best_val.min())
         chosen = mine[mine["lr"] == row.lr]
         expected = []
         for _, execution in chosen.groupby("execution"):
             epoch = int(np.nanargmin(execution["val_error_rate"].to_numpy()))  # first best epoch
-            expected.append(100 * execution["test_error_rate"].iloc[epoch])
+            expected.append(execution["test_error_rate"].iloc[epoch])
         assert row.test == pytest.approx(expected)
         assert row.mean == pytest.approx(np.mean(expected))
     runs = runner.read_runs(exp)

@@ -29,7 +29,7 @@ class Row:
 
     algorithm: str
     published: tuple = None  # (error %, std % or None)
-    test: list = dataclasses.field(default_factory=list)  # test error % per execution at its chosen epoch
+    test: list = dataclasses.field(default_factory=list)  # test error % per execution at its chosen epoch (error_rate is in percent)
     validation: float = math.nan  # mean best validation error % of the chosen configuration
     lr: float = None
     epochs: list = dataclasses.field(default_factory=list)  # the chosen epochs (1-based)
@@ -73,12 +73,12 @@ def _choose(row, frame):
     chosen = means.idxmin()
     mine = per[per["trial_id"] == chosen]
     row.lr = float(mine["lr"].iloc[0])
-    row.validation = 100 * float(means[chosen])
+    row.validation = float(means[chosen])
     epochs = frame[frame["trial_id"] == chosen].set_index(["execution", "epoch"])[TEST_METRIC]
     for execution, epoch in zip(mine["execution"], mine["from_epoch"]):
         value = epochs.get((execution, int(epoch) - 1), math.nan)
         if math.isfinite(value):
-            row.test.append(100 * float(value))
+            row.test.append(float(value))
             row.epochs.append(int(epoch))
     row.runs = len(row.test)
 
