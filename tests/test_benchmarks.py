@@ -51,23 +51,23 @@ def test_scaled_milestones_keep_the_schedules_shape():
 
 
 def test_the_reduced_protocol_changes_only_what_it_says(tiny_table):
-    search, space = runner.settings(tiny_table, "digits", full=False)
+    search, space = runner.settings(tiny_table, "digits", "reduced")
     assert (search["num_epochs"], search["executions_per_trial"], space["lr"]) == (3, 2, [1e-2, 1e-1])
-    search, space = runner.settings(tiny_table, "digits", full=True)
+    search, space = runner.settings(tiny_table, "digits", "full")
     assert (search["num_epochs"], space["lr"]) == (4, [1e-3, 1e-2, 1e-1])
 
 
-def test_shipped_tables_parse_and_validate_in_both_protocols():
+def test_shipped_tables_parse_and_validate_in_every_protocol():
     for table in TABLES.values():
-        for full in (False, True):
-            for dataset, config, space in runner.plan(table, full):
+        for protocol in ("reduced", "full", "smoke"):
+            for dataset, config, space in runner.plan(table, protocol):
                 assert config.test_each_epoch and config.score == "best" and config.objective == "val_error_rate"
                 assert set(table.published_rules()) <= set(space.as_dict()["algorithm"])
 
 
 def test_a_table_is_chosen_on_validation_and_reports_test_at_the_chosen_epoch(tmp_path, tiny_table):
     exp = str(tmp_path / "exp")
-    assert runner.run(tiny_table, exp, full=False, log=lambda *a: None) == []
+    assert runner.run(tiny_table, exp, "reduced", log=lambda *a: None) == []
     frame = results.load(exp)
     rows = compare.rows(frame, "digits", tiny_table.published["digits"], ["bp", "fa", "dfa"])
     for row in rows:
@@ -115,3 +115,30 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path):
     assert err.count("\n") == 0 and "lenet_on_the_moon" in err and "biotorch_lenet" in err
     assert main(["dfc_fc", "--dataset", "cifar10", "--experiment_dir", str(tmp_path / "x")]) == 2
     assert "cifar10" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "mnist")),
+                    reason="real MNIST IDX files (../shared/data/mnist) are not in this clone")
+def test_the_fc_table_runs_end_to_end_on_real_mnist_at_its_smallest(tmp_path):
+    """The dfc_fc table's smoke protocol (1 epoch, 1 seed, one lr) on the real MNIST column, through the command."""
+    import subprocess
+    import sys
+
+    doc = tmp_path / "dfc_fc.md"
+    env = {**os.environ, "BPFREE_DATA_DIR": SHARED_DATA, "PYTHONPATH": "src"}
+    done = subprocess.run([sys.executable, "-m", "bpfree.benchmarks", "dfc_fc", "--protocol", "smoke", "--dataset",
+                           "mnist", "--experiment_dir", str(tmp_path / "exp"), "--doc", str(doc)],
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    frame = results.load(str(tmp_path / "exp"))
+    rows = {r.algorithm: r for r in compare.rows(frame, "mnist", TABLES["dfc_fc"].published["mnist"],
+                                                 list(TABLES["dfc_fc"].published_rules()))}
+    assert rows["bp"].runs == 1 and rows["bp"].mean < 6.0  # one epoch of a 3×256 MLP on real MNIST
+    assert rows["dfa"].runs == 1 and rows["dfa"].mean < 15.0
+    assert len(frame[frame["epoch"] == 0]) == 7  # every rule of the table, one epoch each
+    assert "| bp | 2.08 ± 0.15 |" in doc.read_text()

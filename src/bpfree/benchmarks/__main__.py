@@ -12,13 +12,16 @@ import sys
 import traceback
 
 from bpfree.benchmarks import document, runner
-from bpfree.benchmarks.specs import ROOT, TABLES
+from bpfree.benchmarks.specs import PROTOCOLS, ROOT, TABLES
 
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m bpfree.benchmarks", description=__doc__.split("\n\n")[1])
     parser.add_argument("name", help="the table: " + ", ".join(TABLES))
-    parser.add_argument("--full", action="store_true", help="the paper's whole protocol (the preset as it is)")
+    parser.add_argument("--full", action="store_true", help="the paper's whole protocol (the preset as it is); "
+                        "the same as --protocol full")
+    parser.add_argument("--protocol", default=None, help="reduced (default: fits about an hour on 2 CPU cores), "
+                        "full, or smoke (1 epoch, 1 seed, one lr: checks the pipeline end to end)")
     parser.add_argument("--experiment_dir", help="default: data/benchmarks/NAME (NAME-full with --full)")
     parser.add_argument("--doc", help="default: docs/benchmarks/NAME.md")
     parser.add_argument("--dataset", action="append", help="run only this column (repeatable)")
@@ -33,9 +36,13 @@ def main(argv=None):
         print(f"error: Invalid table {args.name!r}; valid: {', '.join(TABLES)}.", file=sys.stderr)
         return 2
     table = TABLES[args.name]
-    protocol = "full" if args.full else "reduced"
+    protocol = args.protocol or ("full" if args.full else "reduced")
+    if protocol not in PROTOCOLS or (args.full and protocol != "full"):
+        print(f"error: Invalid --protocol {protocol!r}{' with --full' if args.full else ''}; valid: "
+              f"{', '.join(PROTOCOLS)}.", file=sys.stderr)
+        return 2
     experiment_dir = args.experiment_dir or os.path.join("data", "benchmarks",
-                                                         table.name + ("-full" if args.full else ""))
+                                                         table.name + ("" if protocol == "reduced" else f"-{protocol}"))
     doc = args.doc or os.path.join(ROOT, "docs", "benchmarks", f"{table.name}.md")
     if args.dataset:
         bad = [d for d in args.dataset if d not in table.datasets]
@@ -46,7 +53,7 @@ def main(argv=None):
     command = "python -m bpfree.benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     if not args.write_only:
         try:
-            unfinished = runner.run(table, experiment_dir, full=args.full, datasets=args.dataset,
+            unfinished = runner.run(table, experiment_dir, protocol, datasets=args.dataset,
                                     group_size=args.group_size)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)

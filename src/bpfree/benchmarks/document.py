@@ -35,9 +35,9 @@ def write(table, experiment_dir, path, command, protocol):
         all_targets[dataset] = compare.targets(rows)
         lines += _dataset_section(dataset, rows, all_targets[dataset])
     lines += _targets_section(all_targets)
-    lines += _protocol_section(table, settings)
+    lines += _protocol_section(table, settings, protocol)
     lines += ["## What differs from the paper", ""] + [f"- {d}" for d in table.differences] + [""]
-    lines += _time_section(table, frame, runs, settings)
+    lines += _time_section(table, frame, runs, protocol)
     lines += ["## Gaps, explained", "", NOTES_START, _kept_notes(path), NOTES_END, ""]
     io.write_atomic(path, lambda tmp: open(tmp, "w").write("\n".join(lines)), ".md")
     return path
@@ -101,31 +101,32 @@ def _recorded_settings(experiment_dir):
     return out
 
 
-def _protocol_section(table, settings):
+def _protocol_section(table, settings, protocol):
     lines = ["## Protocol run", "", "| setting | " + " | ".join(table.datasets) + " |",
              "|---|" + "---|" * len(table.datasets)]
     for name in SETTINGS_SHOWN:
         values = [settings.get(d, {}).get(name) for d in table.datasets]
         if any(v is not None for v in values):
             lines.append(f"| {name} | " + " | ".join("" if v is None else str(v) for v in values) + " |")
-    return lines + ["", f"The full protocol is `hparams/benchmarks/{table.name}.toml`; the reduced one changes "
-                        f"{', '.join(f'{k} → {v}' for k, v in table.reduced.items())} (a step schedule's "
-                        "milestones scaled to the epochs run).", ""]
+    changed = ", ".join(f"{k} → {v}" for k, v in table.changes(protocol).items())
+    return lines + ["", f"The full protocol is `hparams/benchmarks/{table.name}.toml`" + (
+        f"; the {protocol} one run here changes {changed} (a step schedule's milestones scaled to the epochs run)."
+        if changed else ", run here as it is."), ""]
 
 
-def _time_section(table, frame, runs, settings):
+def _time_section(table, frame, runs, protocol):
     from bpfree.benchmarks.runner import settings as protocol_settings
 
     lines = ["## Time", "", "| dataset | wall s | CPU s | execution-epochs run | wall s per execution-epoch | "
              "full protocol here (projected) |", "|---|---|---|---|---|---|"]
     for dataset in table.datasets:
-        mine = [r for r in runs if r.get("dataset") == dataset]
+        mine = [r for r in runs if r.get("dataset") == dataset and r.get("protocol") == protocol]
         wall = sum(r.get("wall_seconds", 0.0) for r in mine)
         cpu = sum(r.get("cpu_seconds", 0.0) for r in mine)
         sub = frame[frame["project"].map(compare.dataset_of) == dataset] if "project" in frame else frame
         epochs = int(sub["epoch"].notna().sum()) if not sub.empty else 0
         per = wall / epochs if epochs else math.nan
-        search, space = protocol_settings(table, dataset, full=True)
+        search, space = protocol_settings(table, dataset, "full")
         full = (len(space["algorithm"]) * len(space["lr"]) * search["executions_per_trial"] * search["num_epochs"])
         projected = f"{full:,} execution-epochs ≈ {per * full / 3600:.1f} h" if epochs else "—"
         lines.append(f"| {dataset} | {wall:.0f} | {cpu:.0f} | {epochs} | {per:.2f} | {projected} |")

@@ -12,21 +12,22 @@ import resource
 import sys
 import time
 
-from bpfree import io
-from bpfree.benchmarks.specs import scaled_milestones
+from bpfree import checks, io
+from bpfree.benchmarks.specs import PROTOCOLS, scaled_milestones
 
 RUNS_FILE = "benchmark_runs.json"
 
 
-def settings(table, dataset, full):
-    """(search settings, space) of `table`'s protocol on `dataset`: the preset, the dataset's own settings,
-    and unless `full` the reduced protocol (milestones of a step schedule scaled to the fewer epochs)."""
+def settings(table, dataset, protocol="reduced"):
+    """(search settings, space) of `table`'s `protocol` on `dataset`: the preset, the dataset's own settings,
+    and what the protocol changes (a step schedule's milestones scaled to fewer epochs)."""
     from bpfree.tuning.space import load_preset
 
+    checks.choice("protocol", protocol, PROTOCOLS)
     search, space = load_preset(table.preset)
     search = {**search, **table.per_dataset.get(dataset, {}), "dataset": dataset}
-    if not full:
-        reduced = dict(table.reduced)
+    if protocol != "full":
+        reduced = table.changes(protocol)
         if "lr" in reduced:
             space["lr"] = reduced.pop("lr")
         if search.get("lr_milestones") and "num_epochs" in reduced:
@@ -36,35 +37,35 @@ def settings(table, dataset, full):
     return search, space
 
 
-def plan(table, full, datasets=None):
+def plan(table, protocol, datasets=None):
     """[(dataset, SearchConfig, SearchSpace)] for the datasets asked (all of the table's by default), checked."""
     from bpfree.tuning import SearchConfig, SearchSpace
 
     out = []
     for dataset in datasets or table.datasets:
-        search, space = settings(table, dataset, full)
+        search, space = settings(table, dataset, protocol)
         config = SearchConfig.from_settings(search, source=table.preset)
         out.append((dataset, config, SearchSpace.create(space, tune_dropout=config.tunes_dropout)))
     return out
 
 
-def run(table, experiment_dir, full=False, datasets=None, log=print, group_size=None):
+def run(table, experiment_dir, protocol="reduced", datasets=None, log=print, group_size=None):
     """Runs (or resumes) every dataset's search of `table`; returns the datasets whose search is unfinished."""
     from bpfree import datasets as data
     from bpfree.tuning import group, run_search
     from bpfree.tuning.validation import validate_points
 
-    searches = plan(table, full, datasets)
+    searches = plan(table, protocol, datasets)
     for _, config, space in searches:  # every point of every column, before anything trains
         validate_points(space.grid(), config, data.info(config.dataset))
     unfinished = []
     for dataset, config, space in searches:
-        log(f"{table.name}: {dataset} ({'full' if full else 'reduced'} protocol: {config.num_epochs} epochs, "
+        log(f"{table.name}: {dataset} ({protocol} protocol: {config.num_epochs} epochs, "
             f"{config.executions_per_trial} seed(s), lr {', '.join(f'{v:g}' for v in space.as_dict()['lr'])})")
         wall, cpu = time.time(), _cpu_seconds()
         summary = run_search(experiment_dir, config, space, log=log,
                              group_size=group.DEFAULT_GROUP_SIZE if group_size is None else group_size)
-        record_run(experiment_dir, {"dataset": dataset, "protocol": "full" if full else "reduced",
+        record_run(experiment_dir, {"dataset": dataset, "protocol": protocol,
                                     "started": wall, "wall_seconds": time.time() - wall,
                                     "cpu_seconds": _cpu_seconds() - cpu, "ran": summary.get("ran"),
                                     "argv": sys.argv[1:], "complete": not summary.get("unfinished")})

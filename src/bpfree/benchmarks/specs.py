@@ -10,6 +10,7 @@ import dataclasses
 import math
 import os
 
+PROTOCOLS = ("reduced", "full", "smoke")  # smoke: 1 epoch, 1 seed, one lr: does the pipeline run end to end
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PRESETS = os.path.join(ROOT, "hparams", "benchmarks")
 
@@ -30,6 +31,15 @@ class Table:
     @property
     def preset(self):
         return self.preset_path or os.path.join(PRESETS, f"{self.name}.toml")
+
+    def changes(self, protocol):
+        """The settings (and "lr") `protocol` changes in the preset: none for "full"."""
+        if protocol == "full":
+            return {}
+        if protocol == "smoke":
+            lrs = self.reduced.get("lr")
+            return {"num_epochs": 1, "executions_per_trial": 1, **({"lr": [lrs[-1]]} if lrs else {})}
+        return dict(self.reduced)
 
     def published_rules(self):
         return tuple(dict.fromkeys(a for column in self.published.values() for a in column))
