@@ -55,7 +55,7 @@ def commands():
 
 def parse(tokens):
     """(kind, environment, arguments) of a command: kind "search" (arguments: `python -m bpfree`'s, as train.bash
-    passes them), "results", "experiment" (arguments: the module, then its flags) or None."""
+    passes them), "results", "benchmarks", "experiment" (arguments: the module, then its flags) or None."""
     env = {}
     while tokens and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", tokens[0]):
         name, _, value = tokens[0].partition("=")
@@ -71,6 +71,8 @@ def parse(tokens):
         return "search", env, tokens[3:]
     if tokens[:3] == ["python", "-m", "bpfree.results"]:
         return "results", env, tokens[3:]
+    if tokens[:3] == ["python", "-m", "bpfree.benchmarks"]:
+        return "benchmarks", env, tokens[3:]
     if tokens[:2] == ["python", "-m"] and len(tokens) > 2 and tokens[2].startswith("bpfree.experiments."):
         return "experiment", env, tokens[2:]
     return None, env, tokens
@@ -119,7 +121,23 @@ def test_every_readme_command_is_run_or_skipped_with_a_reason():
     assert unknown == [], "README commands that tests/test_readme.py neither runs nor skips with a reason"
     assert [line for line in SKIPPED if line not in lines] == [], "skips of commands the README no longer has"
     kinds = {parse(tokens)[0] for _, tokens in commands()}
-    assert {"search", "results", "experiment"} <= kinds and blocks("python")
+    assert {"search", "results", "benchmarks", "experiment"} <= kinds and blocks("python")
+
+
+# ------------------------------------------------------------------------------------------- tables
+@pytest.mark.parametrize("line,env,args", of_kind("benchmarks"), ids=[line for line, *_ in of_kind("benchmarks")])
+def test_readme_benchmark_commands_run_as_dry_runs(line, env, args, in_readme_dir, monkeypatch, capsys):
+    """Every table's searches checked as they would run (settings, every grid point); nothing trained or written
+    (the real-MNIST run of a table is tests/test_benchmarks.py's, slow tier)."""
+    from bpfree.benchmarks.__main__ import main
+
+    with monkeypatch.context() as m:
+        for name, value in env.items():
+            m.setenv(name, value)
+        rc = main([*args, "--dry_run"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err[-3000:]
+    assert "nothing trained (--dry_run)" in out and not os.path.exists("data")
 
 
 # ------------------------------------------------------------------------------------------- searches

@@ -27,6 +27,7 @@ def parse(argv):
     parser.add_argument("--dataset", action="append", help="run only this column (repeatable)")
     parser.add_argument("--group_size", type=int, help="as the search's --group_size")
     parser.add_argument("--write_only", action="store_true", help="write the page from the records; train nothing")
+    parser.add_argument("--dry_run", action="store_true", help="say what would run (checked); train and write nothing")
     return parser.parse_args(argv)
 
 
@@ -50,6 +51,13 @@ def main(argv=None):
             print(f"error: Invalid --dataset {bad[0]!r} for {table.name}; valid: {', '.join(table.datasets)}.",
                   file=sys.stderr)
             return 2
+    if args.dry_run:
+        try:
+            runner.describe(table, protocol, datasets=args.dataset)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     command = "python -m bpfree.benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     if not args.write_only:
         try:

@@ -49,6 +49,26 @@ def plan(table, protocol, datasets=None):
     return out
 
 
+def describe(table, protocol="reduced", datasets=None, log=print):
+    """What `run` would run, checked as it would check it (bad input raises before anything is said);
+    trains nothing and writes nothing."""
+    from bpfree import datasets as data
+    from bpfree.tuning.validation import validate_points
+
+    searches = plan(table, protocol, datasets)
+    total = 0
+    for dataset, config, space in searches:
+        validate_points(space.grid(), config, data.info(config.dataset))
+    for dataset, config, space in searches:
+        size = space.size() * config.executions_per_trial * config.num_epochs
+        total += size
+        log(f"{table.name} {dataset} ({protocol}): {space.size()} grid points ("
+            f"{', '.join(space.as_dict()['algorithm'])} × lr {', '.join(f'{v:g}' for v in space.as_dict()['lr'])}) × "
+            f"{config.executions_per_trial} seed(s) × {config.num_epochs} epochs = {size:,} execution-epochs")
+    log(f"{table.name}: {total:,} execution-epochs in all; nothing trained (--dry_run)")
+    return total
+
+
 def run(table, experiment_dir, protocol="reduced", datasets=None, log=print, group_size=None):
     """Runs (or resumes) every dataset's search of `table`; returns the datasets whose search is unfinished."""
     from bpfree import datasets as data
