@@ -75,7 +75,7 @@ def test_same_seed_same_model_different_seed_different():
     assert not np.allclose(np.array(a.feedback_matrices[0]), np.array(c.feedback_matrices[0]))
 
 
-@pytest.mark.parametrize("bw_init", ["ortho", "lecun", "uniform", "gaussian"])
+@pytest.mark.parametrize("bw_init", ["ortho", "lecun", "uniform", "gaussian", "xavier"])
 def test_bw_inits(bw_init):
     model = build_model("dfa", "40", 10, 8, bw_init=bw_init, seed=0)
     b = np.array(model.feedback_matrices[0])
@@ -160,7 +160,7 @@ def test_activation_histograms_written(tmp_path, toy_classification):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(algorithm="sgd"), "Unknown algorithm 'sgd'; valid: bp, fa, dfa, drtp, cce, mse"),
     (dict(activation="gelu"), "valid: tanh, relu, lrelu, swish, sigmoid, linear"),
-    (dict(bw_init="xavier"), "valid: ortho, lecun, uniform, gaussian"),
+    (dict(bw_init="kaiming"), "valid: ortho, lecun, uniform, gaussian, xavier"),
     (dict(arch="500-abc"), "Invalid arch '500-abc'"),
     (dict(arch="500--500"), "Invalid arch"),
     (dict(arch="0"), "Invalid arch"),
