@@ -3,6 +3,7 @@ implementations, are applied the same through `fit` and the grouped engine, resu
 the records, and refuse bad settings in one line; SGD momentum reaches the optimizer."""
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -12,7 +13,7 @@ from bpfree import records, schedules
 from bpfree.tuning import SearchConfig, SearchSpace, run_search
 from bpfree.tuning import tuner as tuner_module
 from bpfree.tuning.hypermodel import BpfreeHyperModel
-from bpfree.tuning.search import ExperimentMismatch, check_config
+from bpfree.tuning.search import ExperimentMismatch, check_config, project_dir
 
 SPACE = {"algorithm": ["bp", "fa"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False],
          "bw_init": ["ortho"], "lr": [1e-2, 3e-2], "dropout": [0.0]}
@@ -111,6 +112,7 @@ def test_a_plateau_schedule_resumes_from_the_recorded_val_losses(tmp_path, monke
     replayed = [schedules.lr_at(e, 0.3, "plateau", factor=0.5, patience=0, val_losses=history["val_loss"])
                 for e in range(5)]
     np.testing.assert_allclose(history["lr"], replayed, rtol=1e-7)
+    assert history["lr"][0] == pytest.approx(0.3) and history["lr"][3] < 0.3, history  # reduced before the resume
 
     original = tuner_module.RecordCallback.on_epoch_end
 
@@ -137,13 +139,18 @@ def test_a_constant_schedule_logs_no_lr(tmp_path):
 
 def test_cosine_refuses_more_epochs_and_step_grows(tmp_path):
     space = SearchSpace.create({**SPACE, "algorithm": ["bp"], "lr": [1e-2]})
-    cosine = dict(SETTINGS, lr_schedule="cosine")
-    run_search(str(tmp_path / "cosine"), SearchConfig(**cosine, num_epochs=1), space, log=quiet)
-    with pytest.raises(ExperimentMismatch, match=r"num_epochs 1 → 2.*lr_schedule cosine depends on num_epochs"):
-        check_config(str(tmp_path / "cosine"), SearchConfig(**cosine, num_epochs=2), space)
-    step = dict(SETTINGS, lr_schedule="step", lr_milestones=(1,))
-    run_search(str(tmp_path / "step"), SearchConfig(**step, num_epochs=1), space, log=quiet)
-    assert check_config(str(tmp_path / "step"), SearchConfig(**step, num_epochs=2), space) == "grown"
+    for schedule, extra in (("cosine", {}), ("step", {"lr_milestones": (1,)})):
+        before, after = (SearchConfig(**SETTINGS, lr_schedule=schedule, num_epochs=n, **extra) for n in (1, 2))
+        run_search(str(tmp_path / schedule), before, space, log=quiet)
+        directory = project_dir(str(tmp_path / schedule), after, space)
+        if schedule == "cosine":
+            with pytest.raises(ExperimentMismatch, match=r"num_epochs 1 → 2.*lr_schedule cosine depends on num_epochs"):
+                check_config(directory, after, space)
+            os.remove(os.path.join(directory, "config.json"))  # the records alone refuse it too
+            with pytest.raises(ExperimentMismatch, match=r"num_epochs 1 → 2.*lr_schedule cosine depends on num_epochs"):
+                check_config(directory, after, space)
+        else:
+            assert check_config(directory, after, space) == "grown"
 
 
 # ------------------------------------------------------------------------------------- settings
