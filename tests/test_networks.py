@@ -4,7 +4,6 @@ import logging
 import math
 
 import keras
-
 import numpy as np
 import pytest
 
