@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from bpfree import records, schedules
+from bpfree import records, results, schedules
 from bpfree.tuning import SearchConfig, SearchSpace, run_search
 from bpfree.tuning import tuner as tuner_module
 from bpfree.tuning.hypermodel import BpfreeHyperModel
@@ -83,8 +83,11 @@ def test_a_step_schedule_gives_the_same_records_through_fit_grouped_and_killed_t
     for key, record in alone.items():
         assert record["status"] == "completed" and record["history"] == grouped[key]["history"], key
         lr = record["hparams"]["lr"]
-        np.testing.assert_allclose(record["history"]["lr"], [lr, lr / 2, lr / 2, lr / 4], rtol=1e-6)
+        np.testing.assert_allclose(record["history"]["learning_rate"], [lr, lr / 2, lr / 2, lr / 4], rtol=1e-6)
         assert record["search"]["lr_milestones"] == [1, 3] and record["search"]["lr_schedule"] == "step"
+    frame = results.load(str(tmp_path / "alone"))  # the hparam lr stays a column of its own beside the epoch's rate
+    assert sorted(frame["lr"].unique()) == [1e-2, 3e-2]
+    np.testing.assert_allclose(frame["learning_rate"] / frame["lr"], np.tile([1, 0.5, 0.5, 0.25], 4), rtol=1e-6)
 
     original = tuner_module.RecordCallback.on_epoch_end
 
@@ -111,8 +114,8 @@ def test_a_plateau_schedule_resumes_from_the_recorded_val_losses(tmp_path, monke
     history = once["history"]
     replayed = [schedules.lr_at(e, 0.3, "plateau", factor=0.5, patience=0, val_losses=history["val_loss"])
                 for e in range(5)]
-    np.testing.assert_allclose(history["lr"], replayed, rtol=1e-7)
-    assert history["lr"][0] == pytest.approx(0.3) and history["lr"][3] < 0.3, history  # reduced before the resume
+    np.testing.assert_allclose(history["learning_rate"], replayed, rtol=1e-7)
+    assert history["learning_rate"][0] == pytest.approx(0.3) and history["learning_rate"][3] < 0.3, history  # reduced before the resume
 
     original = tuner_module.RecordCallback.on_epoch_end
 
@@ -134,7 +137,7 @@ def test_a_constant_schedule_logs_no_lr(tmp_path):
     run_search(str(tmp_path), SearchConfig(**SETTINGS, num_epochs=1), SearchSpace.create(
         {**SPACE, "algorithm": ["bp"], "lr": [1e-2]}), log=quiet)
     (record,) = found(tmp_path).values()
-    assert "lr" not in record["history"] and record["search"]["lr_schedule"] == "constant"
+    assert "learning_rate" not in record["history"] and record["search"]["lr_schedule"] == "constant"
 
 
 def test_cosine_refuses_more_epochs_and_step_grows(tmp_path):
@@ -212,5 +215,5 @@ def test_epoch_learning_rate_sets_the_rate_before_each_epoch_of_fit():
     history = model.fit(x, y, epochs=4, verbose=0, callbacks=[callback, watch]).history
     expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
     np.testing.assert_allclose(seen, expected, rtol=1e-6)
-    np.testing.assert_allclose(history["lr"], expected, rtol=1e-6)
+    np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-6)
     assert callback.get_config()["schedule"] == "cosine"

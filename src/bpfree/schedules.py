@@ -28,6 +28,7 @@ from bpfree import checks
 
 NAMES = ("constant", "step", "cosine", "plateau")
 PLATEAU_MIN_DELTA = 1e-4  # keras.callbacks.ReduceLROnPlateau's default
+LOG_NAME = "learning_rate"  # the history column of each epoch's rate
 
 
 def check(schedule, milestones=(), factor=0.1, patience=10):
@@ -86,11 +87,12 @@ def lr_at(epoch, lr, schedule, *, milestones=(), factor=0.1, patience=10, num_ep
 
 
 class EpochLearningRate(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate to η_e at the start of every epoch e and logs it as "lr".
+    """Sets the optimizer's learning rate to η_e at the start of every epoch e and logs it as
+    "learning_rate" (Keras's own callbacks' name; "lr" is the hparam η, a column of its own in results).
 
     `history()` returns the execution's history so far (its record's: for plateau, η_e reads its
     "val_loss"); nothing else is kept, so a resumed run replays exactly. Place it before the callback
-    that writes the record, which then holds each epoch's "lr".
+    that writes the record, which then holds each epoch's rate.
     """
 
     def __init__(self, lr, schedule, history, *, milestones=(), factor=0.1, patience=10, num_epochs=1):
@@ -106,7 +108,7 @@ class EpochLearningRate(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs[LOG_NAME] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def get_config(self):
         return {"lr": self.lr, "schedule": self.schedule, **self.settings}

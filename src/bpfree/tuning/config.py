@@ -36,6 +36,14 @@ def canonical_objective(objective):
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
+    """The settings of one search, recorded in every record's "search" and compared on resume.
+
+    Training protocol: ``momentum`` is SGD's μ, v ← μv − ηg (``optimizer = "sgd"`` only). ``weight_decay``
+    λ adds λΣW² on kernels (gradient 2λW); PyTorch's SGD ``weight_decay`` wd adds wd·W (biases too), so
+    wd is λ = wd/2 here (biotorch's 1e-3 is 5e-4). ``lr_schedule`` and its ``lr_milestones``, ``lr_factor``,
+    ``lr_patience``: the rate of each epoch (`bpfree.schedules`).
+    """
+
     dataset: str = "mnist1d"
     problem_type: str = "classification"
     objective: str = "loss"
@@ -56,10 +64,8 @@ class SearchConfig:
     optimizer: str = "adam"  # adam | torch_adam (PyTorch's ε) | uncorrected_adam (the GAIT-prop seed's) | sgd
     protocol: str = "holdout"  # holdout | ancestor: see PROTOCOLS
     score: str = None  # final | best | last<k> (bpfree.scoring); None: the protocol's
-    # Training protocol. momentum: SGD's μ (v ← μv − ηg; optimizer "sgd" only). weight_decay above is
-    # λΣW² on kernels (gradient 2λW): PyTorch's SGD weight_decay wd (wd·W added to the gradient, biases
-    # too) is λ = wd / 2 on kernels. lr_schedule (bpfree.schedules): constant | step (× lr_factor at each
-    # of lr_milestones, epochs from 0) | cosine (over num_epochs) | plateau (× lr_factor after lr_patience
+    # Training protocol (see the docstring). lr_schedule: constant | step (× lr_factor from each of
+    # lr_milestones on, epochs from 0) | cosine (over num_epochs) | plateau (× lr_factor after lr_patience
     # epochs without a better val_loss).
     momentum: float = 0.0
     lr_schedule: str = "constant"

@@ -251,7 +251,7 @@ class GridTuner(keras_tuner.Tuner):
     def _callbacks(self, run, data):
         """The callbacks of one execution's training, whichever way it trains (`fit`, or a group program's slot)."""
         c = self.config
-        # The epoch's learning rate first: it is set before the epoch and logged ("lr") before the record is written.
+        # The epoch's learning rate first: it is set before the epoch and logged ("learning_rate") before the record is written.
         callbacks = [] if c.lr_schedule == "constant" else [schedules.EpochLearningRate(
             run.point["lr"], c.lr_schedule, lambda: run.record.data["history"], milestones=c.lr_milestones,
             factor=c.lr_factor, patience=c.lr_patience, num_epochs=c.num_epochs)]
