@@ -74,7 +74,10 @@ def test_plateau_schedule_is_keras_reduce_lr_on_plateau_on_the_same_val_losses()
 
 # ------------------------------------------------------------------------------------- searches
 def test_a_step_schedule_gives_the_same_records_through_fit_grouped_and_killed_then_resumed(tmp_path, monkeypatch):
-    config = SearchConfig(**SETTINGS, num_epochs=4, lr_schedule="step", lr_milestones=(1, 3), lr_factor=0.5)
+    """biotorch's protocol in small: SGD with momentum (its buffers travel with the slot and the checkpoint)
+    and a step schedule."""
+    config = SearchConfig(**SETTINGS, num_epochs=4, lr_schedule="step", lr_milestones=(1, 3), lr_factor=0.5,
+                          optimizer="sgd", momentum=0.9)
     space = SearchSpace.create(SPACE)
     run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
     run_search(str(tmp_path / "grouped"), config, space, log=quiet)  # the default: the grouped engine
