@@ -31,7 +31,8 @@ def test_valid_padding_suffix_parses_and_round_trips():
     assert blocks == (ConvSpec(6, 5, 1, (("max", 2),), "valid"), ConvSpec(16, 5, 1, (("max", 2),), "valid"),
                       ConvSpec(120, 5, 1, (), "valid"), 84)
     assert arch_string(blocks) == "conv6k5v-pool2-conv16k5v-pool2-conv120k5v-84"  # s1 is the default stride
-    assert parse_layers("conv4k3s2v")[0] == ConvSpec(4, 3, 2, padding="valid") and arch_string("conv4k3s2v") == "conv4k3s2v"
+    assert parse_layers("conv4k3s2v")[0] == ConvSpec(4, 3, 2, padding="valid")
+    assert arch_string("conv4k3s2v") == "conv4k3s2v"
     assert parse_layers("conv4k3")[0].padding == "same"
 
 
@@ -42,7 +43,8 @@ def test_output_shapes_of_valid_convolutions():
         shape = spec.output_shape(shape)
     assert shape == (1, 1, 120)
     assert ConvSpec(6, 5, 1, padding="valid").output_shape((32, 32, 1)) == (28, 28, 6)
-    assert ConvSpec(4, 3, 2, padding="valid").output_shape((8, 7, 3)) == (3, 3, 4)  # ⌊(8 − 3)/2⌋ + 1, ⌊(7 − 3)/2⌋ + 1
+    # ⌊(8 − 3)/2⌋ + 1, ⌊(7 − 3)/2⌋ + 1
+    assert ConvSpec(4, 3, 2, padding="valid").output_shape((8, 7, 3)) == (3, 3, 4)
     with pytest.raises(ValueError, match=r"'conv4k5v' on a 4×4 map: a 'valid' 5×5 convolution needs a map of at least"):
         ConvSpec(4, 5, 1, padding="valid").output_shape((4, 4, 1))
 

@@ -118,7 +118,8 @@ def test_a_plateau_schedule_resumes_from_the_recorded_val_losses(tmp_path, monke
     replayed = [schedules.lr_at(e, 0.3, "plateau", factor=0.5, patience=0, val_losses=history["val_loss"])
                 for e in range(5)]
     np.testing.assert_allclose(history["learning_rate"], replayed, rtol=1e-7)
-    assert history["learning_rate"][0] == pytest.approx(0.3) and history["learning_rate"][3] < 0.3, history  # reduced before the resume
+    rates = history["learning_rate"]
+    assert rates[0] == pytest.approx(0.3) and rates[3] < 0.3, history  # reduced before the epoch the run resumes at
 
     original = tuner_module.RecordCallback.on_epoch_end
 
@@ -144,16 +145,17 @@ def test_a_constant_schedule_logs_no_lr(tmp_path):
 
 
 def test_cosine_refuses_more_epochs_and_step_grows(tmp_path):
+    refused = r"num_epochs 1 → 2.*lr_schedule cosine depends on num_epochs"
     space = SearchSpace.create({**SPACE, "algorithm": ["bp"], "lr": [1e-2]})
     for schedule, extra in (("cosine", {}), ("step", {"lr_milestones": (1,)})):
         before, after = (SearchConfig(**SETTINGS, lr_schedule=schedule, num_epochs=n, **extra) for n in (1, 2))
         run_search(str(tmp_path / schedule), before, space, log=quiet)
         directory = project_dir(str(tmp_path / schedule), after, space)
         if schedule == "cosine":
-            with pytest.raises(ExperimentMismatch, match=r"num_epochs 1 → 2.*lr_schedule cosine depends on num_epochs"):
+            with pytest.raises(ExperimentMismatch, match=refused):
                 check_config(directory, after, space)
             os.remove(os.path.join(directory, "config.json"))  # the records alone refuse it too
-            with pytest.raises(ExperimentMismatch, match=r"num_epochs 1 → 2.*lr_schedule cosine depends on num_epochs"):
+            with pytest.raises(ExperimentMismatch, match=refused):
                 check_config(directory, after, space)
         else:
             assert check_config(directory, after, space) == "grown"
@@ -185,7 +187,8 @@ def test_the_cli_refuses_a_bad_schedule_before_training(tmp_path, cli_in_process
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "error: Invalid momentum 0.9: 0 with optimizer adam (momentum is SGD's: use optimizer sgd)."]
     result = cli_in_process(tmp_path / "x", "--lr_schedule", "step", "--lr_milestones", "50,x")
-    assert result.returncode == 2 and result.stderr.strip() == "error: Invalid --lr_milestones '50,x': epochs, e.g. 50,75."
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: Invalid --lr_milestones '50,x': epochs, e.g. 50,75."
     assert not (tmp_path / "x").exists()
 
 

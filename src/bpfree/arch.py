@@ -4,7 +4,8 @@ An arch is a stack of hidden layers, tokens joined by '-':
 
 - ``<units>`` or ``fc<units>``: a dense (fully connected) layer ("500-1000-500");
 - ``conv<filters>k<kernel>[s<stride>][v]``: a 2-D convolution with 'same' padding ("conv32k5", "conv64k3s2"),
-  or with 'valid' padding (no zeros added: H → ⌊(H − k)/s⌋ + 1) when it ends in ``v`` ("conv6k5v", "conv6k5s1v");
+  or with 'valid' padding (no zeros added: H → ⌊(H − k)/s⌋ + 1) when it ends in ``v`` ("conv6k5v",
+  "conv6k5s1v");
 - ``pool<size>``: max pooling, ``avgpool<size>``: average pooling (window = stride = size).
 
 Convolutions and poolings come first, dense layers after (the feature map is flattened once, before

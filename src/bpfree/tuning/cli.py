@@ -83,7 +83,8 @@ SEARCH_FLAGS = {
 HPARAM_FLAGS = {
     "algorithm": ("algorithm", str, "Fix the learning rule" + _one_of(rules.names())),
     "arch": ("arch", str, "Fix the arch: dense widths (500-1000-500) or convolutions first "
-                          "(conv6k5-pool2-conv16k5-pool2-120-84; tokens conv<f>k<k>[s<s>], pool<n>, avgpool<n>, fc<n>)."),
+                          "(conv6k5-pool2-conv16k5-pool2-120-84; tokens conv<f>k<k>[s<s>][v] (v: 'valid' "
+                          "padding), pool<n>, avgpool<n>, fc<n>)."),
     "activation": ("activation", str, "Fix the activation" + _one_of(ACTIVATIONS)),
     "batchnorm": ("batchnorm", bool, "Fix batch normalisation on (--batchnorm) or off (--nobatchnorm)."),
     "bw_init": ("bw_init", str, "Fix the feedback-matrix init" + _one_of(BW_INITS)),
