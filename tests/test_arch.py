@@ -1,6 +1,7 @@
 """The arch grammar: conv<filters>k<kernel>[s<stride>][v], pool<n>, avgpool<n>, fc<n> / <n>; every dense arch
 parses as before; bad grammar is refused in one line naming the token and the valid forms."""
 
+import numpy as np
 import pytest
 
 from bpfree.arch import ConvSpec, arch_string, input_shape, is_conv, parse_arch, parse_layers
@@ -116,3 +117,14 @@ def test_poolings_that_shrink_the_map_to_nothing_are_refused_before_building():
 
     with pytest.raises(ValueError, match="shrink the feature map at conv2k2s3-pool2 to nothing"):
         build_model("bp", "conv4k3s2-avgpool3-conv2k2s3-pool2-8", (23, 17, 2), 3)
+
+
+def test_biotorch_lenet_with_valid_convolutions_has_lenet5s_61706_weights():
+    """32 → 28 → 14 → 10 → 5 → 1: 156 + 2,416 + 48,120 + 10,164 + 850, as the search's memory check counts
+    them and as Keras builds them."""
+    from bpfree import build_model
+    from bpfree.tuning.validation import parameter_count
+
+    arch = "conv6k5v-pool2-conv16k5v-pool2-conv120k5v-84"
+    assert parameter_count(arch, (32, 32, 1), 10) == 61706
+    assert sum(int(np.prod(v.shape)) for v in build_model("bp", arch, (32, 32, 1), 10).trainable_weights) == 61706

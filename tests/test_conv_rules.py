@@ -507,13 +507,35 @@ def test_valid_feedback_conv_with_b_equal_to_w_gives_the_true_input_gradient(str
     assert layer.get_config()["padding"] == "valid"
 
 
-def test_a_valid_lenet_saves_and_loads(tmp_path):
+def test_a_valid_lenet_saves_and_loads_in_a_fresh_process(tmp_path):
+    """Every conv rule's valid-padded LeNet, saved and loaded in a new process: 'valid' convolutions and
+    the same predictions."""
     x = np.random.default_rng(3).uniform(-1, 1, size=(2, 32, 32, 1)).astype("float32")
-    for rule in ("fa", "dfa"):
-        model = bpfree.build_model(rule, LENET_VALID, (32, 32, 1), 10, seed=1)
+    np.save(tmp_path / "x.npy", x)
+    expected = {}
+    for rule in CONV_RULES:
+        model = bpfree.build_model(rule, LENET_VALID, (32, 32, 1), 10, seed=1,
+                                   **({"projection_pool": 2} if rule in DIRECT else {}))
         model.compile(optimizer=keras.optimizers.SGD(0.1))
-        model(x)
+        expected[rule] = np.asarray(model(x))
         model.save(tmp_path / f"{rule}.keras")
-        loaded = keras.models.load_model(tmp_path / f"{rule}.keras")
-        assert [layer.padding for layer in loaded.weighted_layers[:3]] == ["valid"] * 3
-        np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6, atol=1e-6)
+    script = f"""
+import json
+import numpy as np
+import keras
+import bpfree
+x = np.load({str(tmp_path / 'x.npy')!r})
+out = {{}}
+for name in {list(CONV_RULES)!r}:
+    model = keras.models.load_model({str(tmp_path)!r} + f"/{{name}}.keras")
+    out[name] = [[layer.padding for layer in model.weighted_layers[:3]], np.asarray(model(x)).tolist()]
+print("RESULT" + json.dumps(out))
+"""
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert set(loaded) == set(CONV_RULES)
+    for rule, (paddings, predictions) in loaded.items():
+        assert paddings == ["valid"] * 3, rule
+        np.testing.assert_allclose(predictions, expected[rule], rtol=1e-5, atol=1e-6, err_msg=rule)
