@@ -14,9 +14,10 @@ The learning rate of epoch e (counted from 0, as PyTorch's schedulers count) for
 
 Every η_e is a pure function of (η, e) and, for plateau, of the validation losses already in the execution's
 record, so a run resumed from its checkpoint at epoch e gets the rates the uninterrupted run had: nothing
-else is kept. Keras's schedules (PiecewiseConstantDecay, CosineDecay) are per optimizer step and its
-ReduceLROnPlateau keeps its state in the callback object; hence these few lines of our own, which the tests
-compare with Keras's implementations.
+else is kept. Keras's schedules (PiecewiseConstantDecay, CosineDecay) are functions of the optimizer's step,
+not the epoch, and its ReduceLROnPlateau keeps its state (best, wait) in the callback object, which a resumed
+run does not have; hence these few lines of math of our own, which the tests compare with Keras's
+implementations. Applying and logging the rate is Keras's LearningRateScheduler (`EpochLearningRate`).
 """
 
 import math
@@ -28,7 +29,7 @@ from bpfree import checks
 
 NAMES = ("constant", "step", "cosine", "plateau")
 PLATEAU_MIN_DELTA = 1e-4  # keras.callbacks.ReduceLROnPlateau's default
-LOG_NAME = "learning_rate"  # the history column of each epoch's rate
+LOG_NAME = "learning_rate"  # the history column of each epoch's rate (LearningRateScheduler's name for it)
 
 
 def check(schedule, milestones=(), factor=0.1, patience=10):
@@ -86,9 +87,10 @@ def lr_at(epoch, lr, schedule, *, milestones=(), factor=0.1, patience=10, num_ep
     raise checks.unknown("lr_schedule", schedule, NAMES)
 
 
-class EpochLearningRate(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate to η_e at the start of every epoch e and logs it as
-    "learning_rate" (Keras's own callbacks' name; "lr" is the hparam η, a column of its own in results).
+class EpochLearningRate(keras.callbacks.LearningRateScheduler):
+    """Keras's LearningRateScheduler with η_e of `schedule`: the optimizer's rate is set at the start of
+    every epoch e and logged at its end as "learning_rate" (`LOG_NAME`; "lr" is the hparam η, a column of
+    its own in results).
 
     `history()` returns the execution's history so far (its record's: for plateau, η_e reads its
     "val_loss"); nothing else is kept, so a resumed run replays exactly. Place it before the callback
@@ -96,19 +98,15 @@ class EpochLearningRate(keras.callbacks.Callback):
     """
 
     def __init__(self, lr, schedule, history, *, milestones=(), factor=0.1, patience=10, num_epochs=1):
-        super().__init__()
-        self.lr, self.schedule, self.history = float(lr), schedule, history
+        super().__init__(self.rate)
+        self.lr, self.lr_schedule, self.history = float(lr), schedule, history
         self.settings = {"milestones": tuple(milestones), "factor": float(factor), "patience": int(patience),
                          "num_epochs": int(num_epochs)}
 
-    def on_epoch_begin(self, epoch, logs=None):
-        val_losses = self.history().get("val_loss", []) if self.schedule == "plateau" else ()
-        self.model.optimizer.learning_rate.assign(
-            lr_at(epoch, self.lr, self.schedule, val_losses=val_losses, **self.settings))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs[LOG_NAME] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+    def rate(self, epoch, current=None):
+        """η_e (the optimizer's `current` rate is not read: η_e is a function of η, e and the history)."""
+        val_losses = self.history().get("val_loss", []) if self.lr_schedule == "plateau" else ()
+        return float(lr_at(epoch, self.lr, self.lr_schedule, val_losses=val_losses, **self.settings))
 
     def get_config(self):
-        return {"lr": self.lr, "schedule": self.schedule, **self.settings}
+        return {"lr": self.lr, "schedule": self.lr_schedule, **self.settings}
