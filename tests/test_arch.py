@@ -1,6 +1,7 @@
-"""The arch grammar: conv<filters>k<kernel>[s<stride>], pool<n>, avgpool<n>, fc<n> / <n>; every dense arch
+"""The arch grammar: conv<filters>k<kernel>[s<stride>][v], pool<n>, avgpool<n>, fc<n> / <n>; every dense arch
 parses as before; bad grammar is refused in one line naming the token and the valid forms."""
 
+import numpy as np
 import pytest
 
 from bpfree.arch import ConvSpec, arch_string, input_shape, is_conv, parse_arch, parse_layers
@@ -26,6 +27,29 @@ def test_every_dense_arch_parses_to_its_widths_as_before(arch):
     assert arch_string(arch) == "-".join(map(str, widths))
 
 
+def test_valid_padding_suffix_parses_and_round_trips():
+    blocks = parse_layers("conv6k5v-pool2-conv16k5s1v-pool2-conv120k5v-84")
+    assert blocks == (ConvSpec(6, 5, 1, (("max", 2),), "valid"), ConvSpec(16, 5, 1, (("max", 2),), "valid"),
+                      ConvSpec(120, 5, 1, (), "valid"), 84)
+    assert arch_string(blocks) == "conv6k5v-pool2-conv16k5v-pool2-conv120k5v-84"  # s1 is the default stride
+    assert parse_layers("conv4k3s2v")[0] == ConvSpec(4, 3, 2, padding="valid")
+    assert arch_string("conv4k3s2v") == "conv4k3s2v"
+    assert parse_layers("conv4k3")[0].padding == "same"
+
+
+def test_output_shapes_of_valid_convolutions():
+    # biotorch's LeNet on 32×32: 32 → 28 → 14 → 10 → 5 → 1.
+    shape = (32, 32, 1)
+    for spec in parse_layers("conv6k5v-pool2-conv16k5v-pool2-conv120k5v"):
+        shape = spec.output_shape(shape)
+    assert shape == (1, 1, 120)
+    assert ConvSpec(6, 5, 1, padding="valid").output_shape((32, 32, 1)) == (28, 28, 6)
+    # ⌊(8 − 3)/2⌋ + 1, ⌊(7 − 3)/2⌋ + 1
+    assert ConvSpec(4, 3, 2, padding="valid").output_shape((8, 7, 3)) == (3, 3, 4)
+    with pytest.raises(ValueError, match=r"'conv4k5v' on a 4×4 map: a 'valid' 5×5 convolution needs a map of at least"):
+        ConvSpec(4, 5, 1, padding="valid").output_shape((4, 4, 1))
+
+
 def test_output_shapes_of_same_convolutions_and_valid_pools():
     assert ConvSpec(6, 5, 1, (("max", 2),)).output_shape((28, 28, 1)) == (14, 14, 6)
     assert ConvSpec(4, 3, 2).output_shape((7, 7, 3)) == (4, 4, 4)  # 'same': ⌈7/2⌉
@@ -44,6 +68,9 @@ def test_output_shapes_of_same_convolutions_and_valid_pools():
     ("0", "'0' needs positive numbers"),
     ("", "no layers"),
     ("conv3k", "unknown token 'conv3k'"),
+    ("conv3k3vv", "unknown token 'conv3k3vv'"),
+    ("conv3kv3", "unknown token 'conv3kv3'"),
+    ("conv3k3vs2", "unknown token 'conv3k3vs2'"),
 ])
 def test_bad_grammar_is_refused_in_one_line_with_the_valid_forms(arch, fragment):
     with pytest.raises(ValueError) as error:
@@ -70,6 +97,8 @@ def test_bad_input_shapes_are_refused(value):
 
 
 @pytest.mark.parametrize("arch,shape", [("conv6k5-pool2-conv16k5-pool2-8", (28, 28, 1)),
+                                        ("conv6k5v-pool2-conv16k5v-pool2-conv120k5v-84", (32, 32, 1)),
+                                        ("conv3k4s3v-conv2k2v-avgpool2-5", (17, 16, 2)),
                                         ("conv4k3s2-avgpool3-conv2k2s3-pool2-8", (31, 29, 2))])
 def test_conv_spec_output_shapes_are_what_keras_builds(arch, shape):
     from bpfree import build_model
@@ -88,3 +117,14 @@ def test_poolings_that_shrink_the_map_to_nothing_are_refused_before_building():
 
     with pytest.raises(ValueError, match="shrink the feature map at conv2k2s3-pool2 to nothing"):
         build_model("bp", "conv4k3s2-avgpool3-conv2k2s3-pool2-8", (23, 17, 2), 3)
+
+
+def test_biotorch_lenet_with_valid_convolutions_has_lenet5s_61706_weights():
+    """32 → 28 → 14 → 10 → 5 → 1: 156 + 2,416 + 48,120 + 10,164 + 850, as the search's memory check counts
+    them and as Keras builds them."""
+    from bpfree import build_model
+    from bpfree.tuning.validation import parameter_count
+
+    arch = "conv6k5v-pool2-conv16k5v-pool2-conv120k5v-84"
+    assert parameter_count(arch, (32, 32, 1), 10) == 61706
+    assert sum(int(np.prod(v.shape)) for v in build_model("bp", arch, (32, 32, 1), 10).trainable_weights) == 61706

@@ -436,3 +436,106 @@ def test_brsf_redraws_the_output_layers_feedback_at_every_batch(arch):
     tracked = trained(("bp_cosine",))
     for a, b in zip(model.weights, tracked.weights):
         np.testing.assert_allclose(f64(a), f64(b), rtol=1e-6, atol=1e-7, err_msg=a.path)
+
+
+# ------------------------------------------------------------------------------- valid padding
+LENET_VALID = "conv6k5v-pool2-conv16k5v-pool2-conv120k5v-84"  # biotorch's LeNet on 32×32 inputs
+
+
+@pytest.mark.parametrize("rule", CONV_RULES)
+def test_every_conv_rule_trains_biotorch_lenet_with_valid_convolutions(rule):
+    """One step on the valid-padded LeNet (32 → 28 → 14 → 10 → 5 → 1): a finite loss that falls on its
+    batch, block shapes as the padding says, feedback kernels and projections of the layers' real shapes."""
+    options = {"projection_pool": 2} if rule in DIRECT else {}
+    model = bpfree.build_model(rule, LENET_VALID, (32, 32, 1), 10, seed=0, **options)
+    shapes, shape = [], (None, 32, 32, 1)
+    for block in model.blocks[:3]:  # the conv blocks (the dense one reads the flattened map)
+        shape = block.compute_output_shape(shape)
+        shapes.append(tuple(shape[1:]))
+    assert shapes == [(14, 14, 6), (5, 5, 16), (1, 1, 120)]
+    assert [tuple(layer.kernel.shape) for layer in model.weighted_layers[:3]] == [(5, 5, 1, 6), (5, 5, 6, 16),
+                                                                                  (5, 5, 16, 120)]
+    for layer in model.weighted_layers:
+        if getattr(layer, "feedback", None) is not None:
+            assert tuple(layer.feedback.shape) == tuple(layer.kernel.shape)
+    if rule in DIRECT:  # B_l: the block's map after a 2×2 'same' average pooling, flattened, onto 10 outputs
+        assert [tuple(p.feedback.shape) for p in model.projections] == [(7 * 7 * 6, 10), (3 * 3 * 16, 10),
+                                                                         (120, 10), (84, 10)]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(16, 32, 32, 1)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(16) % 10, 10).astype("float32")
+    model.compile(optimizer=keras.optimizers.SGD(0.05))
+    before = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    kernels = [np.array(layer.kernel) for layer in model.weighted_layers]
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    changed = [not np.array_equal(k, np.array(layer.kernel)) for k, layer in zip(kernels, model.weighted_layers)]
+    assert all(changed), changed  # every layer, the convolutions included, received an update
+    for _ in range(4):
+        model.train_on_batch(x, y)
+    after = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    if rule not in ("drtp", "sdfa"):  # their updates follow the label or the error's sign only; 5 steps may not descend
+        assert after < before, (before, after)
+
+
+@pytest.mark.parametrize("stride,shape", [(1, (9, 9, 2)), (2, (10, 9, 2))])
+def test_valid_feedback_conv_with_b_equal_to_w_gives_the_true_input_gradient(stride, shape):
+    """The transposed convolution of a 'valid' FeedbackAlignmentConv2D: with B = W its ∂/∂x and ∂/∂W are
+    those of Keras's own 'valid' Conv2D (autodiff)."""
+    import tensorflow as tf
+
+    from bpfree.layers import FeedbackAlignmentConv2D
+
+    layer = FeedbackAlignmentConv2D(3, 4, strides=stride, padding="valid", feedback_seed=0)
+    x = tf.constant(np.random.default_rng(1).normal(size=(2, *shape)).astype("float32"))
+    layer.build(x.shape)
+    layer.feedback.assign(layer.kernel)
+    plain = keras.layers.Conv2D(3, 4, strides=stride, padding="valid")
+    plain.build(x.shape)
+    plain.kernel.assign(layer.kernel)
+    plain.bias.assign(layer.bias)
+    grads = []
+    for conv in (layer, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = conv(x)
+            loss = tf.reduce_sum(out * tf.sin(tf.reshape(tf.range(tf.size(out), dtype=tf.float32), out.shape)))
+        grads.append([np.asarray(g) for g in tape.gradient(loss, [x, conv.kernel])])
+        assert tuple(out.shape[1:3]) == ((shape[0] - 4) // stride + 1, (shape[1] - 4) // stride + 1)
+    for ours, keras_grad in zip(*grads):
+        np.testing.assert_allclose(ours, keras_grad, rtol=1e-5, atol=1e-5)
+    assert layer.get_config()["padding"] == "valid"
+
+
+def test_a_valid_lenet_saves_and_loads_in_a_fresh_process(tmp_path):
+    """Every conv rule's valid-padded LeNet, saved and loaded in a new process: 'valid' convolutions and
+    the same predictions."""
+    x = np.random.default_rng(3).uniform(-1, 1, size=(2, 32, 32, 1)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    expected = {}
+    for rule in CONV_RULES:
+        model = bpfree.build_model(rule, LENET_VALID, (32, 32, 1), 10, seed=1,
+                                   **({"projection_pool": 2} if rule in DIRECT else {}))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        expected[rule] = np.asarray(model(x))
+        model.save(tmp_path / f"{rule}.keras")
+    script = f"""
+import json
+import numpy as np
+import keras
+import bpfree
+x = np.load({str(tmp_path / 'x.npy')!r})
+out = {{}}
+for name in {list(CONV_RULES)!r}:
+    model = keras.models.load_model({str(tmp_path)!r} + f"/{{name}}.keras")
+    out[name] = [[layer.padding for layer in model.weighted_layers[:3]], np.asarray(model(x)).tolist()]
+print("RESULT" + json.dumps(out))
+"""
+    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert set(loaded) == set(CONV_RULES)
+    for rule, (paddings, predictions) in loaded.items():
+        assert paddings == ["valid"] * 3, rule
+        np.testing.assert_allclose(predictions, expected[rule], rtol=1e-5, atol=1e-6, err_msg=rule)

@@ -1,6 +1,7 @@
 """Network behaviour: learning, feedback matrices, save/load, trackers, XLA, bad input."""
 
 import logging
+import math
 
 import keras
 import numpy as np
@@ -75,13 +76,30 @@ def test_same_seed_same_model_different_seed_different():
     assert not np.allclose(np.array(a.feedback_matrices[0]), np.array(c.feedback_matrices[0]))
 
 
-@pytest.mark.parametrize("bw_init", ["ortho", "lecun", "uniform", "gaussian"])
+@pytest.mark.parametrize("bw_init", ["ortho", "lecun", "uniform", "gaussian", "xavier"])
 def test_bw_inits(bw_init):
     model = build_model("dfa", "40", 10, 8, bw_init=bw_init, seed=0)
     b = np.array(model.feedback_matrices[0])
     assert b.shape == (40, 8) and np.isfinite(b).all() and b.std() > 0
     if bw_init == "ortho":
         np.testing.assert_allclose(b.T @ b, np.eye(8), atol=1e-5)
+
+
+def test_xavier_feedback_is_glorot_uniform_with_the_matrix_own_fans_and_reproducible():
+    """bw_init xavier: B ~ U(±√(6/(fan_in + fan_out))), variance bound²/3; a conv B (k, k, C_in, C_out) counts
+    k²·C_in and k²·C_out (as PyTorch's xavier_uniform_); the same seed draws the same B."""
+    a, b, c = (build_model("fa", "conv16k3-conv32k3-64", (8, 8, 4), 10, bw_init="xavier", seed=s) for s in (3, 3, 4))
+    conv_b, dense_b = np.array(a.feedback_matrices[0]), np.array(a.feedback_matrices[2])
+    assert conv_b.shape == (3, 3, 16, 32) and dense_b.shape == (64, 10)
+    for matrix, (fan_in, fan_out) in ((conv_b, (9 * 16, 9 * 32)), (dense_b, (64, 10))):
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert np.abs(matrix).max() <= bound and np.abs(matrix).max() > 0.95 * bound
+        assert matrix.var() == pytest.approx(bound**2 / 3, rel=0.1)
+    np.testing.assert_array_equal(conv_b, np.array(b.feedback_matrices[0]))
+    assert not np.allclose(conv_b, np.array(c.feedback_matrices[0]))
+    projection = np.array(build_model("dfa", "300", 20, 10, bw_init="xavier", seed=0).feedback_matrices[0])
+    bound = math.sqrt(6 / (300 + 10))
+    assert projection.shape == (300, 10) and bound * 0.95 < np.abs(projection).max() <= bound
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -160,7 +178,7 @@ def test_activation_histograms_written(tmp_path, toy_classification):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(algorithm="sgd"), "Unknown algorithm 'sgd'; valid: bp, fa, dfa, drtp, cce, mse"),
     (dict(activation="gelu"), "valid: tanh, relu, lrelu, swish, sigmoid, linear"),
-    (dict(bw_init="xavier"), "valid: ortho, lecun, uniform, gaussian"),
+    (dict(bw_init="kaiming"), "valid: ortho, lecun, uniform, gaussian, xavier"),
     (dict(arch="500-abc"), "Invalid arch '500-abc'"),
     (dict(arch="500--500"), "Invalid arch"),
     (dict(arch="0"), "Invalid arch"),

@@ -3,12 +3,15 @@
 An arch is a stack of hidden layers, tokens joined by '-':
 
 - ``<units>`` or ``fc<units>``: a dense (fully connected) layer ("500-1000-500");
-- ``conv<filters>k<kernel>[s<stride>]``: a 2-D convolution with 'same' padding ("conv32k5", "conv64k3s2");
+- ``conv<filters>k<kernel>[s<stride>][v]``: a 2-D convolution with 'same' padding ("conv32k5", "conv64k3s2"),
+  or with 'valid' padding (no zeros added: H → ⌊(H − k)/s⌋ + 1) when it ends in ``v`` ("conv6k5v",
+  "conv6k5s1v");
 - ``pool<size>``: max pooling, ``avgpool<size>``: average pooling (window = stride = size).
 
 Convolutions and poolings come first, dense layers after (the feature map is flattened once, before
 the first dense layer or the output layer); a pooling follows a convolution and belongs to its block
-(the block's activity h_l is the pooled map). LeNet-5 is "conv6k5-pool2-conv16k5-pool2-120-84".
+(the block's activity h_l is the pooled map). LeNet-5 is "conv6k5-pool2-conv16k5-pool2-120-84"; biotorch's
+LeNet on 32×32 inputs is "conv6k5v-pool2-conv16k5v-pool2-conv120k5v-84" (32 → 28 → 14 → 10 → 5 → 1).
 
 `parse_arch` keeps what a dense network needs, its widths; `parse_layers` gives the blocks of any arch:
 an int per dense layer and a `ConvSpec` per convolution, so a dense arch parses to the same tuple of
@@ -27,34 +30,43 @@ from bpfree import checks
 PROBLEM_TYPES = ("classification", "reconstruction")
 # The output activations a problem allows; the first is its default.
 OUTPUT_ACTIVATIONS = {"classification": ("softmax",), "reconstruction": ("tanh", "sigmoid")}
-TOKEN_FORMS = "<units>, fc<units>, conv<filters>k<kernel>[s<stride>], pool<size>, avgpool<size>"
+TOKEN_FORMS = "<units>, fc<units>, conv<filters>k<kernel>[s<stride>][v] (v: 'valid' padding), pool<size>, avgpool<size>"
 POOLS = {"pool": "max", "avgpool": "average"}
 
 _TOKENS = (
     ("dense", re.compile(r"(?:fc)?(\d+)")),
-    ("conv", re.compile(r"conv(\d+)k(\d+)(?:s(\d+))?")),
+    ("conv", re.compile(r"conv(\d+)k(\d+)(?:s(\d+))?(v)?")),
     ("pool", re.compile(r"(avgpool|pool)(\d+)")),
 )
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvSpec:
-    """A convolution block: ``filters`` kernels of ``kernel``×``kernel``, ``stride``, 'same' padding,
-    followed by the poolings ``pools`` (("max" | "average", size), ...)."""
+    """A convolution block: ``filters`` kernels of ``kernel``×``kernel``, ``stride``, ``padding`` ("same"
+    or "valid"), followed by the poolings ``pools`` (("max" | "average", size), ...)."""
 
     filters: int
     kernel: int
     stride: int = 1
     pools: tuple = ()
+    padding: str = "same"
 
     def __str__(self):
-        tokens = [f"conv{self.filters}k{self.kernel}" + (f"s{self.stride}" if self.stride != 1 else "")]
+        tokens = [f"conv{self.filters}k{self.kernel}" + (f"s{self.stride}" if self.stride != 1 else "")
+                  + ("v" if self.padding == "valid" else "")]
         tokens += [("pool" if kind == "max" else "avgpool") + str(size) for kind, size in self.pools]
         return "-".join(tokens)
 
     def output_shape(self, shape):
-        """(H, W, C) → the block's output shape ('same' convolution, then 'valid' poolings)."""
-        h, w = math.ceil(shape[0] / self.stride), math.ceil(shape[1] / self.stride)
+        """(H, W, C) → the block's output shape (the convolution: ⌈H/s⌉ 'same', ⌊(H − k)/s⌋ + 1 'valid';
+        then 'valid' poolings)."""
+        if self.padding == "valid":
+            if min(shape[:2]) < self.kernel:
+                raise ValueError(f"Invalid arch token {str(self).split('-')[0]!r} on a {shape[0]}×{shape[1]} map: a "
+                                 f"'valid' {self.kernel}×{self.kernel} convolution needs a map of at least that size.")
+            h, w = ((d - self.kernel) // self.stride + 1 for d in shape[:2])
+        else:
+            h, w = math.ceil(shape[0] / self.stride), math.ceil(shape[1] / self.stride)
         for _, size in self.pools:
             h, w = h // size, w // size
         return (h, w, self.filters)
@@ -91,7 +103,8 @@ def parse_layers(arch):
         elif blocks and any(isinstance(b, int) for b in blocks):
             raise _invalid(arch, f"{token!r} comes after a dense layer")
         elif kind == "conv":
-            blocks.append(ConvSpec(numbers[0], numbers[1], numbers[2] if len(numbers) > 2 else 1))
+            blocks.append(ConvSpec(numbers[0], numbers[1], numbers[2] if len(numbers) > 2 else 1,
+                                   padding="valid" if match.group(4) else "same"))
         elif not blocks:
             raise _invalid(arch, f"{token!r} does not follow a convolution")
         else:

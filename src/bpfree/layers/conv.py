@@ -1,6 +1,6 @@
 """Convolutional hidden blocks: `ConvBlock` and `FeedbackAlignmentConv2D`.
 
-A block is Conv2D [→ BatchNorm] → activation [→ Dropout] [→ poolings], 'same' padding, channels last;
+A block is Conv2D [→ BatchNorm] → activation [→ Dropout] [→ poolings], 'same' or 'valid' padding, channels last;
 its activity h_l is the (pooled) feature map. The Conv2D is built by the learning rule: plain
 (`keras.layers.Conv2D`, backprop and the direct rules) or `FeedbackAlignmentConv2D`, whose backward
 pass convolves the error with another kernel B of W's shape (k, k, C_in, C_out): for a = conv(x, W) + b,
@@ -21,14 +21,14 @@ POOL_LAYERS = {"max": keras.layers.MaxPooling2D, "average": keras.layers.Average
 
 @keras.saving.register_keras_serializable(package="bpfree")
 class FeedbackAlignmentConv2D(AlternativeBackward, keras.layers.Conv2D):
-    """A 'same'-padded, channels-last Conv2D whose backward pass uses another kernel B than W (the
-    ``backward`` options of `bpfree.layers.feedback`). ``feedback=False`` gives the true gradient."""
+    """A 'same'- or 'valid'-padded, channels-last Conv2D whose backward pass uses another kernel B than W
+    (the ``backward`` options of `bpfree.layers.feedback`). ``feedback=False`` gives the true gradient."""
 
     def __init__(self, filters, kernel_size, strides=1, bw_init="ortho", feedback_seed=None, backward="fixed",
                  **kwargs):
         kwargs = {"padding": "same", **kwargs}
-        if kwargs["padding"] != "same" or kwargs.get("data_format", "channels_last") != "channels_last":
-            raise ValueError("FeedbackAlignmentConv2D supports padding='same' and channels_last only.")
+        if kwargs["padding"] not in ("same", "valid") or kwargs.get("data_format", "channels_last") != "channels_last":
+            raise ValueError("FeedbackAlignmentConv2D supports padding='same' or 'valid' and channels_last only.")
         super().__init__(filters, kernel_size, strides=strides, **kwargs)
         if tuple(self.dilation_rate) != (1, 1) or self.groups != 1:
             raise ValueError("FeedbackAlignmentConv2D supports dilation_rate=1 and groups=1 only.")
@@ -43,14 +43,14 @@ class FeedbackAlignmentConv2D(AlternativeBackward, keras.layers.Conv2D):
         return (1, *self.strides, 1)
 
     def _forward(self, x, kernel):
-        return tf.nn.conv2d(x, kernel, self._tf_strides, "SAME")
+        return tf.nn.conv2d(x, kernel, self._tf_strides, self.padding.upper())
 
     def _input_gradient(self, x, feedback, upstream):
-        return tf.nn.conv2d_transpose(upstream, feedback, tf.shape(x), self._tf_strides, "SAME")
+        return tf.nn.conv2d_transpose(upstream, feedback, tf.shape(x), self._tf_strides, self.padding.upper())
 
     def _kernel_gradient(self, x, kernel, upstream):
         return tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=upstream,
-                                               strides=self._tf_strides, padding="SAME")
+                                               strides=self._tf_strides, padding=self.padding.upper())
 
     def get_config(self):
         return {**super().get_config(), **self._backward_config()}

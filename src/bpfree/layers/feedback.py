@@ -37,7 +37,7 @@ from bpfree import checks
 
 from bpfree.layers.own_variables import SavesOwnVariables
 
-BW_INITS = ("ortho", "lecun", "uniform", "gaussian")
+BW_INITS = ("ortho", "lecun", "uniform", "gaussian", "xavier")
 BACKWARDS = ("fixed", "learned", "sign", "random_sign", "batch_random_sign")
 _FEEDBACK_SEED_OFFSET = 10_000
 
@@ -54,6 +54,8 @@ def feedback_initializer(name, seed):
     - ``lecun``: N(0, 1/fan_in) truncated (`LecunNormal`).
     - ``uniform``: U(±√(6/fan_in)) (`HeUniform`, the Kaiming-uniform init of the DRTP code).
     - ``gaussian``: N(0, 1/fan_in), not truncated.
+    - ``xavier``: U(±√(6/(fan_in + fan_out))) (`GlorotUniform`; the fans of a conv kernel (k, k, C_in, C_out)
+      are k²C_in and k²C_out, as PyTorch's xavier_uniform_ counts them: biotorch's init of feedback weights).
     """
     checks.choice("bw_init", name, BW_INITS)
     if name == "ortho":
@@ -62,6 +64,8 @@ def feedback_initializer(name, seed):
         return keras.initializers.LecunNormal(seed=seed)
     if name == "uniform":
         return keras.initializers.HeUniform(seed=seed)
+    if name == "xavier":
+        return keras.initializers.GlorotUniform(seed=seed)
     return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in", distribution="untruncated_normal", seed=seed)
 
 

@@ -73,7 +73,7 @@ class Rule:
 
     def conv(self, l, spec, config, **kwargs):
         """The Conv2D of weighted layer `l`, a block `spec` (`bpfree.arch.ConvSpec`); plain by default."""
-        return keras.layers.Conv2D(spec.filters, spec.kernel, strides=spec.stride, padding="same", **kwargs)
+        return keras.layers.Conv2D(spec.filters, spec.kernel, strides=spec.stride, padding=spec.padding, **kwargs)
 
     def projections(self, config):
         """Fixed projections of the hidden layers onto the output space; none by default."""

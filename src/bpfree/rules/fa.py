@@ -31,7 +31,8 @@ class FeedbackAlignment(Rule):
     def conv(self, l, spec, config, **kwargs):
         if l == 1:
             return super().conv(l, spec, config, **kwargs)
-        return FeedbackAlignmentConv2D(spec.filters, spec.kernel, strides=spec.stride, bw_init=config.bw_init,
+        return FeedbackAlignmentConv2D(spec.filters, spec.kernel, strides=spec.stride, padding=spec.padding,
+                                       bw_init=config.bw_init,
                                        feedback_seed=feedback_seed(config.seed, l), backward=self.backward, **kwargs)
 
     def alignment_targets(self, model):

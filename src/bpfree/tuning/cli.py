@@ -19,6 +19,7 @@ import traceback
 from absl import app, flags
 
 from bpfree import checks, optimizers, rules
+from bpfree.schedules import NAMES as LR_SCHEDULES
 from bpfree.arch import PROBLEM_TYPES
 from bpfree.datasets import SCALERS, names as dataset_names
 from bpfree.layers import ACTIVATIONS, BW_INITS
@@ -40,7 +41,8 @@ def _one_of(names):
 flags.DEFINE_string("hparams", None, "Search-space preset (TOML); hparams/*.toml are the shipped ones. "
                     "Default: hparams/default.toml.")
 flags.DEFINE_string("experiment_dir", None, "Where the experiment lives (or give it as the first argument).")
-_DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool}
+_DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool,
+           list: flags.DEFINE_list}
 # Search settings: flag -> (type, help). Unset (None) means the preset's value, else SearchConfig's default.
 SEARCH_FLAGS = {
     "dataset": (str, "Dataset" + _one_of(dataset_names())),
@@ -69,13 +71,22 @@ SEARCH_FLAGS = {
     "optimizer": (str, "Optimizer" + _one_of(optimizers.NAMES)[:-1] + " (torch_adam: PyTorch's, epsilon 1e-8 "
                        "after the bias correction; uncorrected_adam: the GAIT-prop seed's, beta_2 0.99, no bias "
                        "correction)."),
+    # Training protocol (bpfree.schedules; README: Grid searches).
+    "momentum": (float, "SGD's momentum μ in [0, 1) (v ← μv − ηg), with --optimizer sgd only."),
+    "lr_schedule": (str, "Learning rate per epoch" + _one_of(LR_SCHEDULES)[:-1] + " (step: × lr_factor at each of "
+                         "lr_milestones; cosine: over num_epochs; plateau: × lr_factor after lr_patience epochs "
+                         "without a better val_loss)."),
+    "lr_milestones": (list, "Epochs (from 0) where the step schedule multiplies the rate by lr_factor, e.g. 50,75."),
+    "lr_factor": (float, "The step and plateau schedules' factor, in (0, 1)."),
+    "lr_patience": (int, "The plateau schedule's epochs without improvement before a reduction."),
 }
 # Hparams: given = fixed. flag -> (hparam, type, help). One name for each, as in presets and records;
 # ALIASES keeps the ancestor's spelling.
 HPARAM_FLAGS = {
     "algorithm": ("algorithm", str, "Fix the learning rule" + _one_of(rules.names())),
     "arch": ("arch", str, "Fix the arch: dense widths (500-1000-500) or convolutions first "
-                          "(conv6k5-pool2-conv16k5-pool2-120-84; tokens conv<f>k<k>[s<s>], pool<n>, avgpool<n>, fc<n>)."),
+                          "(conv6k5-pool2-conv16k5-pool2-120-84; tokens conv<f>k<k>[s<s>][v] (v: 'valid' "
+                          "padding), pool<n>, avgpool<n>, fc<n>)."),
     "activation": ("activation", str, "Fix the activation" + _one_of(ACTIVATIONS)),
     "batchnorm": ("batchnorm", bool, "Fix batch normalisation on (--batchnorm) or off (--nobatchnorm)."),
     "bw_init": ("bw_init", str, "Fix the feedback-matrix init" + _one_of(BW_INITS)),
@@ -175,6 +186,11 @@ def resolve(argv):
     overrides = {name: getattr(FLAGS, name) for name in SEARCH_FLAGS}
     if FLAGS.tracker:
         overrides["trackers"] = tuple(FLAGS.tracker)
+    if FLAGS.lr_milestones is not None:  # absl gives strings
+        try:
+            overrides["lr_milestones"] = tuple(int(m) for m in FLAGS.lr_milestones)
+        except ValueError:
+            raise checks.invalid("--lr_milestones", ",".join(FLAGS.lr_milestones), "epochs, e.g. 50,75") from None
     config = SearchConfig.from_settings(search, overrides, source=preset)  # preset values type-checked
     fixed = {hp: getattr(FLAGS, flag) for flag, (hp, _, _) in HPARAM_FLAGS.items()}
     for item in FLAGS.rule_hparam or ():

@@ -3,7 +3,7 @@
 import dataclasses
 import numbers
 
-from bpfree import arch, checks, optimizers, scoring
+from bpfree import arch, checks, optimizers, schedules, scoring
 from bpfree import trackers as trackers_lib
 from bpfree.datasets import SCALERS, catalog
 
@@ -17,6 +17,8 @@ PROTOCOLS = ("holdout", "ancestor")
 # Settings a record or config.json made before they existed was run with (what the code did then).
 SETTINGS_BEFORE_THEY_EXISTED = {"score": "best", "protocol": lambda recorded: "holdout" if recorded.get(
     "validation_frac") else "ancestor", "test_each_epoch": False}
+SETTINGS_BEFORE_THEY_EXISTED.update(momentum=0.0, lr_schedule="constant", lr_milestones=[], lr_factor=0.1,
+                                    lr_patience=10)  # the training-protocol block
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
@@ -34,6 +36,14 @@ def canonical_objective(objective):
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
+    """The settings of one search, recorded in every record's "search" and compared on resume.
+
+    Training protocol: ``momentum`` is SGD's μ, v ← μv − ηg (``optimizer = "sgd"`` only). ``weight_decay``
+    λ adds λΣW² on kernels (gradient 2λW); PyTorch's SGD ``weight_decay`` wd adds wd·W (biases too), so
+    wd is λ = wd/2 here (biotorch's 1e-3 is 5e-4). ``lr_schedule`` and its ``lr_milestones``, ``lr_factor``,
+    ``lr_patience``: the rate of each epoch (`bpfree.schedules`).
+    """
+
     dataset: str = "mnist1d"
     problem_type: str = "classification"
     objective: str = "loss"
@@ -57,6 +67,14 @@ class SearchConfig:
     # Evaluate the test split after every epoch too (history test_loss, test_<metric>), so a table can report
     # the test error at the epoch the validation split chose; it never chooses anything itself.
     test_each_epoch: bool = False
+    # Training protocol (see the docstring). lr_schedule: constant | step (× lr_factor from each of
+    # lr_milestones on, epochs from 0) | cosine (over num_epochs) | plateau (× lr_factor after lr_patience
+    # epochs without a better val_loss).
+    momentum: float = 0.0
+    lr_schedule: str = "constant"
+    lr_milestones: tuple = ()
+    lr_factor: float = 0.1
+    lr_patience: int = 10
 
     def __post_init__(self):
         checks.choice("protocol", self.protocol, PROTOCOLS)
@@ -96,6 +114,11 @@ class SearchConfig:
                      f"seed + k, and models derive seeds up to {SEED_HEADROOM} above it; all must stay below 2**31)")
         trackers_lib.validate(self.trackers)
         checks.choice("optimizer", self.optimizer, optimizers.NAMES)
+        checks.number("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        if self.momentum and self.optimizer != "sgd":
+            raise checks.invalid("momentum", self.momentum, f"0 with optimizer {self.optimizer} (momentum is "
+                                 "SGD's: use optimizer sgd)")
+        schedules.check(self.lr_schedule, self.lr_milestones, self.lr_factor, self.lr_patience)
 
     @staticmethod
     def max_seed(executions_per_trial=1):
@@ -141,7 +164,7 @@ class SearchConfig:
         return "validation" if self.validation_frac else "test"
 
     def to_json(self):
-        return {**dataclasses.asdict(self), "trackers": list(self.trackers)}
+        return {**dataclasses.asdict(self), "trackers": list(self.trackers), "lr_milestones": list(self.lr_milestones)}
 
     @staticmethod
     def completed(recorded):
@@ -166,6 +189,11 @@ def check_type(name, value):
         if isinstance(value, bool) or type(value).__name__ == "bool_" or value == "auto":
             return value if value == "auto" else bool(value)
         raise checks.invalid(name, value, 'true, false or "auto"')
+    if name == "lr_milestones":  # epochs: a list of integers
+        if isinstance(value, (list, tuple)) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                                    for v in value):
+            return tuple(int(v) for v in value)
+        raise checks.invalid(name, value, "a list of epochs, e.g. [50, 75]")
     number = isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
     if kind is int and number and isinstance(value, numbers.Integral):
         return int(value)

@@ -66,5 +66,7 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
             problem_type=c.problem_type, trackers=c.trackers, seed=c.seed if seed is None else seed, **extras,
         )
         metrics = ["error_rate"] if c.problem_type == "classification" else [UnexplainedVariance(self.output_dim)]
-        model.compile(optimizer=optimizers.get(c.optimizer, values["lr"]), metrics=metrics, jit_compile=c.jit_compile)
+        momentum = {"momentum": c.momentum} if c.momentum else {}  # SGD's; SearchConfig allows it with sgd only
+        model.compile(optimizer=optimizers.get(c.optimizer, values["lr"], **momentum), metrics=metrics,
+                      jit_compile=c.jit_compile)
         return model

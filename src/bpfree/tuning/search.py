@@ -161,11 +161,12 @@ def check_record_settings(directory, config):
             continue  # a record from before settings were recorded: config.json is the only check
         recorded = SearchConfig.completed(recorded)
         changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k)
-                         and not _grows(k, recorded.get(k), current.get(k)))
+                         and not _grows(k, recorded.get(k), current.get(k), current))
         if changed:
             details = ", ".join(f"{k} {recorded.get(k)!r} → {current.get(k)!r}" for k in changed)
             raise ExperimentMismatch(
-                f"{path} was recorded with other search settings ({details}); re-run with the same flags, "
+                f"{path} was recorded with other search settings ({details}){_schedule_note(changed, current)}; "
+                "re-run with the same flags, "
                 "pass --reset_training to start over, or use another EXPERIMENT_DIR."
             )
 
@@ -206,8 +207,10 @@ def _write_or_check_config(directory, config, space, write=True):
             changed = (differences(existing["search"], payload["search"])
                        + differences(existing["space"], payload["space"], prefix="space.")
                        + differences(existing, payload, keys=others))
+            note = _schedule_note([k for k in payload["search"] if existing["search"].get(k) != payload["search"][k]],
+                                  payload["search"])
             raise ExperimentMismatch(
-                f"{directory} was started with other settings ({', '.join(changed)} differ); "
+                f"{directory} was started with other settings ({', '.join(changed)} differ){note}; "
                 "re-run with the same flags, pass --reset_training to start over, or use another EXPERIMENT_DIR."
             )
         return "same"
@@ -228,9 +231,24 @@ def check_config(directory, config, space):
 GROWABLE = ("num_epochs", "executions_per_trial")
 
 
-def _grows(name, before, after):
-    """Whether changing setting `name` from `before` to `after` grows the experiment (see GROWABLE)."""
+# A cosine schedule's rate of every epoch depends on num_epochs (bpfree.schedules): more epochs would
+# change the rates the finished epochs were trained with.
+FIXED_EPOCHS_SCHEDULES = ("cosine",)
+
+
+def _grows(name, before, after, settings=None):
+    """Whether changing setting `name` from `before` to `after` grows the experiment (see GROWABLE), under
+    the search `settings` (a dict; num_epochs does not grow under a cosine schedule)."""
+    if name == "num_epochs" and (settings or {}).get("lr_schedule") in FIXED_EPOCHS_SCHEDULES:
+        return False
     return name in GROWABLE and isinstance(before, int) and isinstance(after, int) and after > before
+
+
+def _schedule_note(changed, settings):
+    """Why num_epochs cannot grow, where that is among the `changed` settings."""
+    if "num_epochs" in changed and settings.get("lr_schedule") in FIXED_EPOCHS_SCHEDULES:
+        return f" (lr_schedule {settings['lr_schedule']} depends on num_epochs, so its epochs cannot grow)"
+    return ""
 
 
 def _grown(existing, payload):
@@ -239,7 +257,7 @@ def _grown(existing, payload):
     search_before, search_after = existing.get("search", {}), payload["search"]
     if set(search_before) != set(search_after) or existing.get("fixed") != payload.get("fixed"):
         return False
-    if any(search_before[k] != search_after[k] and not _grows(k, search_before[k], search_after[k])
+    if any(search_before[k] != search_after[k] and not _grows(k, search_before[k], search_after[k], search_after)
            for k in search_after):
         return False
     space_before, space_after = existing.get("space", {}), payload["space"]

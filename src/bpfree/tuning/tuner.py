@@ -11,7 +11,7 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from bpfree import checkpoints, datasets, records, scoring
+from bpfree import checkpoints, datasets, records, schedules, scoring
 from bpfree.reconstructions import ReconstructionFigure
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
@@ -251,7 +251,12 @@ class GridTuner(keras_tuner.Tuner):
 
     def _callbacks(self, run, data):
         """The callbacks of one execution's training, whichever way it trains (`fit`, or a group program's slot)."""
-        callbacks = [
+        c = self.config
+        # The epoch's learning rate first: it is set before the epoch and logged ("learning_rate") before the record is written.
+        callbacks = [] if c.lr_schedule == "constant" else [schedules.EpochLearningRate(
+            run.point["lr"], c.lr_schedule, lambda: run.record.data["history"], milestones=c.lr_milestones,
+            factor=c.lr_factor, patience=c.lr_patience, num_epochs=c.num_epochs)]
+        callbacks += [
             RecordCallback(run.record, run.checkpoint_path),
             keras.callbacks.TensorBoard(run.run_dir, histogram_freq=0, write_graph=False, profile_batch=0),
         ]
