@@ -12,8 +12,10 @@ CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=3, execut
               test_each_epoch=True, score="best")
 
 
-def test_each_epochs_test_metrics_are_recorded_alike_through_fit_and_the_grouped_engine(tmp_path):
-    config = SearchConfig(**CONFIG)
+@pytest.mark.parametrize("protocol", [{}, dict(optimizer="sgd", momentum=0.9, lr_schedule="step", lr_milestones=[1])],
+                         ids=["adam", "sgd-momentum-step"])
+def test_each_epochs_test_metrics_are_recorded_alike_through_fit_and_the_grouped_engine(tmp_path, protocol):
+    config = SearchConfig(**CONFIG, **protocol)
     space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"], "dropout": [0.0]})
     run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
     run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=1)
