@@ -20,7 +20,7 @@ from absl import app, flags
 
 from bpfree import checks, optimizers, rules
 from bpfree.arch import PROBLEM_TYPES
-from bpfree.datasets import SCALERS, names as dataset_names
+from bpfree.datasets import RESIZES, SCALERS, names as dataset_names
 from bpfree.layers import ACTIVATIONS, BW_INITS
 from bpfree.trackers import TRACKERS
 from bpfree.tuning import distributed, plan
@@ -67,6 +67,10 @@ SEARCH_FLAGS = {
     "optimizer": (str, "Optimizer" + _one_of(optimizers.NAMES)[:-1] + " (torch_adam: PyTorch's, epsilon 1e-8 "
                        "after the bias correction; uncorrected_adam: the GAIT-prop seed's, beta_2 0.99, no bias "
                        "correction)."),
+    # Data shape (datasets.load's input_size / resize).
+    "input_size": (int, "Images resized to N × N before scaling (0: the native size), e.g. 32 for MNIST as biotorch."),
+    "resize": (str, "How images reach --input_size" + _one_of(RESIZES)[:-1] + " (pad: zeros around, symmetric; "
+                    "never below the native size)."),
 }
 # Hparams: given = fixed. flag -> (hparam, type, help). One name for each, as in presets and records;
 # ALIASES keeps the ancestor's spelling.

@@ -5,7 +5,7 @@ import numbers
 
 from bpfree import arch, checks, optimizers, scoring
 from bpfree import trackers as trackers_lib
-from bpfree.datasets import SCALERS, catalog
+from bpfree.datasets import RESIZES, SCALERS, catalog
 
 # How trials are chosen and reported:
 # - holdout (the default): validation on a fixed, seeded, stratified carve-out of the training split
@@ -16,7 +16,7 @@ from bpfree.datasets import SCALERS, catalog
 PROTOCOLS = ("holdout", "ancestor")
 # Settings a record or config.json made before they existed was run with (what the code did then).
 SETTINGS_BEFORE_THEY_EXISTED = {"score": "best", "protocol": lambda recorded: "holdout" if recorded.get(
-    "validation_frac") else "ancestor"}
+    "validation_frac") else "ancestor", "input_size": 0, "resize": "bilinear"}
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
@@ -54,6 +54,9 @@ class SearchConfig:
     optimizer: str = "adam"  # adam | torch_adam (PyTorch's ε) | uncorrected_adam (the GAIT-prop seed's) | sgd
     protocol: str = "holdout"  # holdout | ancestor: see PROTOCOLS
     score: str = None  # final | best | last<k> (bpfree.scoring); None: the protocol's
+    # Images at input_size × input_size (0: native), reached by resize (bilinear | pad): `datasets.load`.
+    input_size: int = 0
+    resize: str = "bilinear"
 
     def __post_init__(self):
         checks.choice("protocol", self.protocol, PROTOCOLS)
@@ -93,6 +96,8 @@ class SearchConfig:
                      f"seed + k, and models derive seeds up to {SEED_HEADROOM} above it; all must stay below 2**31)")
         trackers_lib.validate(self.trackers)
         checks.choice("optimizer", self.optimizer, optimizers.NAMES)
+        checks.whole("input_size", self.input_size, lambda v: v >= 0, "an integer ≥ 0 (0: the native size)")
+        checks.choice("resize", self.resize, RESIZES)
 
     @staticmethod
     def max_seed(executions_per_trial=1):
@@ -131,6 +136,15 @@ class SearchConfig:
         import tensorflow as tf
 
         return bool(tf.config.list_physical_devices("GPU"))
+
+    @property
+    def data_options(self):
+        """The keyword arguments every `datasets.load` / `info` / `pipeline` call of the search passes."""
+        return {"input_size": self.input_size, "resize": self.resize}
+
+    def dataset_info(self):
+        """The `datasets.DatasetInfo` of the search's data, at its input size."""
+        return catalog.info(self.dataset, **self.data_options)
 
     @property
     def validation_split(self):
