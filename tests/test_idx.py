@@ -236,10 +236,27 @@ def test_mean_std_uses_the_whole_training_split_whatever_the_seed(tmp_path):
     assert "mean_std" in datasets.SCALERS
 
 
-def test_existing_scalers_are_unchanged():
-    x, _ = datasets.load("digits", "test", scaler="standard")
-    raw, _ = datasets.load("digits", "test", scaler="identity")
-    np.testing.assert_array_equal(x, ((raw - 0.0) / 16.0 * 2.0 - 1.0).astype(np.float32))
+def _scale_as_before(x, scaler, value_range):
+    """`preprocess.scale` as it was before mean_std (and before it scaled in place)."""
+    x = np.asarray(x, dtype=np.float32)
+    if scaler == "identity":
+        return x
+    lo, hi = (float(v) for v in value_range)
+    unit = (x - lo) / (hi - lo if hi > lo else 1.0)
+    return (unit * 2.0 - 1.0 if scaler == "standard" else unit).astype(np.float32)
+
+
+@pytest.mark.parametrize("scaler", ["standard", "zero_one", "identity"])
+def test_existing_scalers_are_bit_identical(scaler):
+    rng = np.random.default_rng(0)
+    for x, value_range in ((rng.integers(0, 256, (50, 28, 28, 1), dtype=np.uint8), (0.0, 255.0)),
+                           (rng.integers(0, 17, (40, 64)).astype(np.float64), (0.0, 16.0)),
+                           (rng.normal(size=(30, 40)).astype(np.float32) * 3, (-7.3, 8.1)),
+                           (np.ones((3, 3), np.float32), (1.0, 1.0))):
+        before, kept = _scale_as_before(x, scaler, value_range), x.copy()
+        now = preprocess.scale(x, scaler, value_range)
+        assert now.dtype == np.float32 and now.tobytes() == before.tobytes()
+        np.testing.assert_array_equal(x, kept)  # the caller's array is left alone
 
 
 def test_resize_and_pad(tmp_path):

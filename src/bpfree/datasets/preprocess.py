@@ -26,19 +26,21 @@ def scale(x, scaler, value_range, stats=None):
     embedded sets), so every split is scaled alike; ``identity`` returns x as float32.
     """
     check_scaler(scaler)
-    x = np.asarray(x, dtype=np.float32)
     if scaler == "identity":
-        return x
-    if scaler == "mean_std":
-        mean, std = (np.asarray(v, dtype=np.float32) for v in stats)
-        lo, hi = (float(v) for v in value_range)
-        unit = (x - np.float32(lo)) / np.float32(hi - lo if hi > lo else 1.0)
-        unit -= mean  # in place on the new array only: the caller's x is never changed
-        unit /= std
-        return unit
+        return np.asarray(x, dtype=np.float32)
     lo, hi = (float(v) for v in value_range)
-    unit = (x - lo) / (hi - lo if hi > lo else 1.0)
-    return (unit * 2.0 - 1.0 if scaler == "standard" else unit).astype(np.float32)
+    # One float32 array, updated in place (the caller's x is never changed): the same float32 operations
+    # as (x − lo) / (hi − lo) · 2 − 1, without a split-sized temporary for each.
+    unit = np.subtract(x, np.float32(lo), dtype=np.float32)
+    unit /= np.float32(hi - lo if hi > lo else 1.0)
+    if scaler == "standard":
+        unit *= np.float32(2.0)
+        unit -= np.float32(1.0)
+    elif scaler == "mean_std":
+        mean, std = (np.asarray(v, dtype=np.float32) for v in stats)
+        unit -= mean
+        unit /= std
+    return unit
 
 
 def scaled_range(scaler, value_range, stats=None):
