@@ -79,7 +79,7 @@ def test_dry_run_says_what_the_search_would_do_and_writes_nothing(tmp_path, tiny
                      r"fa-16-tanh-bwortho-lr0\.001-\w{6}, fa-16-tanh-bwortho-lr0\.01-\w{6} … and 2 more",
                      " ".join(out.split())), out
     assert "settings: dataset digits, problem_type classification, objective val_error_rate" in out
-    assert "group_size 1 (one traced program per structure, its executions in turn)" in out
+    assert "group_size 1 (one traced program per structure, its executions in turn)" in " ".join(out.split())
     assert ESTIMATE.search(out), out
     how = " ".join(out[out.index("how: "):].split())
     assert how.startswith("how: the search itself ran 3 of the grid's 3 (algorithm, arch) pairs for 2 epochs in a "
