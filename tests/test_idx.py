@@ -212,10 +212,24 @@ def test_a_set_tfds_has_prepared_is_still_served_by_tfds(data_dir, tmp_path):
     assert len(x) == 7 and x.shape[1:] == (28, 28, 1)
 
 
+@pytest.mark.parametrize("name", ["mnist", "fmnist", "kmnist"])
+def test_info_of_the_mnist_sets_needs_no_tfds_builder(name, tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.delenv("BPFREE_DATA_DIR", raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(tfds, "builder", lambda *a, **k: pytest.fail("tfds.builder called"))
+    meta = datasets.info(name)
+    assert (meta.input_shape, meta.num_classes, meta.splits) == ((28, 28, 1), 10, {"train": 60000, "test": 10000})
+
+
 def test_the_tfds_offline_error_is_unchanged_without_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("BPFREE_DATA_DIR", raising=False)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
-    one_line_error(lambda: datasets.load("kmnist", "train", download=False), "tfds dataset 'kmnist' could not be loaded")
+    one_line_error(lambda: datasets.load("kmnist", "train", download=False), "tfds dataset 'kmnist' could not be loaded",
+                   "or set BPFREE_DATA_DIR to a directory holding kmnist/")
+    message = one_line_error(lambda: datasets.load("cifar10", "train", download=False), "tfds dataset 'cifar10'")
+    assert "BPFREE_DATA_DIR" not in message  # no IDX release of it
 
 
 # ------------------------------------------------------------------------------------------ mean_std, resize
