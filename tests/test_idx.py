@@ -399,3 +399,29 @@ def test_the_real_mnist_and_fashion_mnist_files(tmp_path, monkeypatch):
     (copy / "t10k-labels-idx1-ubyte").write_bytes(bytes(data))  # raw this time
     one_line_error(lambda: datasets.info(f"idx:{copy}"), "t10k-labels-idx1-ubyte", "MD5",
                    f"expected {idx.KNOWN['mnist']['t10k-labels-idx1-ubyte'][1]}")
+
+
+def test_an_experiment_from_before_input_size_resumes_unchanged(tmp_path):
+    """config.json and records written before input_size / resize existed read as (0, "bilinear")."""
+    from bpfree.tuning.config import SearchConfig
+    from bpfree.tuning.search import check_config, project_dir, run_search
+    from bpfree.tuning.space import SearchSpace
+
+    config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=1)
+    space = SearchSpace.create({"algorithm": ["bp"], "arch": ["8"], "activation": ["tanh"], "batchnorm": [False],
+                                "bw_init": ["ortho"], "lr": [1e-3], "dropout": [0.0]})
+    assert run_search(str(tmp_path), config, space, log=lambda *a: None, group_size=0)["ran"] == 1
+    directory = project_dir(str(tmp_path), config, space)
+    paths = [os.path.join(d, f) for d, _, fs in os.walk(directory) for f in fs
+             if f == "config.json" or (f.startswith("execution_") and f.endswith(".json"))]
+    assert len(paths) == 2
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        assert data["search"].pop("input_size") == 0 and data["search"].pop("resize") == "bilinear"
+        with open(path, "w") as f:
+            json.dump(data, f)
+    assert check_config(directory, config, space) == "same"
+    with pytest.raises(ValueError, match="input_size 0 → 16"):
+        check_config(directory, SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=1,
+                                             input_size=16), space)
