@@ -16,7 +16,7 @@ from bpfree.datasets import RESIZES, SCALERS, catalog
 PROTOCOLS = ("holdout", "ancestor")
 # Settings a record or config.json made before they existed was run with (what the code did then).
 SETTINGS_BEFORE_THEY_EXISTED = {"score": "best", "protocol": lambda recorded: "holdout" if recorded.get(
-    "validation_frac") else "ancestor", "input_size": 0, "resize": "bilinear"}
+    "validation_frac") else "ancestor"}
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
@@ -24,6 +24,7 @@ OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
 # feedback matrices and inverses (networks.py: 10000 + layer, dtp.py: 20000 + layer). Keeping
 # seed + k below 2**31 − SEED_HEADROOM keeps every derived seed a valid int32 seed.
 SEED_HEADROOM = 2**16
+SETTINGS_BEFORE_THEY_EXISTED.update(input_size=0, resize="bilinear")  # images were always at their native size
 
 
 def canonical_objective(objective):
@@ -38,6 +39,9 @@ class SearchConfig:
     problem_type: str = "classification"
     objective: str = "loss"
     scaler: str = "standard"
+    # Images at input_size × input_size (0: native), reached by resize (bilinear | pad): `datasets.load`.
+    input_size: int = 0
+    resize: str = "bilinear"
     batch_size: int = 64
     num_epochs: int = 10
     executions_per_trial: int = 1
@@ -54,9 +58,6 @@ class SearchConfig:
     optimizer: str = "adam"  # adam | torch_adam (PyTorch's ε) | uncorrected_adam (the GAIT-prop seed's) | sgd
     protocol: str = "holdout"  # holdout | ancestor: see PROTOCOLS
     score: str = None  # final | best | last<k> (bpfree.scoring); None: the protocol's
-    # Images at input_size × input_size (0: native), reached by resize (bilinear | pad): `datasets.load`.
-    input_size: int = 0
-    resize: str = "bilinear"
 
     def __post_init__(self):
         checks.choice("protocol", self.protocol, PROTOCOLS)
