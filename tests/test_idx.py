@@ -425,3 +425,32 @@ def test_an_experiment_from_before_input_size_resumes_unchanged(tmp_path):
     with pytest.raises(ValueError, match="input_size 0 → 16"):
         check_config(directory, SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=1,
                                              input_size=16), space)
+
+
+def test_search_data_loads_each_split_once_for_every_execution(monkeypatch):
+    """The fit path's per-execution pipelines gather from the tensors the search holds (no split loaded or
+    copied per execution), and give the batches `datasets.pipeline` gives."""
+    import tensorflow as tf
+
+    from bpfree.tuning.config import SearchConfig
+    from bpfree.tuning.search import SearchData
+
+    config = SearchConfig(dataset="digits", num_epochs=2, batch_size=100)
+    loads = []
+    real_load = datasets.load
+    monkeypatch.setattr(datasets, "load", lambda *a, **k: loads.append(a[1]) or real_load(*a, **k))
+    data = SearchData(config)
+    pipelines = [data.train(seed, 0) for seed in (0, 1, 2)] + [data.validation(), data.test(), data.validation()]
+    assert sorted(loads) == ["test", "train", "validation"]
+    held = data.in_memory("train").x
+    for seed, first_epoch in ((1, 0), (2, 1)):
+        expected = real_load("digits", "train", validation_frac=0.1)  # what pipeline(...) would gather from
+        alone = datasets.pipeline("digits", "train", batch_size=100, training=True, validation_frac=0.1,
+                                  shuffle_seed=seed, epochs=2, first_epoch=first_epoch)
+        alone, held_batches = list(alone), list(data.train(seed, first_epoch))
+        assert len(alone) == len(held_batches) == (2 - first_epoch) * 13  # 1293 examples, batches of 100
+        for (xa, ya), (xb, yb) in zip(alone, held_batches):
+            np.testing.assert_array_equal(xa.numpy(), xb.numpy())
+            np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+        np.testing.assert_array_equal(held.numpy(), expected[0])
+    assert all(isinstance(p, tf.data.Dataset) for p in pipelines)
