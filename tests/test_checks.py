@@ -88,7 +88,7 @@ def test_messages_are_one_line():
      "Invalid --rule_hparam 'orthogonal_reg': expected RULE.NAME=VALUE, e.g. gait.orthogonal_reg=0.1."),
     (["--optimizer", "adamw"], "Unknown optimizer 'adamw'; valid: adam, torch_adam, uncorrected_adam, sgd."),
     (["--problem_type", "regression"], "Unknown problem_type 'regression'; valid: classification, reconstruction."),
-    (["--scaler", "minmax"], "Unknown scaler 'minmax'; valid: standard, zero_one, identity."),
+    (["--scaler", "minmax"], "Unknown scaler 'minmax'; valid: standard, zero_one, identity, mean_std."),
 ])
 def test_the_search_cli_prints_a_checks_message_and_exits_2(tmp_path, cli_in_process, args, message):
     proc = cli_in_process(tmp_path / "exp", "--dataset", "digits", *args)

@@ -149,10 +149,18 @@ def test_readme_search_commands_run_as_dry_runs(line, env, args, in_readme_dir, 
     timed = []
     monkeypatch.setattr(estimate, "estimate", lambda *a: timed.append(a) or types.SimpleNamespace(
         lines=lambda config: ["estimated wall time: not timed here"]))
+    if "BPFREE_DATA_DIR" in env:  # the README's ../shared/data (IDX folders): a small one of that layout here
+        from test_idx import write_idx_dir
+
+        for name in ("mnist", "fashion_mnist"):
+            write_idx_dir(in_readme_dir / "idx-data" / name)
+        env = {**env, "BPFREE_DATA_DIR": str(in_readme_dir / "idx-data")}
     existed = os.path.exists(args[0])
     done = search_cli(monkeypatch, capsys, [*args, "--dry_run"], env)
     assert_dry_run(done, args[0], existed)
     assert len(timed) == 1 and "estimated wall time: not timed here" in done.stdout
+    if "BPFREE_DATA_DIR" in env:
+        assert f"from idx ({env['BPFREE_DATA_DIR']}/" in done.stdout, done.stdout
 
 
 def first_per_preset():

@@ -9,6 +9,7 @@ rewritten atomically (temporary name, then `os.replace`) after every epoch, so a
 
     {"format": 1, "trial_id": str, "execution": int, "hparams": {name: value}, "seed": int | None,
      "search": {setting: value} (the search settings that shaped it: epochs, batch size, data, ...),
+     "data_source": str (what served the data: `bpfree.datasets.source`; not a setting, never compared),
      "status": "running" | "completed" | "failed" | "diverged" | "error", "wall_time": seconds,
      "history": {metric: [value per epoch, null where not finite]}, "started": iso time,
      "updated": iso time, "error": str | None}

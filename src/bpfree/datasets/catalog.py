@@ -1,11 +1,15 @@
-"""Dataset names: what `load` accepts, and what each name means (`info`)."""
+"""Dataset names: what `load` accepts, what each name means (`info`), and what serves it (`source`).
+
+`resolve` maps a name to its family without touching any file; `backend` then decides what serves it
+(a tfds name may be served from IDX files under $BPFREE_DATA_DIR: `bpfree.datasets.offline`).
+"""
 
 import dataclasses
 import math
 import os
 
 from bpfree import checks
-from bpfree.datasets import embedded, folder, tfds_source
+from bpfree.datasets import embedded, folder, idx, offline, preprocess, tfds_source
 from bpfree.datasets.errors import DatasetError
 
 EMBEDDED = ("mnist1d", "mnist1d_seq", "digits", "yinyang", "xor")
@@ -22,7 +26,7 @@ _EMBEDDED_INFO = {  # input shape, classes, split sizes, value range; checked ag
 
 def names():
     """Every name `load` accepts; ``tfds:NAME`` and ``folder:PATH`` stand for families."""
-    return tuple(tfds_source.ALIASES) + EMBEDDED + ("xor:N", "tfds:NAME", "folder:PATH")
+    return tuple(tfds_source.ALIASES) + EMBEDDED + ("xor:N", "tfds:NAME", "folder:PATH", "idx:PATH")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +38,7 @@ class DatasetInfo:
     num_classes: int
     splits: dict  # split name -> number of examples (None where tfds does not know it yet)
     value_range: tuple  # raw values the scalers map from
-    kind: str  # "tfds", "folder" or "embedded"
+    kind: str  # "tfds", "idx", "folder" or "embedded": what serves it (`backend`)
 
     @property
     def features(self):
@@ -56,6 +60,8 @@ def resolve(name):
         return "tfds", name[5:]
     if name.startswith("folder:") and len(name) > 7:
         return "folder", os.path.expanduser(name[7:])
+    if name.startswith("idx:") and len(name) > 4:
+        return "idx", os.path.expanduser(name[4:])
     if name in EMBEDDED:
         return "embedded", name
     if name.startswith("xor:"):
@@ -69,9 +75,43 @@ def resolve(name):
     raise checks.unknown("dataset", name, names(), error=DatasetError)
 
 
-def info(name, *, image_size=DEFAULT_IMAGE_SIZE, data_dir=None):
-    """The `DatasetInfo` of `name`, from metadata only (never reads the examples)."""
+def backend(name, data_dir=None):
+    """(kind, argument) of what serves `name`: `resolve`'s, except a tfds set served from $BPFREE_DATA_DIR
+    (("idx", its folder)) where tfds has not prepared it."""
     kind, arg = resolve(name)
+    if kind == "tfds":
+        folder = offline.idx_dir(arg, data_dir)
+        if folder is not None:
+            return "idx", folder
+    return kind, arg
+
+
+def source(name, data_dir=None):
+    """What serves `name`, in words: "tfds (DIR)", "idx (DIR, md5 verified)", "folder (DIR)", "embedded"."""
+    kind, arg = backend(name, data_dir)
+    if kind == "tfds":
+        return f"tfds ({tfds_source.data_dir(data_dir)})"
+    if kind == "idx":
+        verified = idx.describe(arg)[3]
+        return f"idx ({os.path.abspath(arg)}, {'md5 verified' if verified else 'no known checksum for these files'})"
+    if kind == "folder":
+        return f"folder ({os.path.abspath(arg)})"
+    return "embedded"
+
+
+def info(name, *, image_size=DEFAULT_IMAGE_SIZE, data_dir=None, input_size=0, resize="bilinear"):
+    """The `DatasetInfo` of `name`, from metadata only (never reads the examples; an IDX set's files are
+    read and checked once per process, and kept), at ``input_size`` where given (see `load`)."""
+    meta = _native_info(name, image_size, data_dir)
+    shape = preprocess.check_resize(meta.input_shape, input_size, resize, name, error=DatasetError)
+    return meta if shape == meta.input_shape else dataclasses.replace(meta, input_shape=shape)
+
+
+def _native_info(name, image_size, data_dir):
+    kind, arg = backend(name, data_dir)
+    if kind == "idx":
+        shape, classes, sizes, _ = idx.describe(arg)
+        return DatasetInfo(name, tuple(shape), classes, sizes, (0.0, 255.0), kind)
     if kind == "tfds":
         shape, classes, sizes = tfds_source.describe(arg, data_dir)
         return DatasetInfo(name, shape, classes, sizes or {"train": None, "test": None}, (0.0, 255.0), kind)
@@ -89,7 +129,9 @@ def info(name, *, image_size=DEFAULT_IMAGE_SIZE, data_dir=None):
 
 def raw_splits(name, *, image_size=DEFAULT_IMAGE_SIZE, data_dir=None, download=True, split=None):
     """({"x_<split>", "y_<split>", ...} raw arrays, value range). tfds sets read only `split`."""
-    kind, arg = resolve(name)
+    kind, arg = backend(name, data_dir)
+    if kind == "idx":
+        return idx.load(arg), (0.0, 255.0)
     if kind == "tfds":
         x, y = tfds_source.load(arg, split, data_dir, download)
         return {f"x_{split}": x, f"y_{split}": y}, (0.0, 255.0)

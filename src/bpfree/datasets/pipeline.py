@@ -9,6 +9,8 @@ The scaled split is held in memory once and batches are gathered by shuffled *in
 buffer and measured 5× the training step's rate on MNIST, short of the 10× we want
 (bench/pipeline.py). Each epoch draws one permutation in a single op (a fresh seed per iteration from
 `Dataset.random`) and yields it as index batches, so no per-example tf.data element exists at all.
+`from_tensors` builds the same pipeline over a split already in memory (a search holds each split once
+and builds every execution's pipeline over it, instead of loading and copying the split each time).
 
 With ``epochs=N`` a training pipeline holds epochs ``first_epoch .. N−1`` back to back, and epoch e's
 order is drawn from (``shuffle_seed``, e) alone — not from how often the dataset was iterated before
@@ -21,7 +23,7 @@ import dataclasses
 from bpfree import arch, checks
 from bpfree.datasets import catalog, preprocess
 from bpfree.datasets.errors import DatasetError
-from bpfree.datasets.loading import load
+from bpfree.datasets.loading import load, mean_std_stats
 
 
 
@@ -61,13 +63,14 @@ class Augmentation:
 def pipeline(name, split, *, batch_size, problem_type="classification", training=False, examples_frac=0.0,
              scaler="standard", seed=None, validation_frac=0.0, augment=None, flatten=True,
              image_size=catalog.DEFAULT_IMAGE_SIZE, data_dir=None, download=True, drop_remainder=False,
-             epochs=None, first_epoch=0, shuffle_seed=None):
+             epochs=None, first_epoch=0, shuffle_seed=None, input_size=0, resize="bilinear"):
     """A `tf.data.Dataset` of (x, one-hot y) batches, or (x, x) for reconstruction.
 
     ``training`` shuffles every epoch and applies ``augment`` (an `Augmentation` or a dict of its
     fields); ``flatten`` reshapes each example to a vector for the dense networks. ``seed`` draws the
     ``examples_frac`` subsample, and the shuffle unless ``shuffle_seed`` is given. ``epochs``: see the
-    module docstring (one epoch per iteration, reshuffled on each, when None).
+    module docstring (one epoch per iteration, reshuffled on each, when None). ``input_size``, ``resize``:
+    see `load`.
     """
     import tensorflow as tf
 
@@ -75,27 +78,36 @@ def pipeline(name, split, *, batch_size, problem_type="classification", training
     if int(batch_size) <= 0:
         raise checks.invalid("batch_size", batch_size, "must be a positive integer", error=DatasetError)
     augment = Augmentation(**augment) if isinstance(augment, dict) else (augment or Augmentation())
-    meta = catalog.info(name, image_size=image_size, data_dir=data_dir)
+    meta = catalog.info(name, image_size=image_size, data_dir=data_dir, input_size=input_size, resize=resize)
     if augment.enabled and not meta.is_image:
         raise DatasetError(f"Augmentation needs images; dataset {name!r} has input shape {meta.input_shape}.")
     x, y = load(name, split, examples_frac=examples_frac, scaler=scaler, seed=seed,
-                validation_frac=validation_frac, image_size=image_size, data_dir=data_dir, download=download)
+                validation_frac=validation_frac, image_size=image_size, data_dir=data_dir, download=download,
+                input_size=input_size, resize=resize)
 
-    x_all, y_all = tf.constant(x), tf.constant(y)
     layers = []
     if training and augment.enabled:
-        layers = augment.layers(preprocess.scaled_range(scaler, (0.0, 255.0)), seed)
+        stats = mean_std_stats(name, image_size=image_size, data_dir=data_dir) if scaler == "mean_std" else None
+        layers = augment.layers(preprocess.scaled_range(scaler, (0.0, 255.0), stats), seed)
+    return from_tensors(tf.constant(x), tf.constant(y), meta, batch_size=batch_size, problem_type=problem_type,
+                        training=training, flatten=flatten, layers=layers, drop_remainder=drop_remainder,
+                        epochs=epochs, first_epoch=first_epoch, seed=seed if shuffle_seed is None else shuffle_seed)
 
+
+def from_tensors(x_all, y_all, meta, *, batch_size, problem_type="classification", training=False, flatten=True,
+                 layers=(), drop_remainder=False, epochs=None, first_epoch=0, seed=None):
+    """`pipeline` over a split already in memory (tensors `x_all`, `y_all` of the dataset `meta`), shuffled
+    from ``seed``; nothing is copied, so many pipelines can share one split."""
+    import tensorflow as tf
+
+    n = int(x_all.shape[0])
     make_batch = batch_maker(x_all, y_all, meta, problem_type, flatten, layers)
-
     if training and epochs is not None:
-        ds = _epoch_index_batches(len(x), int(batch_size), seed if shuffle_seed is None else shuffle_seed,
-                                  int(first_epoch), int(epochs), drop_remainder)
+        ds = _epoch_index_batches(n, int(batch_size), seed, int(first_epoch), int(epochs), drop_remainder)
     elif training:
-        ds = _shuffled_index_batches(len(x), int(batch_size), seed if shuffle_seed is None else shuffle_seed,
-                                     drop_remainder)
+        ds = _shuffled_index_batches(n, int(batch_size), seed, drop_remainder)
     else:
-        ds = tf.data.Dataset.range(len(x)).batch(int(batch_size), drop_remainder=drop_remainder)
+        ds = tf.data.Dataset.range(n).batch(int(batch_size), drop_remainder=drop_remainder)
     return ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 

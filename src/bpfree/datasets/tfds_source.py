@@ -15,6 +15,7 @@ import urllib.request
 
 import numpy as np
 
+from bpfree.datasets import offline
 from bpfree.datasets.errors import DatasetError
 
 # Our short names → tfds names, and how our train/test map onto each set's tfds splits.
@@ -40,6 +41,11 @@ KNOWN_SIZES = {
 }
 
 
+# Input shape and classes of the sets with an IDX release, so that info() never builds a tfds builder for them
+# (which may look for metadata on the network): the same values tfds gives (tests/test_datasets.py).
+KNOWN_FEATURES = {"mnist": ((28, 28, 1), 10), "fashion_mnist": ((28, 28, 1), 10), "kmnist": ((28, 28, 1), 10)}
+
+
 def data_dir(explicit=None):
     return explicit or os.environ.get("TFDS_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
 
@@ -47,6 +53,9 @@ def data_dir(explicit=None):
 def describe(tfds_name, directory=None):
     """(input_shape, num_classes, split sizes or None) from the builder's metadata, reading no data."""
     import tensorflow_datasets as tfds
+
+    if tfds_name in KNOWN_FEATURES:
+        return (*KNOWN_FEATURES[tfds_name], KNOWN_SIZES[tfds_name])
 
     try:
         builder = tfds.builder(tfds_name, data_dir=data_dir(directory))
@@ -149,5 +158,7 @@ def _not_prepared_message(tfds_name, where, error):
         f"(TFDS_DATA_DIR={os.environ.get('TFDS_DATA_DIR', '<unset>')}) and could not be downloaded here "
         f"({first_line}). Prepare it by hand on a machine with network access: "
         f"`python -c \"import tensorflow_datasets as tfds; tfds.builder('{tfds_name}', data_dir='DIR').download_and_prepare()\"`, "
-        f"then copy DIR/{tfds_name.split('/')[0]} into {where} (or point TFDS_DATA_DIR at DIR)."
+        f"then copy DIR/{tfds_name.split('/')[0]} into {where} (or point TFDS_DATA_DIR at DIR)"
+        + (f"; or set BPFREE_DATA_DIR to a directory holding {tfds_name}/ with its four IDX files (README: Offline)."
+           if tfds_name in offline.SETS else ".")
     )

@@ -21,7 +21,7 @@ from absl import app, flags
 from bpfree import checks, optimizers, rules
 from bpfree.schedules import NAMES as LR_SCHEDULES
 from bpfree.arch import PROBLEM_TYPES
-from bpfree.datasets import SCALERS, names as dataset_names
+from bpfree.datasets import RESIZES, SCALERS, names as dataset_names
 from bpfree.layers import ACTIVATIONS, BW_INITS
 from bpfree.trackers import TRACKERS
 from bpfree.tuning import distributed, plan
@@ -79,6 +79,10 @@ SEARCH_FLAGS = {
     "lr_milestones": (list, "Epochs (from 0) where the step schedule multiplies the rate by lr_factor, e.g. 50,75."),
     "lr_factor": (float, "The step and plateau schedules' factor, in (0, 1)."),
     "lr_patience": (int, "The plateau schedule's epochs without improvement before a reduction."),
+    # Data shape (datasets.load's input_size / resize).
+    "input_size": (int, "Images resized to N × N before scaling (0: the native size), e.g. 32 for MNIST as biotorch."),
+    "resize": (str, "How images reach --input_size" + _one_of(RESIZES)[:-1] + " (pad: zeros around, symmetric; "
+                    "never below the native size)."),
 }
 # Hparams: given = fixed. flag -> (hparam, type, help). One name for each, as in presets and records;
 # ALIASES keeps the ancestor's spelling.

@@ -5,7 +5,7 @@ import numbers
 
 from bpfree import arch, checks, optimizers, schedules, scoring
 from bpfree import trackers as trackers_lib
-from bpfree.datasets import SCALERS, catalog
+from bpfree.datasets import RESIZES, SCALERS, catalog
 
 # How trials are chosen and reported:
 # - holdout (the default): validation on a fixed, seeded, stratified carve-out of the training split
@@ -26,6 +26,7 @@ OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
 # feedback matrices and inverses (networks.py: 10000 + layer, dtp.py: 20000 + layer). Keeping
 # seed + k below 2**31 − SEED_HEADROOM keeps every derived seed a valid int32 seed.
 SEED_HEADROOM = 2**16
+SETTINGS_BEFORE_THEY_EXISTED.update(input_size=0, resize="bilinear")  # images were always at their native size
 
 
 def canonical_objective(objective):
@@ -48,6 +49,9 @@ class SearchConfig:
     problem_type: str = "classification"
     objective: str = "loss"
     scaler: str = "standard"
+    # Images at input_size × input_size (0: native), reached by resize (bilinear | pad): `datasets.load`.
+    input_size: int = 0
+    resize: str = "bilinear"
     batch_size: int = 64
     num_epochs: int = 10
     executions_per_trial: int = 1
@@ -119,6 +123,8 @@ class SearchConfig:
             raise checks.invalid("momentum", self.momentum, f"0 with optimizer {self.optimizer} (momentum is "
                                  "SGD's: use optimizer sgd)")
         schedules.check(self.lr_schedule, self.lr_milestones, self.lr_factor, self.lr_patience)
+        checks.whole("input_size", self.input_size, lambda v: v >= 0, "an integer ≥ 0 (0: the native size)")
+        checks.choice("resize", self.resize, RESIZES)
 
     @staticmethod
     def max_seed(executions_per_trial=1):
@@ -157,6 +163,15 @@ class SearchConfig:
         import tensorflow as tf
 
         return bool(tf.config.list_physical_devices("GPU"))
+
+    @property
+    def data_options(self):
+        """The keyword arguments every `datasets.load` / `info` / `pipeline` call of the search passes."""
+        return {"input_size": self.input_size, "resize": self.resize}
+
+    def dataset_info(self):
+        """The `datasets.DatasetInfo` of the search's data, at its input size."""
+        return catalog.info(self.dataset, **self.data_options)
 
     @property
     def validation_split(self):

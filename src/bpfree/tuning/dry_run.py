@@ -8,6 +8,7 @@ from a short run of the same search in a temporary directory (`bpfree.tuning.est
 import functools
 import os
 
+from bpfree import datasets
 from bpfree.tuning import estimate, plan, validation
 from bpfree.tuning.oracle import finished_trials
 from bpfree.tuning.space import trial_id
@@ -31,6 +32,7 @@ def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_tra
     if preset:
         out(f"preset: {preset}")
     out(f"project: {directory}")
+    out(f"data: {config.dataset} from {datasets.source(config.dataset)}")  # tfds, or IDX files offline
     for line in plan.describe(space, config, group_size, finished, points=points):
         out(line)
     if grown:

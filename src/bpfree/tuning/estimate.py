@@ -26,7 +26,7 @@ import tempfile
 import textwrap
 import time
 
-from bpfree import datasets, records
+from bpfree import records
 from bpfree.tuning import group
 from bpfree.tuning.space import SearchSpace
 
@@ -144,7 +144,7 @@ def timing_config(config, slots):
     settings, `slots` executions a point, `TIMED_EPOCHS` epochs, no early stopping, and a training set
     (and validation carve-out) cut to about `TIMING_EXAMPLES`."""
     changes = dict(num_epochs=TIMED_EPOCHS, executions_per_trial=slots, use_early_stopping=False)
-    total = (datasets.info(config.dataset).splits or {}).get("train") or 0
+    total = (config.dataset_info().splits or {}).get("train") or 0
     full = round(total * (1 - config.validation_frac) * (config.examples_frac or 1.0))
     if full <= TIMING_EXAMPLES:
         return dataclasses.replace(config, **changes), (max(full, 1), max(full, 1))

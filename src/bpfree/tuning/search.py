@@ -41,7 +41,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
     directory = project_dir(experiment_dir, config, space)
     _check_writable(experiment_dir)
     points = space.grid()
-    validate_points(points, config, datasets.info(config.dataset))
+    validate_points(points, config, config.dataset_info())
     role = distributed.role()
     if role == "worker":  # the chief's oracle decides what runs; this one only declares the space
         return _run(directory, config, space, points, _oracle(directory, config, points), role, log, group_size)
@@ -73,21 +73,23 @@ class SearchData:
     follows from the execution's seed and the epoch alone (`datasets.pipeline(..., epochs=...)`), so
     an execution's numbers never depend on what ran before it in the process.
 
+    Each split is loaded once and held as tensors for the whole search (`in_memory`); every pipeline,
+    one per execution included, gathers its batches from those tensors (`datasets.from_tensors`, the
+    batches `datasets.pipeline` would give), so no execution copies a split.
+
     Each comes flat (for dense archs) or image-shaped (``flatten=False``, for conv archs: what
     `bpfree.tuning.inputs.flattens` says a trial's arch reads); a grid that mixes both gets both."""
 
     def __init__(self, config):
         self.config = config
-        self.common = dict(batch_size=config.batch_size, problem_type=config.problem_type, scaler=config.scaler,
-                           validation_frac=config.validation_frac)
+        self.common = dict(batch_size=config.batch_size, problem_type=config.problem_type)
         self._validation, self._samples, self._arrays, self._in_memory = {}, {}, {}, {}
         self.steps_per_epoch = int(self.train(config.seed, 0).cardinality()) // config.num_epochs
 
     def validation(self, flatten=True):
         """The validation pipeline (built once per shape)."""
         if flatten not in self._validation:
-            self._validation[flatten] = datasets.pipeline(self.config.dataset, self.config.validation_split,
-                                                          training=False, flatten=flatten, **self.common)
+            self._validation[flatten] = self._pipeline("validation", flatten)
         return self._validation[flatten]
 
     def sample(self, flatten=True, size=256):
@@ -101,13 +103,13 @@ class SearchData:
         split as tensors kept for the whole search (`bpfree.tuning.group.InMemorySplit`), loaded once."""
         c = self.config
         if kind not in self._arrays:
+            options = dict(scaler=c.scaler, validation_frac=c.validation_frac, **c.data_options)
             if kind == "train":
-                arrays = datasets.load(c.dataset, "train", examples_frac=c.examples_frac, scaler=c.scaler,
-                                       seed=c.seed, validation_frac=c.validation_frac)
+                arrays = datasets.load(c.dataset, "train", examples_frac=c.examples_frac, seed=c.seed, **options)
             else:
-                arrays = datasets.load(c.dataset, c.validation_split if kind == "validation" else "test",
-                                       scaler=c.scaler, validation_frac=c.validation_frac)
-            self._arrays[kind] = group.InMemorySplit(*arrays, datasets.info(c.dataset), c.problem_type, flatten)
+                arrays = datasets.load(c.dataset, c.validation_split if kind == "validation" else "test", **options)
+            self._arrays[kind] = group.InMemorySplit(*arrays, c.dataset_info(), c.problem_type, flatten)
+            del arrays  # the tensors hold the split from here on
         if (kind, flatten) not in self._in_memory:
             self._in_memory[(kind, flatten)] = self._arrays[kind].view(flatten)
         return self._in_memory[(kind, flatten)]
@@ -115,27 +117,33 @@ class SearchData:
     def test(self, flatten=True):
         """The test pipeline (built once per shape): every execution is evaluated on it once, at its end."""
         if ("test", flatten) not in self._validation:
-            self._validation[("test", flatten)] = datasets.pipeline(self.config.dataset, "test", training=False,
-                                                                    flatten=flatten, **self.common)
+            self._validation[("test", flatten)] = self._pipeline("test", flatten)
         return self._validation[("test", flatten)]
 
     def train(self, shuffle_seed, first_epoch, flatten=True):
-        c = self.config
-        return datasets.pipeline(c.dataset, "train", training=True, examples_frac=c.examples_frac, seed=c.seed,
-                                 shuffle_seed=shuffle_seed, epochs=c.num_epochs, first_epoch=first_epoch,
-                                 flatten=flatten, **self.common)
+        """Epochs first_epoch .. num_epochs−1 of an execution's training pipeline, over the in-memory split."""
+        return self._pipeline("train", flatten, training=True, epochs=self.config.num_epochs,
+                              first_epoch=first_epoch, seed=shuffle_seed)
+
+    def _pipeline(self, kind, flatten, **kwargs):
+        split = self.in_memory(kind, flatten)
+        return datasets.from_tensors(split.x, split.y, split.meta, flatten=flatten, **self.common, **kwargs)
 
 
 def _run(directory, config, space, points, oracle, role, log, group_size=0):
-    meta = datasets.info(config.dataset)
+    meta = config.dataset_info()
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     hypermodel = BpfreeHyperModel(space, config, meta.input_shape, output_dim)
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "local")
     # keras-tuner deletes <directory>/<project_name> (overwrite=True): never let the id name a path.
     project_name = re.sub(r"[^A-Za-z0-9_.-]", "_", tuner_id).strip(".") or "local"
+    # What serves the data (tfds, or IDX files offline): said once, and kept in every record — not a search
+    # setting, since the same experiment may resume on a machine that reads the same set from elsewhere.
+    data_source = datasets.source(config.dataset)
+    log(f"data: {config.dataset} from {data_source}")
     tuner = GridTuner(oracle, hypermodel, directory, config, log=log, directory=os.path.join(directory, "keras_tuner"),
                       project_name=project_name, overwrite=True, group_size=group_size,
-                      points=points)
+                      points=points, data_source=data_source)
     start = time.perf_counter()
     if role == "chief":
         distributed.serve(tuner)

@@ -13,7 +13,7 @@ import os
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp_api
 
-from bpfree import datasets, models, rules
+from bpfree import models, rules
 from bpfree.tuning import inputs
 
 # The compiled metrics a search logs per epoch, train and validation (`BpfreeHyperModel.build`).
@@ -43,7 +43,7 @@ def tracker_metric_names(points, config):
     trackers; a point no model can be built for adds none (its execution fails the same way)."""
     if not config.trackers:
         return []
-    meta = datasets.info(config.dataset)
+    meta = config.dataset_info()
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     names, seen = {}, set()
     logger, silent = logging.getLogger("bpfree"), _Silent()

@@ -11,7 +11,7 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from bpfree import checkpoints, datasets, records, schedules, scoring
+from bpfree import checkpoints, records, schedules, scoring
 from bpfree.reconstructions import ReconstructionFigure
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
@@ -60,8 +60,10 @@ class GridTuner(keras_tuner.Tuner):
     point, accidents (I/O, memory, any other exception in fit) recorded as errors to retry, TensorBoard
     runs named by the recognisable trial id."""
 
-    def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, group_size=0, points=(), **kwargs):
+    def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, group_size=0, points=(),
+                 data_source=None, **kwargs):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.data_source = data_source  # `datasets.source`: each record's "data_source" (not a search setting)
         # Executions of each structure in the grid: a program never has more slots than its structure
         # has executions (each slot is traced, so spare slots cost time and train nothing).
         self._structure_executions = collections.Counter(group.structure_key(p) for p in points)
@@ -245,6 +247,7 @@ class GridTuner(keras_tuner.Tuner):
             record = self._new_record(path, tid, execution, point, seed, checkpoint_path, run_dir,
                                       aside="superseded" if extending else "interrupted")
         record.data["worker"] = self.tuner_id
+        record.data["data_source"] = self.data_source  # this run's (a resumed record may have had another)
         record.start(time.monotonic())
         return _Execution(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir,
                           first_epoch, history)
@@ -268,7 +271,7 @@ class GridTuner(keras_tuner.Tuner):
             callbacks.append(ActivationHistograms(run.run_dir, data.sample(flatten), self.config.histogram_freq))
         if self.config.problem_type == "reconstruction":  # sample inputs beside their reconstructions, at the end
             callbacks.append(ReconstructionFigure(run.run_dir, data.sample(inputs.flattens(run.point["arch"])),
-                                                  datasets.info(self.config.dataset).input_shape))
+                                                  self.config.dataset_info().input_shape))
         return callbacks
 
     def _train_alone(self, run, data):
@@ -435,8 +438,10 @@ class GridTuner(keras_tuner.Tuner):
             records.set_aside(run_dir, aside)
         checkpoints.remove(checkpoint_path)
         checkpoints.remove(checkpoints.path_for(path, checkpoints.FINAL_SUFFIX))
-        return records.ExecutionRecord(self.experiment_dir, tid, execution, point, seed=seed,
-                                       search=self.config.to_json())
+        record = records.ExecutionRecord(self.experiment_dir, tid, execution, point, seed=seed,
+                                         search=self.config.to_json())
+        record.data["data_source"] = self.data_source
+        return record
 
     def _finish(self, record, status, exception):
         """Ends the record with `status` and the exception's message, and says so in one line."""
