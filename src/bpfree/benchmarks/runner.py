@@ -52,13 +52,12 @@ def plan(table, protocol, datasets=None):
 def describe(table, protocol="reduced", datasets=None, log=print):
     """What `run` would run, checked as it would check it (bad input raises before anything is said);
     trains nothing and writes nothing."""
-    from bpfree import datasets as data
     from bpfree.tuning.validation import validate_points
 
     searches = plan(table, protocol, datasets)
     total = 0
     for dataset, config, space in searches:
-        validate_points(space.grid(), config, data.info(config.dataset))
+        validate_points(space.grid(), config, config.dataset_info())
     for dataset, config, space in searches:
         size = space.size() * config.executions_per_trial * config.num_epochs
         total += size
@@ -71,13 +70,12 @@ def describe(table, protocol="reduced", datasets=None, log=print):
 
 def run(table, experiment_dir, protocol="reduced", datasets=None, log=print, group_size=None):
     """Runs (or resumes) every dataset's search of `table`; returns the datasets whose search is unfinished."""
-    from bpfree import datasets as data
     from bpfree.tuning import group, run_search
     from bpfree.tuning.validation import validate_points
 
     searches = plan(table, protocol, datasets)
     for _, config, space in searches:  # every point of every column, before anything trains
-        validate_points(space.grid(), config, data.info(config.dataset))
+        validate_points(space.grid(), config, config.dataset_info())
     unfinished = []
     for dataset, config, space in searches:
         log(f"{table.name}: {dataset} ({protocol} protocol: {config.num_epochs} epochs, "
