@@ -48,6 +48,7 @@ def test_scaled_milestones_keep_the_schedules_shape():
     assert scaled_milestones([50, 75], 5, 100) == [3, 4]
     assert scaled_milestones([50, 75], 100, 100) == [50, 75]
     assert scaled_milestones([50, 75], 2, 100) == [1]  # kept inside the run and increasing
+    assert scaled_milestones([50, 75], 1, 100) == []  # (settings then runs a constant schedule)
 
 
 def test_the_reduced_protocol_changes_only_what_it_says(tiny_table):
@@ -142,3 +143,28 @@ def test_the_fc_table_runs_end_to_end_on_real_mnist_at_its_smallest(tmp_path):
     assert rows["dfa"].runs == 1 and rows["dfa"].mean < 15.0
     assert len(frame[frame["epoch"] == 0]) == 7  # every rule of the table, one epoch each
     assert "| bp | 2.08 ± 0.15 |" in doc.read_text()
+
+
+def test_the_lenet_protocol_runs_on_cifar10_through_tfds(tmp_path, monkeypatch):
+    """No CIFAR-10 exists offline here: the same protocol (mean/std scaling per channel, 32×32, valid LeNet, SGD
+    momentum, step schedule, test every epoch) on tfds's cifar10, mocked, as it would run where tfds downloads."""
+    import tensorflow_datasets as tfds
+
+    from bpfree.tuning import SearchConfig, SearchSpace, run_search
+
+    monkeypatch.setenv("BPFREE_TFDS_DOWNLOAD", "0")
+    search, space = runner.settings(TABLES["biotorch_lenet"], "cifar10", "smoke")
+    assert (search["lr_schedule"], search["lr_milestones"]) == ("constant", [])
+    search.update(lr_schedule="step", batch_size=16, validation_frac=0.25, num_epochs=2, lr_milestones=[1])
+    space.update(algorithm=["bp", "fa"], lr=[0.01])
+    config = SearchConfig.from_settings(search)
+    assert config.dataset_info().input_shape == (32, 32, 3)
+    with tfds.testing.mock_data(num_examples=64):
+        summary = run_search(str(tmp_path), config, SearchSpace.create(space, tune_dropout=False),
+                             log=lambda *a: None)
+    assert not summary["unfinished"]
+    frame = results.load(str(tmp_path))
+    assert sorted(frame["algorithm"].unique()) == ["bp", "fa"] and (frame["status"] == "completed").all()
+    assert frame["test_error_rate"].notna().all() and list(frame["learning_rate"].round(6)) == [0.01, 0.001] * 2
+    data_source = records.read(records.iter_record_paths(str(tmp_path))[0])["data_source"]
+    assert data_source.startswith("tfds")

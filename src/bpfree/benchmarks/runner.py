@@ -33,6 +33,8 @@ def settings(table, dataset, protocol="reduced"):
         if search.get("lr_milestones") and "num_epochs" in reduced:
             reduced["lr_milestones"] = scaled_milestones(search["lr_milestones"], reduced["num_epochs"],
                                                          search["num_epochs"])
+            if not reduced["lr_milestones"]:  # a one-epoch run has no step
+                reduced["lr_schedule"] = "constant"
         search.update(reduced)
     return search, space
 

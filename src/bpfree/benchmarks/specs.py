@@ -47,8 +47,11 @@ class Table:
 
 def scaled_milestones(milestones, epochs, full_epochs):
     """A step schedule's milestones for a run of `epochs` instead of `full_epochs`: each at the same fraction
-    of the run, rounded up (biotorch's [50, 75] of 100 → [3, 4] of 5), kept increasing and inside the run."""
+    of the run, rounded up (biotorch's [50, 75] of 100 → [3, 4] of 5), kept increasing and inside the run
+    (none in a run of one epoch)."""
     out = []
+    if epochs < 2:
+        return out
     for m in milestones:
         scaled = min(epochs - 1, max(1, math.ceil(m * epochs / full_epochs)))
         if not out or scaled > out[-1]:
