@@ -131,6 +131,12 @@ def test_readme_benchmark_commands_run_as_dry_runs(line, env, args, in_readme_di
     (the real-MNIST run of a table is tests/test_benchmarks.py's, slow tier)."""
     from bpfree.benchmarks.__main__ import main
 
+    if "BPFREE_DATA_DIR" in env:  # the README's ../shared/data (IDX folders): a small one of that layout here
+        from test_idx import write_idx_dir
+
+        for name in ("mnist", "fashion_mnist"):
+            write_idx_dir(in_readme_dir / "idx-data" / name)
+        env = {**env, "BPFREE_DATA_DIR": str(in_readme_dir / "idx-data")}
     with monkeypatch.context() as m:
         for name, value in env.items():
             m.setenv(name, value)
