@@ -76,6 +76,8 @@ def test_a_table_is_chosen_on_validation_and_reports_test_at_the_chosen_epoch(tm
         # the chosen lr has the lowest mean best-validation error; the test split played no part
         best_val = mine.groupby(["lr", "execution"])["val_error_rate"].min().groupby("lr").mean()
         assert row.lr == best_val.idxmin() and row.complete and row.runs == 2
+        assert row.executions == 4 and row.diverged == int((mine.drop_duplicates(["trial_id", "execution"])["status"]
+                                                           == "diverged").sum())
         assert row.validation == pytest.approx(best_val.min())
         chosen = mine[mine["lr"] == row.lr]
         expected = []

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from bpfree import results
+from bpfree.records import FINISHED
 
 OBJECTIVE = "val_error_rate"
 TEST_METRIC = "test_error_rate"
@@ -34,7 +35,9 @@ class Row:
     lr: float = None
     epochs: list = dataclasses.field(default_factory=list)  # the chosen epochs (1-based)
     runs: int = 0  # executions of the chosen configuration with a score
-    complete: bool = False  # every execution of every configuration of this rule finished
+    complete: bool = False  # every execution of every configuration of this rule finished (completed or diverged)
+    executions: int = 0  # of every configuration of this rule
+    diverged: int = 0  # of those, how many diverged (their scores are their best epochs before it)
 
     @property
     def mean(self):
@@ -65,7 +68,8 @@ def rows(frame, dataset, published, algorithms):
 
 def _choose(row, frame):
     per = results.execution_scores(frame, OBJECTIVE, "best")
-    row.complete = bool((per["status"] == "completed").all())
+    row.complete = bool(per["status"].isin(FINISHED).all())
+    row.executions, row.diverged = len(per), int((per["status"] == "diverged").sum())
     per = per[np.isfinite(per["score"])]
     if per.empty:
         return

@@ -26,7 +26,8 @@ def write(table, experiment_dir, path, command, protocol):
              f"Written by `{command}` on {datetime.date.today().isoformat()} from the records in "
              f"`{experiment_dir}` ({protocol} protocol). Test error rate in percent: mean ± sample std over "
              "seeds, each at its best validation epoch, of the learning rate whose mean validation error is lowest "
-             "(the test split chooses nothing). Published: " + table.source + "; the paper reports the " +
+             "(the test split chooses nothing; a run that diverged is scored by its best epoch before it). "
+             "Published: " + table.source + "; the paper reports the " +
              table.published_selection + ".", ""]
     algorithms = list(table.published_rules()) + [a for a in _algorithms(frame) if a not in table.published_rules()]
     all_targets = {}
@@ -68,6 +69,8 @@ def _dataset_section(dataset, rows, targets):
         ours = _cell(r.mean, r.std, r.runs) if r.test else "not run"
         if r.test and not r.complete:
             ours += " (partial)"
+        if r.diverged:
+            ours += f" ({r.diverged} of {r.executions} runs diverged)"
         paper_gap = (f"{r.published[0] - bp.published[0]:+.2f}" if r.published and bp and bp.published
                      and r.algorithm != "bp" else "")
         our_gap = f"{r.mean - bp.mean:+.2f}" if r.test and bp and bp.test and r.algorithm != "bp" else ""
