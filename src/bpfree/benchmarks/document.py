@@ -22,9 +22,14 @@ def write(table, experiment_dir, path, command, protocol):
     frame = results.load(experiment_dir)
     settings = _recorded_settings(experiment_dir)
     runs = runner.read_runs(experiment_dir)
+    made = list(dict.fromkeys("python -m bpfree.benchmarks " + " ".join(r.get("argv") or [table.name])
+                              for r in runs if r.get("protocol") == protocol)) or [command]
+    sources = "; ".join(f"{d}: {settings[d]['data_source']}" for d in table.datasets
+                        if settings.get(d, {}).get("data_source"))
     lines = [f"# {table.title}", "",
-             f"Written by `{command}` on {datetime.date.today().isoformat()} from the records in "
-             f"`{experiment_dir}` ({protocol} protocol). Test error rate in percent: mean ± sample std over "
+             f"Records made by `{'`, `'.join(made)}` ({protocol} protocol; data — {sources or 'not recorded'}); "
+             f"this page written by `{command}` on {datetime.date.today().isoformat()} from the records in "
+             f"`{experiment_dir}`. Test error rate in percent: mean ± sample std over "
              "seeds, each at its best validation epoch, of the learning rate whose mean validation error is lowest "
              "(the test split chooses nothing; a run that diverged is scored by its best epoch before it). "
              "Published: " + table.source + "; the paper reports the " +
@@ -100,7 +105,7 @@ def _recorded_settings(experiment_dir):
         except records.RecordError:
             continue
         search = data.get("search") or {}
-        out.setdefault(search.get("dataset"), search)
+        out.setdefault(search.get("dataset"), {**search, "data_source": data.get("data_source")})
     return out
 
 
