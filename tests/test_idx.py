@@ -1,7 +1,7 @@
 """IDX directories (MNIST format): the reader and each of its refusals on files written here, ``idx:PATH``
 through load / info / pipeline, the $BPFREE_DATA_DIR fallback for tfds names (and tfds still preferred
 where it has the set prepared), the mean_std scaler, input_size / resize, the CLI's refusal of a bad
-directory, data_source in the records, and the real files of /work/shared/data where they exist."""
+directory, data_source in the records, and the real files of ../shared/data where they exist."""
 
 import gzip
 import hashlib
@@ -15,7 +15,9 @@ import pytest
 from bpfree import datasets
 from bpfree.datasets import DatasetError, idx, loading, preprocess
 
-REAL_DATA = os.environ.get("BPFREE_TEST_REAL_DATA", "/work/shared/data")
+# ../shared/data beside the clone (where the project keeps it; users' clones have none)
+REAL_DATA = os.environ.get("BPFREE_TEST_REAL_DATA", os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "..", "shared", "data"))
 SIZES = {"train": 30, "test": 10}
 
 
