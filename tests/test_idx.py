@@ -16,8 +16,8 @@ from bpfree import datasets
 from bpfree.datasets import DatasetError, idx, loading, preprocess
 
 # ../shared/data beside the clone (where the project keeps it; users' clones have none)
-REAL_DATA = os.environ.get("BPFREE_TEST_REAL_DATA", os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "..", "shared", "data"))
+REAL_DATA = os.path.abspath(os.environ.get("BPFREE_TEST_REAL_DATA", os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "..", "shared", "data")))
 SIZES = {"train": 30, "test": 10}
 
 
