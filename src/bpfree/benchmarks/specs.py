@@ -71,7 +71,7 @@ BIOTORCH_LENET = Table(
         "fmnist": {"bp": (9.2, None), "fa": (13.06, None), "usf": (9.69, None), "brsf": (10.02, None),
                    "frsf": (9.61, None), "dfa": (12.81, None)},
     },
-    reduced={"num_epochs": 5, "executions_per_trial": 1},
+    reduced={"num_epochs": 5, "executions_per_trial": 2},
     differences=(
         "Validation: biotorch validates on the 10k test set and reports the best epoch's error on that same set; "
         "here the epoch and the learning rate are chosen on a 6,000-example carve-out of train (the net trains "
