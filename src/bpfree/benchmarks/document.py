@@ -45,8 +45,13 @@ def write(table, experiment_dir, path, command, protocol):
     lines += ["## What differs from the paper", ""] + [f"- {d}" for d in table.differences] + [""]
     lines += _time_section(table, frame, runs, protocol)
     lines += ["## Gaps, explained", "", NOTES_START, _kept_notes(path), NOTES_END, ""]
-    io.write_atomic(path, lambda tmp: open(tmp, "w").write("\n".join(lines)), ".md")
-    return path
+    text = "\n".join(lines)
+
+    def write_text(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return io.write_atomic(path, write_text, ".md")
 
 
 def _algorithms(frame):
@@ -123,8 +128,6 @@ def _protocol_section(table, settings, protocol):
 
 
 def _time_section(table, frame, runs, protocol):
-    from bpfree.benchmarks.runner import settings as protocol_settings
-
     lines = ["## Time", "", "| dataset | wall s | CPU s | execution-epochs run | wall s per execution-epoch | "
              "full protocol here (projected) |", "|---|---|---|---|---|---|"]
     for dataset in table.datasets:
@@ -134,7 +137,7 @@ def _time_section(table, frame, runs, protocol):
         sub = frame[frame["project"].map(compare.dataset_of) == dataset] if "project" in frame else frame
         epochs = int(sub["epoch"].notna().sum()) if not sub.empty else 0
         per = wall / epochs if epochs else math.nan
-        search, space = protocol_settings(table, dataset, "full")
+        search, space = runner.settings(table, dataset, "full")
         full = (len(space["algorithm"]) * len(space["lr"]) * search["executions_per_trial"] * search["num_epochs"])
         projected = f"{full:,} execution-epochs ≈ {per * full / 3600:.1f} h" if epochs else "—"
         lines.append(f"| {dataset} | {wall:.0f} | {cpu:.0f} | {epochs} | {per:.2f} | {projected} |")

@@ -39,28 +39,28 @@ def settings(table, dataset, protocol="reduced"):
     return search, space
 
 
-def plan(table, protocol, datasets=None):
-    """[(dataset, SearchConfig, SearchSpace)] for the datasets asked (all of the table's by default), checked."""
+def plan(table, protocol, datasets=None, validate=False):
+    """[(dataset, SearchConfig, SearchSpace)] for the datasets asked (all of the table's by default), their
+    settings checked; with `validate`, every grid point of every column too, before anything trains."""
     from bpfree.tuning import SearchConfig, SearchSpace
+    from bpfree.tuning.validation import validate_points
 
     out = []
     for dataset in datasets or table.datasets:
         search, space = settings(table, dataset, protocol)
         config = SearchConfig.from_settings(search, source=table.preset)
         out.append((dataset, config, SearchSpace.create(space, tune_dropout=config.tunes_dropout)))
+    if validate:
+        for _, config, space in out:
+            validate_points(space.grid(), config, config.dataset_info())
     return out
 
 
 def describe(table, protocol="reduced", datasets=None, log=print):
     """What `run` would run, checked as it would check it (bad input raises before anything is said);
     trains nothing and writes nothing."""
-    from bpfree.tuning.validation import validate_points
-
-    searches = plan(table, protocol, datasets)
     total = 0
-    for dataset, config, space in searches:
-        validate_points(space.grid(), config, config.dataset_info())
-    for dataset, config, space in searches:
+    for dataset, config, space in plan(table, protocol, datasets, validate=True):
         size = space.size() * config.executions_per_trial * config.num_epochs
         total += size
         log(f"{table.name} {dataset} ({protocol}): {space.size()} grid points ("
@@ -73,13 +73,9 @@ def describe(table, protocol="reduced", datasets=None, log=print):
 def run(table, experiment_dir, protocol="reduced", datasets=None, log=print, group_size=None):
     """Runs (or resumes) every dataset's search of `table`; returns the datasets whose search is unfinished."""
     from bpfree.tuning import group, run_search
-    from bpfree.tuning.validation import validate_points
 
-    searches = plan(table, protocol, datasets)
-    for _, config, space in searches:  # every point of every column, before anything trains
-        validate_points(space.grid(), config, config.dataset_info())
     unfinished = []
-    for dataset, config, space in searches:
+    for dataset, config, space in plan(table, protocol, datasets, validate=True):
         log(f"{table.name}: {dataset} ({protocol} protocol: {config.num_epochs} epochs, "
             f"{config.executions_per_trial} seed(s), lr {', '.join(f'{v:g}' for v in space.as_dict()['lr'])})")
         wall, cpu = time.time(), _cpu_seconds()

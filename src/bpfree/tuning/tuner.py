@@ -438,10 +438,8 @@ class GridTuner(keras_tuner.Tuner):
             records.set_aside(run_dir, aside)
         checkpoints.remove(checkpoint_path)
         checkpoints.remove(checkpoints.path_for(path, checkpoints.FINAL_SUFFIX))
-        record = records.ExecutionRecord(self.experiment_dir, tid, execution, point, seed=seed,
-                                         search=self.config.to_json())
-        record.data["data_source"] = self.data_source
-        return record
+        return records.ExecutionRecord(self.experiment_dir, tid, execution, point, seed=seed,
+                                       search=self.config.to_json())
 
     def _finish(self, record, status, exception):
         """Ends the record with `status` and the exception's message, and says so in one line."""
