@@ -58,7 +58,7 @@ def state_variables(model):
 def structure(paths, model_count):
     """The variables' paths with what depends on how many models the process built before stripped:
     Keras numbers the names of optimizers and seed generators per process ("adam_3", "seed_generator_7"),
-    so the same model built later (a resumed run, a slot of `bpfree.tuning.group.GroupProgram`) has other
+    so the same model built later (a resumed run, a member of `bpfree.tuning.engine.MemberProgram`) has other
     paths for the same state. Optimizer variables (after the first `model_count`) become "optimizer/…"."""
     out = []
     for i, path in enumerate(paths):

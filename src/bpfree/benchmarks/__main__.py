@@ -25,7 +25,7 @@ def parse(argv):
     parser.add_argument("--experiment_dir", help="default: data/benchmarks/NAME (NAME-full with --full)")
     parser.add_argument("--doc", help="default: docs/benchmarks/NAME.md")
     parser.add_argument("--dataset", action="append", help="run only this column (repeatable)")
-    parser.add_argument("--group_size", type=int, help="as the search's --group_size")
+    parser.add_argument("--members", type=int, default=0, help="as the search's --members (0: automatic)")
     parser.add_argument("--write_only", action="store_true", help="write the page from the records; train nothing")
     parser.add_argument("--dry_run", action="store_true", help="say what would run (checked); train and write nothing")
     return parser.parse_args(argv)
@@ -62,7 +62,7 @@ def main(argv=None):
     if not args.write_only:
         try:
             unfinished = runner.run(table, experiment_dir, protocol, datasets=args.dataset,
-                                    group_size=args.group_size)
+                                    members=args.members)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

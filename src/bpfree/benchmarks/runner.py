@@ -70,9 +70,10 @@ def describe(table, protocol="reduced", datasets=None, log=print):
     return total
 
 
-def run(table, experiment_dir, protocol="reduced", datasets=None, log=print, group_size=None):
+def run(table, experiment_dir, protocol="reduced", datasets=None, log=print, members=0):
     """Runs (or resumes) every dataset's search of `table`; returns the datasets whose search is unfinished."""
-    from bpfree.tuning import group, run_search
+    from bpfree.tuning import run_search
+    from bpfree.tuning.options import EngineOptions
 
     unfinished = []
     for dataset, config, space in plan(table, protocol, datasets, validate=True):
@@ -80,7 +81,7 @@ def run(table, experiment_dir, protocol="reduced", datasets=None, log=print, gro
             f"{config.executions_per_trial} seed(s), lr {', '.join(f'{v:g}' for v in space.as_dict()['lr'])})")
         wall, cpu = time.time(), _cpu_seconds()
         summary = run_search(experiment_dir, config, space, log=log,
-                             group_size=group.DEFAULT_GROUP_SIZE if group_size is None else group_size)
+                             engine=EngineOptions(members=members))
         record_run(experiment_dir, {"dataset": dataset, "protocol": protocol,
                                     "started": wall, "wall_seconds": time.time() - wall,
                                     "cpu_seconds": _cpu_seconds() - cpu, "ran": summary.get("ran"),

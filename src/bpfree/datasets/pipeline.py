@@ -115,7 +115,7 @@ def batch_maker(x_all, y_all, meta, problem_type="classification", flatten=True,
     """The function from a batch of example indices to the (x, target) batch `pipeline` yields: gather
     from the in-memory split, augment (`layers`), flatten for dense networks, one-hot targets or (x, x)
     for reconstruction. One fused map per batch (separate maps measured 1.6× slower in bench/pipeline.py);
-    the grouped search (`bpfree.tuning.group`) calls the same function inside its compiled epoch."""
+    the search's member programs (`bpfree.tuning.engine`) call the same function inside their compiled epoch."""
     import tensorflow as tf
 
     def make_batch(indices):

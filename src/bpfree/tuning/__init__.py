@@ -2,6 +2,7 @@
 
 from bpfree.tuning.config import OBJECTIVES, SearchConfig
 from bpfree.tuning.hypermodel import BpfreeHyperModel
+from bpfree.tuning.options import EngineOptions
 from bpfree.tuning.oracle import GridOracle
 from bpfree.tuning.search import run_search
 from bpfree.tuning.space import HPARAMS, SearchSpace, load_preset, trial_id

@@ -105,10 +105,15 @@ for _name, (_, _kind, _help) in HPARAM_FLAGS.items():
 for _alias, _name in ALIASES.items():
     flags.DEFINE_alias(_alias, _name)
 flags.DEFINE_multi_string("tracker", None, "Tracker (repeatable)" + _one_of(TRACKERS))
-flags.DEFINE_integer("group_size", None, "Executions trained side by side in one traced program (each its own "
-                     "model, seed and optimizer); one program per structure (rule, arch, ...) serves all its learning "
-                     "rates and seeds. 0: each execution through its own fit. Records are the same either way. "
-                     "Default: bpfree.tuning.group.DEFAULT_GROUP_SIZE (1; more may pay on a GPU).")
+flags.DEFINE_integer("members", 0, "The most executions of one structure (rule, arch, ... all but lr and seed) "
+                     "trained in the same kernels by one program, its members (each its own weights, seed, data order "
+                     "and optimizer state). 0: automatic (from the structure's size and the device). Records are the "
+                     "same whatever the number.")
+flags.DEFINE_enum("engine", "members", ["members", "fit"], "members: the member programs (bpfree.tuning.engine); "
+                  "fit: each execution through its own Keras fit (a debugging path, slower; same records within "
+                  "the compile mode's rounding).")
+flags.DEFINE_float("checkpoint_seconds", 30.0, "The most training time between two checkpoints of an execution "
+                   "(0: every epoch). A killed search replays at most that much, bit for bit.")
 flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
                           "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
@@ -206,7 +211,8 @@ def resolve(argv):
 
 
 def main(argv):
-    from bpfree.tuning import distributed, group, validation
+    from bpfree.tuning import distributed, validation
+    from bpfree.tuning.options import EngineOptions
     from bpfree.tuning.dry_run import dry_run
     from bpfree.tuning.lock import ExperimentLocked
     from bpfree.tuning.search import run_search
@@ -216,10 +222,12 @@ def main(argv):
         validation.check_environment()  # KERASTUNER_TUNER_ID names a directory keras-tuner deletes
         experiment_dir, config, space = resolve(argv)
         checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
-        group_size = group.DEFAULT_GROUP_SIZE if FLAGS.group_size is None else FLAGS.group_size
-        checks.whole("--group_size", group_size, lambda v: v >= 0, "must be ≥ 0 (0: one execution at a time)")
+        checks.whole("--members", FLAGS.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
+        checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0, "a number ≥ 0 (0: every epoch)")
+        engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",
+                               checkpoint_seconds=FLAGS.checkpoint_seconds)
         if FLAGS.dry_run:
-            dry_run(experiment_dir, config, space, group_size, preset=FLAGS.hparams or DEFAULT_PRESET,
+            dry_run(experiment_dir, config, space, engine, preset=FLAGS.hparams or DEFAULT_PRESET,
                     reset_training=FLAGS.reset_training, workers=FLAGS.workers)
             return 0
         size = plan.GridSize.of(space, config)
@@ -239,7 +247,7 @@ def main(argv):
             if warning:
                 print(warning, file=sys.stderr)
         summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training,
-                             group_size=group_size)
+                             engine=engine)
     except (ValueError, ExperimentLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from bpfree.tuning.oracle import finished_trials
 from bpfree.tuning.space import trial_id
 
 
-def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_training=False, workers=0,
+def dry_run(experiment_dir, config, space, engine, *, preset=None, reset_training=False, workers=0,
             out=functools.partial(print, flush=True)):
     """Prints the plan of the search (`config`, `space`) in `experiment_dir`, then its estimate; raises
     ValueError where the search itself would refuse to start."""
@@ -33,7 +33,7 @@ def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_tra
         out(f"preset: {preset}")
     out(f"project: {directory}")
     out(f"data: {config.dataset} from {datasets.source(config.dataset)}")  # tfds, or IDX files offline
-    for line in plan.describe(space, config, group_size, finished, points=points):
+    for line in plan.describe(space, config, engine, finished, points=points):
         out(line)
     if grown:
         out("the search grows the experiment (more seeds, epochs or grid values): only what is new runs, "
@@ -50,5 +50,5 @@ def dry_run(experiment_dir, config, space, group_size, *, preset=None, reset_tra
         out("estimated wall time: none, every point is finished")
         return
     out(f"timing a short run of the same search in a temporary directory ({len(remaining):,} points to estimate) …")
-    for line in estimate.estimate(config, space, remaining, group_size).lines(config):
+    for line in estimate.estimate(config, space, remaining, engine).lines(config):
         out(line)

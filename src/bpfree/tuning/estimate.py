@@ -3,23 +3,22 @@
 The timing run is `run_search` itself, in a temporary directory, on a small grid: every (algorithm, arch)
 pair of the search (with more than `MAX_TIMED_PAIRS` pairs: every algorithm at the first arch, and the
 first algorithm at every arch), each at the first value of its other hparams, with as many executions as
-the search trains side by side (its group), for `TIMED_EPOCHS` epochs on at most `TIMING_EXAMPLES`
-training examples. A pair's records (wall time) and TensorBoard epoch events (when each epoch ended)
+the search trains as the members of one program, for `TIMED_EPOCHS` epochs on at most `TIMING_EXAMPLES`
+training examples. A pair's records (wall time, and when each epoch ended: ``epoch_ends``)
 give its set-up — building, tracing, the final test: the wall time less its epochs — and the time of
 one epoch of its group. The search's time is then
 
     overhead + Σ over structures: set-up + groups × epochs × epoch time × (training examples / timed ones)
 
 with the set-up paid once per structure (the search traces one program per structure and reuses it for
-all its groups), or once per group where executions train one at a time (group_size 0, models with
-their own train step: their timed epochs do not overlap). Other hparams are taken to cost what their
+all its groups), or once per group where executions train one at a time (``--engine fit``, models
+with their own train step: their timed epochs do not overlap). Other hparams are taken to cost what their
 first values do; an untimed pair costs t(a, r) = t(a, r0) · t(a0, r) / t(a0, r0).
 """
 
 import collections
 import contextlib
 import dataclasses
-import glob
 import math
 import os
 import tempfile
@@ -27,7 +26,7 @@ import textwrap
 import time
 
 from bpfree import records
-from bpfree.tuning import group
+from bpfree.tuning.options import AUTO_MEMBERS, structure_key
 from bpfree.tuning.space import SearchSpace
 
 TIMED_EPOCHS = 2  # the first epoch includes tracing; the second is an epoch as every later one
@@ -98,8 +97,8 @@ class Estimate:
         return lines
 
 
-def estimate(config, space, points, group_size):
-    """The `Estimate` of the search (`config`, `space`) running `points` with `group_size` (module docstring)."""
+def estimate(config, space, points, engine):
+    """The `Estimate` of the search (`config`, `space`) running `points` with `engine` (`EngineOptions`; module docstring)."""
     from bpfree.tuning.search import run_search
 
     pairs = list(dict.fromkeys((p["algorithm"], p["arch"]) for p in points))
@@ -108,7 +107,7 @@ def estimate(config, space, points, group_size):
     runs = [(algorithms, archs)]
     if len(algorithms) * len(archs) > MAX_TIMED_PAIRS:
         runs = [(algorithms, archs[:1]), (algorithms[:1], archs[1:])]
-    slots = timed_slots(points, config, group_size)
+    slots = timed_slots(points, config, engine)
     timing, examples = timing_config(config, slots)
     timings, overhead, unfinished = {}, 0.0, []
     started = time.perf_counter()
@@ -116,7 +115,7 @@ def estimate(config, space, points, group_size):
         for k, (some_algorithms, some_archs) in enumerate(runs):
             sub = timing_space(space, some_algorithms, some_archs)
             start = time.perf_counter()
-            summary = run_search(os.path.join(tmp, str(k)), timing, sub, log=lambda *a: None, group_size=group_size)
+            summary = run_search(os.path.join(tmp, str(k)), timing, sub, log=lambda *a: None, engine=engine)
             found = pair_timings(summary["project_dir"])
             if k == 0:  # validation, data, oracle: once per search
                 overhead = max(0.0, time.perf_counter() - start - sum(span for _, span in found.values()))
@@ -124,19 +123,20 @@ def estimate(config, space, points, group_size):
             unfinished += summary.get("unfinished") or []
     timing_seconds = time.perf_counter() - started
     timed = sum(pair in timings for pair in pairs)
-    alone = group_size < 1 or all(t.alone for t in timings.values())
+    alone = engine.fit or all(t.alone for t in timings.values())
     timings = complete(timings, pairs, algorithms[0], archs[0])
-    seconds = overhead + extrapolate(points, config, group_size, timings, slots, examples[0] / examples[1])
+    seconds = overhead + extrapolate(points, config, engine, timings, slots, examples[0] / examples[1])
     return Estimate(seconds, len(pairs), timed, slots, examples, timing_seconds, alone, tuple(unfinished))
 
 
-def timed_slots(points, config, group_size):
-    """Executions a timed pair trains side by side: as many as the search's programs have slots (its
-    group size, or fewer where no structure has that many executions); 1 without grouping."""
-    if group_size < 1:
+def timed_slots(points, config, engine):
+    """Executions a timed pair trains together: as many as the search's programs have members (its
+    `members`, automatic: at most `AUTO_MEMBERS` on a CPU; fewer where no structure has that many
+    executions); 1 through `fit`."""
+    if engine.fit:
         return 1
-    per_structure = collections.Counter(group.structure_key(p) for p in points)
-    return min(group_size, max(per_structure.values()) * config.executions_per_trial)
+    per_structure = collections.Counter(structure_key(p) for p in points)
+    return min(engine.members or AUTO_MEMBERS["cpu"], max(per_structure.values()) * config.executions_per_trial)
 
 
 def timing_config(config, slots):
@@ -164,14 +164,13 @@ def timing_space(space, algorithms, archs):
 
 def pair_timings(project_dir):
     """{(algorithm, arch): (PairTiming, seconds from the first execution's start to the last's end)} of a
-    timing run, from its records' wall times and its TensorBoard epoch events."""
+    timing run, from its records' wall times and epoch end times."""
     spans, spells = {}, collections.defaultdict(list)
     for path in records.iter_record_paths(project_dir):
         data = records.read(path)
         pair = (data["hparams"]["algorithm"], data["hparams"]["arch"])
         spans[pair] = max(spans.get(pair, 0.0), float(data["wall_time"]))
-        run_dir = os.path.join(project_dir, "tensorboard", data["trial_id"], f"execution_{data['execution']}")
-        ends = epoch_end_times(run_dir)
+        ends = dict(enumerate(data.get("epoch_ends") or []))
         if 0 in ends and 1 in ends:
             spells[pair].append((ends[0], ends[1]))
     timings = {}
@@ -183,19 +182,6 @@ def pair_timings(project_dir):
         else:  # no second epoch (diverged at once): all of it counted as epochs
             timings[pair] = (PairTiming(0.0, span / TIMED_EPOCHS), span)
     return timings
-
-
-def epoch_end_times(run_dir):
-    """{epoch: wall time its end was logged} from an execution's TensorBoard run (its train scalars)."""
-    import tensorflow as tf
-
-    ends = {}
-    for path in glob.glob(os.path.join(run_dir, "train", "events.out.tfevents.*")):
-        for raw in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(raw.numpy())
-            if any(value.tag.startswith("epoch_") for value in event.summary.value):
-                ends[event.step] = min(ends.get(event.step, math.inf), event.wall_time)
-    return ends
 
 
 def union_length(intervals):
@@ -226,18 +212,18 @@ def complete(timings, pairs, first_algorithm, first_arch):
     return out
 
 
-def extrapolate(points, config, group_size, timings, slots, scale=1.0):
+def extrapolate(points, config, engine, timings, slots, scale=1.0):
     """Seconds the search's `points` take from each pair's `PairTiming` of a group of `slots` executions;
     `scale`: training examples of the search per timed one."""
     structures = {}  # structure → [pair, points]
     for p in points:
-        structures.setdefault(group.structure_key(p), [(p["algorithm"], p["arch"]), 0])[1] += 1
+        structures.setdefault(structure_key(p), [(p["algorithm"], p["arch"]), 0])[1] += 1
     total = 0.0
     for pair, count in structures.values():
         t = timings[pair]
         executions = count * config.executions_per_trial
         epochs = config.num_epochs * t.epoch * scale
-        if group_size < 1 or t.alone:  # each group of `slots` sets up its own models
+        if engine.fit or t.alone:  # each group of `slots` sets up its own models
             total += executions / slots * (t.setup + epochs)
         else:  # one program per structure, reused by all its groups
             total += t.setup + math.ceil(executions / slots) * epochs

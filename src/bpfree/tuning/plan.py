@@ -46,7 +46,7 @@ def check_size(size, yes):
                          "--arch, ...) to search fewer.")
 
 
-def describe(space, config, group_size, finished=None, points=None, width=100):
+def describe(space, config, engine, finished=None, points=None, width=100):
     """The lines of a dry run's plan: size, searched and fixed hparams, the first trial ids, the settings.
     `finished`: how many grid points the experiment directory already holds finished (None: no records);
     `points`: the grid, if already built."""
@@ -58,9 +58,7 @@ def describe(space, config, group_size, finished=None, points=None, width=100):
     ids = [trial_id(p) for p in points[:SHOWN_TRIALS]]
     more = f" … and {len(points) - len(ids):,} more" if len(points) > len(ids) else ""
     settings = [f"{name}\xa0{value_text(value)}" for name, value in config.to_json().items()]  # kept on one line
-    grouping = (f"group_size {group_size} (up to {group_size} executions of one structure train side by side)"
-                if group_size > 1 else "group_size 1 (one traced program per structure, its executions in turn)"
-                if group_size == 1 else "group_size 0 (each execution through its own fit)")
+    grouping = engine.describe()
     lines = [f"grid: {GridSize.of(space, config)}"]
     if finished is not None:
         lines.append(f"already finished: {finished:,} of {len(points):,} points (re-running resumes; they are skipped)")

@@ -7,13 +7,15 @@ import shutil
 import time
 
 from bpfree import datasets, io, records
-from bpfree.tuning import distributed, group, tensorboard_hparams
+from bpfree.tuning import distributed, tensorboard_hparams
+from bpfree.tuning.options import EngineOptions
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
 from bpfree.tuning.oracle import GridOracle, valid_records
 from bpfree.tuning.tuner import GridTuner
 from bpfree.tuning.config import SearchConfig
 from bpfree.tuning.validation import validate_points
+from bpfree.tuning.splits import InMemorySplit
 
 CONFIG_FILE = "config.json"
 
@@ -26,14 +28,12 @@ def project_dir(experiment_dir, config, space):
     return os.path.join(experiment_dir, space.project_name(config.dataset, config.problem_type, config.objective))
 
 
-def run_search(experiment_dir, config, space, *, reset_training=False, log=print,
-               group_size=group.DEFAULT_GROUP_SIZE):
+def run_search(experiment_dir, config, space, *, reset_training=False, log=print, engine=None):
     """Runs (or resumes) the grid; returns a summary dict. Raises ValueError subclasses on bad input.
 
-    ``group_size``: how many executions train together in one traced program (`bpfree.tuning.group`),
-    a program per structure reused by every trial of that structure; 0 trains each execution through
-    its own `fit`. It changes no number a
-    search records (each execution trains exactly as alone), so it is not a search setting.
+    ``engine``: `EngineOptions` (how many executions of a structure one program trains in the same
+    kernels, `bpfree.tuning.engine`; or `fit`; how often checkpoints are written). They change no
+    number a search records (each execution trains exactly as alone), so they are not search settings.
 
     Under keras-tuner's distributed environment variables (see `bpfree.tuning.distributed`) the chief
     only serves the grid oracle and the workers only run trials; otherwise one process does both.
@@ -44,7 +44,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
     validate_points(points, config, config.dataset_info())
     role = distributed.role()
     if role == "worker":  # the chief's oracle decides what runs; this one only declares the space
-        return _run(directory, config, space, points, _oracle(directory, config, points), role, log, group_size)
+        return _run(directory, config, space, points, _oracle(directory, config, points), role, log, engine)
     started = time.time()
     with ExperimentLock(directory):
         # Writes a killed run left half done (kill -9 during a checkpoint or record): never read, now removed.
@@ -59,7 +59,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         log(f"{directory}: {len(points)} grid points, {len(oracle.finished_ids)} already finished, "
             f"{len(oracle.remaining)} to run")
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space, config)
-        summary = _run(directory, config, space, points, oracle, role, log, group_size)
+        summary = _run(directory, config, space, points, oracle, role, log, engine)
         summary["unfinished"] = oracle.unfinished_executions()
         return summary
 
@@ -100,7 +100,7 @@ class SearchData:
 
     def in_memory(self, kind, flatten=True):
         """The training split (``kind="train"``, as `train` loads it), the validation split or the test
-        split as tensors kept for the whole search (`bpfree.tuning.group.InMemorySplit`), loaded once."""
+        split as tensors kept for the whole search (`bpfree.tuning.splits.InMemorySplit`), loaded once."""
         c = self.config
         if kind not in self._arrays:
             options = dict(scaler=c.scaler, validation_frac=c.validation_frac, **c.data_options)
@@ -108,7 +108,7 @@ class SearchData:
                 arrays = datasets.load(c.dataset, "train", examples_frac=c.examples_frac, seed=c.seed, **options)
             else:
                 arrays = datasets.load(c.dataset, c.validation_split if kind == "validation" else "test", **options)
-            self._arrays[kind] = group.InMemorySplit(*arrays, c.dataset_info(), c.problem_type, flatten)
+            self._arrays[kind] = InMemorySplit(*arrays, c.dataset_info(), c.problem_type, flatten)
             del arrays  # the tensors hold the split from here on
         if (kind, flatten) not in self._in_memory:
             self._in_memory[(kind, flatten)] = self._arrays[kind].view(flatten)
@@ -130,7 +130,7 @@ class SearchData:
         return datasets.from_tensors(split.x, split.y, split.meta, flatten=flatten, **self.common, **kwargs)
 
 
-def _run(directory, config, space, points, oracle, role, log, group_size=0):
+def _run(directory, config, space, points, oracle, role, log, engine=None):
     meta = config.dataset_info()
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     hypermodel = BpfreeHyperModel(space, config, meta.input_shape, output_dim)
@@ -142,7 +142,7 @@ def _run(directory, config, space, points, oracle, role, log, group_size=0):
     data_source = datasets.source(config.dataset)
     log(f"data: {config.dataset} from {data_source}")
     tuner = GridTuner(oracle, hypermodel, directory, config, log=log, directory=os.path.join(directory, "keras_tuner"),
-                      project_name=project_name, overwrite=True, group_size=group_size,
+                      project_name=project_name, overwrite=True, engine_options=engine or EngineOptions(),
                       points=points, data_source=data_source)
     start = time.perf_counter()
     if role == "chief":

@@ -1,0 +1,255 @@
+"""`Execution`: one grid point × one seed, its whole life in one place.
+
+`Execution.open` finds what the execution's files say — finished (its score, nothing to train),
+interrupted (its checkpoint restored, the record re-opened: it resumes at the epoch), finished in a
+shorter search (extended from its final state), or new (a fresh record; an earlier attempt's files
+set aside) — and builds its model. Training then calls `callbacks` (whichever engine trains it: the
+member program's epoch loop or Keras `fit`), and `conclude` (completed or diverged) or `fail` (no
+model for the point, or an accident the next run retries) ends it.
+
+At every epoch's end the record gets the epoch's logs and the time it ended (``epoch_ends``, Unix
+seconds), written atomically. The checkpoint (model, optimizer, rule state, history) is written at
+most every ``checkpoint_seconds`` of training and at the last epoch: a killed run resumes from the last
+checkpoint and replays the epochs after it bit for bit (each epoch's data order and dropout masks
+follow from the seed and the epoch), its record's later epochs replaced by the replay's.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import keras
+
+from bpfree import checkpoints, records, schedules, scoring
+from bpfree.reconstructions import ReconstructionFigure
+from bpfree.records import FINISHED
+from bpfree.trackers import ActivationHistograms
+from bpfree.tuning import inputs, tensorboard_hparams
+from bpfree.tuning.space import trial_id
+
+
+class RecordCallback(keras.callbacks.Callback):
+    """At every epoch's end: the record with the epoch's logs and end time appended; before it, the
+    checkpoint when `checkpoint_seconds` of training have passed since the last one or at the last
+    epoch, and at the end of training (early stopping, divergence) — each written atomically, the
+    checkpoint first, so a resumed run takes the checkpoint's history as the truth."""
+
+    def __init__(self, execution, num_epochs, checkpoint_seconds):
+        super().__init__()
+        self.execution = execution
+        self.num_epochs = int(num_epochs)
+        self.checkpoint_seconds = float(checkpoint_seconds)
+        self._last = time.monotonic()
+        self._saved = None  # epochs done at the last checkpoint this run wrote
+
+    def on_epoch_end(self, epoch, logs=None):
+        run = self.execution
+        history = records.with_epoch(run.record.data["history"], logs)
+        done = records.epochs_done(history)
+        now = time.monotonic()
+        if done >= self.num_epochs or now - self._last >= self.checkpoint_seconds:
+            self._checkpoint(done, history)
+        ends = list(run.record.data.get("epoch_ends", []))[:done - 1] + [time.time()]
+        run.record.data["epoch_ends"] = ends
+        run.record.save_history(history, now)
+
+    def on_train_end(self, logs=None):
+        # The state at the end (early stopping, divergence): what `conclude` keeps as the final state.
+        history = self.execution.record.data["history"]
+        done = records.epochs_done(history)
+        if done and self._saved != done:
+            self._checkpoint(done, history)
+
+    def _checkpoint(self, done, history):
+        checkpoints.save(self.execution.checkpoint_path, self.model, done, history)
+        self._last, self._saved = time.monotonic(), done
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping that, in a run resumed at epoch k, first replays the monitored values of
+    epochs 0..k−1 (from the record), so its best value and patience count are those of the run that was
+    never stopped."""
+
+    def __init__(self, monitor, patience, past=()):
+        super().__init__(monitor=monitor, patience=patience, mode="min")  # every objective is minimised
+        self.past = list(past)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for epoch, value in enumerate(self.past):
+            if value is not None:
+                self.on_epoch_end(epoch, {self.monitor: value})
+
+
+@dataclasses.dataclass
+class Execution:
+    """One execution ready to train: its trial, model (built, restored), open record and first epoch."""
+
+    trial: object
+    point: dict
+    tid: str
+    execution: int
+    seed: int
+    model: object
+    record: records.ExecutionRecord
+    checkpoint_path: str
+    run_dir: str
+    first_epoch: int
+    history: dict
+    config: object
+    log: object
+    checkpoint_seconds: float = 0.0
+    score: object = None
+
+    # ------------------------------------------------------------------------------ open
+    @classmethod
+    def open(cls, tuner, trial, point, execution):
+        """An `Execution` ready to train, or the score of one that needs no training (finished before:
+        its score; no model for its point: None). `tuner` gives the search's settings and hypermodel."""
+        config, log = tuner.config, tuner.log
+        tid = trial_id(point)
+        path = records.execution_path(tuner.experiment_dir, tid, execution)
+        checkpoint_path = checkpoints.path_for(path)
+        run_dir = os.path.join(tuner.tensorboard_dir, tid, f"execution_{execution}")
+        previous = _previous_record(path, log)
+        if previous is not None and records.done(previous, config.num_epochs):
+            return score_of(previous["history"], config)
+        extending = previous is not None and previous["status"] in FINISHED  # completed, the search now longer
+        seed = config.seed + execution
+        keras.utils.set_random_seed(seed)
+
+        def new_record(aside="interrupted"):
+            return _new_record(tuner.experiment_dir, path, tid, execution, point, seed, checkpoint_path, run_dir,
+                               config, aside)
+
+        try:
+            model = tuner.hypermodel.build(trial.hyperparameters, seed=seed)
+        except Exception as e:
+            # No model exists for this point (a ValueError): a property of the point, final. Anything
+            # else (out of memory, ...) is an accident, retried by the next run.
+            fail(new_record(), "failed" if isinstance(e, ValueError) else "error", e, log, tuner.accidents)
+            return None
+        final = checkpoints.path_for(path, checkpoints.FINAL_SUFFIX)
+        if extending:  # from its final state; without one (records from before it was kept) it runs again whole
+            first_epoch, history = _restore(final, model, log)
+        elif previous is not None:  # interrupted: its last checkpoint (or the final state an extension started from)
+            first_epoch, history = _restore(checkpoint_path if os.path.exists(checkpoint_path) else final, model, log)
+        else:
+            first_epoch, history = 0, {}
+        if first_epoch:
+            record = records.ExecutionRecord.resume(path)
+            record.restore_history(history)
+            record.data["epoch_ends"] = list(record.data.get("epoch_ends", []))[:first_epoch]
+            record.data["search"] = config.to_json()
+            record.data.setdefault("extended_at_epochs" if extending else "resumed_at_epochs", []).append(first_epoch)
+            verb = f"extending to {config.num_epochs} epochs" if extending else "resuming"
+            log(f"  {tid} execution {execution}: {verb} at epoch {first_epoch}")
+        else:
+            record = new_record(aside="superseded" if extending else "interrupted")
+        record.data["worker"] = tuner.tuner_id
+        record.data["data_source"] = tuner.data_source  # this run's (a resumed record may have had another)
+        record.start(time.monotonic())
+        return cls(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,
+                   history, config, log, tuner.checkpoint_seconds)
+
+    # ------------------------------------------------------------------------------ train
+    def callbacks(self, data):
+        """The Keras callbacks of this execution's training, whichever engine trains it."""
+        c = self.config
+        # The epoch's learning rate first: it is set before the epoch and logged ("learning_rate") before the record is written.
+        callbacks = [] if c.lr_schedule == "constant" else [schedules.EpochLearningRate(
+            self.point["lr"], c.lr_schedule, lambda: self.record.data["history"], milestones=c.lr_milestones,
+            factor=c.lr_factor, patience=c.lr_patience, num_epochs=c.num_epochs)]
+        callbacks += [
+            RecordCallback(self, c.num_epochs, self.checkpoint_seconds),
+            keras.callbacks.TensorBoard(self.run_dir, histogram_freq=0, write_graph=False, profile_batch=0),
+        ]
+        if c.use_early_stopping:
+            callbacks.append(ResumableEarlyStopping(c.objective, c.early_stopping_patience,
+                                                    past=self.history.get(c.objective, [])))
+        flatten = inputs.flattens(self.point["arch"])
+        if c.histogram_freq:
+            callbacks.append(ActivationHistograms(self.run_dir, data.sample(flatten), c.histogram_freq))
+        if c.problem_type == "reconstruction":  # sample inputs beside their reconstructions, at the end
+            callbacks.append(ReconstructionFigure(self.run_dir, data.sample(flatten), c.dataset_info().input_shape))
+        return callbacks
+
+    # ------------------------------------------------------------------------------ end
+    def conclude(self):
+        """Ends a trained execution's record (completed, or diverged when a loss was not finite) and sets its score."""
+        losses = self.record.data["history"].get("loss", [])
+        diverged = any(v is None or not math.isfinite(v) for v in losses)
+        self.record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
+        if diverged:
+            checkpoints.remove(self.checkpoint_path)
+        else:  # kept: a search extended to more epochs resumes it from there
+            checkpoints.keep_as_final(self.checkpoint_path)
+        tensorboard_hparams.write_run(self.run_dir, self.point, self.execution, self.seed, self.record.data["history"])
+        self.score = None if diverged else score_of(self.record.data["history"], self.config)
+
+    def fail(self, status, exception, accidents):
+        """Ends the record with `status` ("failed" or "error") and the exception's message."""
+        fail(self.record, status, exception, self.log, accidents)
+
+
+def fail(record, status, exception, log, accidents):
+    """Ends `record` with `status` and the exception's message, and says so in one line; an "error" (an
+    accident the next run retries) is appended to `accidents` as (trial id, execution, message)."""
+    error = f"{type(exception).__name__}: {exception}"
+    what = {"failed": "failed (no model for this point)", "error": "error; it runs again when the search is re-run"}
+    log(f"  {record.data['trial_id']} execution {record.data['execution']}: {what[status]}: "
+        f"{error.splitlines()[0][:300]}")
+    if status == "error":
+        accidents.append((record.data["trial_id"], record.data["execution"], error))
+    try:
+        record.finish(status, error=error, wall_clock=time.monotonic())
+    except OSError as e:  # the disk that failed the run may refuse the record too
+        log(f"  could not write {record.path}: {e}")
+
+
+def score_of(history, config):
+    """An execution's score (`bpfree.scoring`: its final epoch's objective, its best, or the mean of its
+    last k), None if it has none."""
+    value, _ = scoring.execution_score(history, config.objective, config.score)
+    return value if math.isfinite(value) else None
+
+
+def finite_or_none(logs):
+    """A test evaluation's logs as the record keeps them: floats, None where not finite."""
+    return {name: (float(v) if math.isfinite(float(v)) else None) for name, v in logs.items()}
+
+
+def _previous_record(path, log):
+    """The execution's record if it has a valid one; a corrupt one is moved aside (named in one line)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return records.read(path)
+    except records.RecordError as e:
+        aside = records.set_aside(path, "corrupt")
+        log(f"  corrupt record moved aside to {aside}; its execution runs again ({e})")
+        return None
+
+
+def _restore(checkpoint_path, model, log):
+    """(epochs done, history) from the execution's checkpoint, or (0, {}) to start over."""
+    if not os.path.exists(checkpoint_path):
+        return 0, {}
+    try:
+        return checkpoints.restore(checkpoint_path, model)
+    except checkpoints.CheckpointError as e:
+        aside = records.set_aside(checkpoint_path, "corrupt")
+        log(f"  {e}; moved aside to {aside}, the execution starts over")
+        return 0, {}
+
+
+def _new_record(experiment_dir, path, tid, execution, point, seed, checkpoint_path, run_dir, config, aside):
+    """A fresh record; an earlier attempt's record and TensorBoard run are kept aside (named `aside`)."""
+    if os.path.exists(path):
+        records.set_aside(path, aside)
+    if os.path.isdir(run_dir):
+        records.set_aside(run_dir, aside)
+    checkpoints.remove(checkpoint_path)
+    checkpoints.remove(checkpoints.path_for(path, checkpoints.FINAL_SUFFIX))
+    return records.ExecutionRecord(experiment_dir, tid, execution, point, seed=seed, search=config.to_json())

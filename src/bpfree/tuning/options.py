@@ -1,0 +1,62 @@
+"""How a search trains its executions (`EngineOptions`), and what makes executions one structure.
+
+None of these change a number a search records: a member of a program trains exactly as the same
+execution alone (`bpfree.tuning.engine`), so they are run options, not search settings.
+"""
+
+import dataclasses
+
+from bpfree import checks
+
+# Hparams a program reads per member (copied in with the model's state): grid points that differ only
+# in these share a structure, and so a program.
+VARIABLE_HPARAMS = ("lr",)
+
+# Members a program holds at most when `members` is automatic: on a CPU more members share no idle
+# core and cost each program's trace more (bench/member_axis.py); a GPU's kernels stay latency-bound
+# far longer.
+AUTO_MEMBERS = {"cpu": 16, "gpu": 64}
+# Members of every program at least: a program of one member is a degenerate batch, which XLA computes
+# as a plain matmul summed in another order than a member of a larger program (a spare member is masked).
+MIN_MEMBERS = 2
+# Memory the members' state and activations may take, per program, when `members` is automatic.
+AUTO_MEMORY_BYTES = {"cpu": 2 * 2**30, "gpu": 8 * 2**30}
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineOptions:
+    """``members``: the most executions of one structure a program trains in the same kernels (a
+    capacity, ≥ 1; 0: automatic, from the structure's size, its executions and the device, `capacity`).
+    ``fit``: every execution through its own Keras `fit` instead (a debugging path; slower).
+    ``checkpoint_seconds``: the most training time between two checkpoints of an execution (0: every
+    epoch); a killed run replays at most that much, bit for bit."""
+
+    members: int = 0
+    fit: bool = False
+    checkpoint_seconds: float = 30.0
+
+    def __post_init__(self):
+        checks.whole("members", self.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
+        checks.number("checkpoint_seconds", self.checkpoint_seconds, lambda v: v >= 0, "a number ≥ 0 (0: every epoch)")
+
+    def describe(self):
+        if self.fit:
+            return "each execution through its own fit (--engine fit)"
+        size = "automatic" if not self.members else f"up to {self.members}"
+        return f"members {size} (one program per structure; its executions trained in the same kernels)"
+
+
+def structure_key(point):
+    """What fixes a grid point's program: every hparam but those read per member."""
+    return tuple(sorted((name, repr(value)) for name, value in point.items() if name not in VARIABLE_HPARAMS))
+
+
+def capacity(options, executions, variables, activations, device="cpu"):
+    """Members of a program: `options.members` if set, else as many of the structure's `executions` as
+    `AUTO_MEMBERS` and `AUTO_MEMORY_BYTES` allow for a member of `variables` state floats and
+    `activations` floats per step; never more than `executions` (a spare member costs and trains nothing)."""
+    if options.members:
+        return max(1, min(options.members, executions))
+    per_member = 4 * (variables + 3 * activations)
+    by_memory = max(1, AUTO_MEMORY_BYTES[device] // max(per_member, 1))
+    return max(1, min(executions, AUTO_MEMBERS[device], by_memory))
