@@ -77,7 +77,7 @@ import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 
 from bpfree import datasets  # noqa: E402
-from bpfree.tuning import SearchConfig, SearchSpace, run_search  # noqa: E402
+from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search  # noqa: E402
 from bpfree.tuning import search as search_module  # noqa: E402
 from bpfree.tuning import tuner as tuner_module  # noqa: E402
 from bpfree.tuning.hypermodel import BpfreeHyperModel  # noqa: E402
@@ -90,8 +90,8 @@ MNIST_SEARCH = {"dataset": "mnist", "problem_type": "classification", "objective
 
 
 def today(directory, config, space):
-    """The search before issue 14: `run_search` with ``group_size=0`` (one trial, one model, one `fit` at a time)."""
-    return run_search(directory, config, space, log=lambda *a: None, group_size=0)
+    """The search before issue 14: `run_search` with ``engine=EngineOptions(fit=True)`` (one trial, one model, one `fit` at a time)."""
+    return run_search(directory, config, space, log=lambda *a: None, engine=EngineOptions(fit=True))
 
 
 def grouped(size):

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 import pytest
+
+from bpfree.tuning.options import EngineOptions
 from tensorflow.compat.v1.train import summary_iterator
 
 from bpfree import build_model, datasets, records
@@ -55,7 +57,7 @@ def test_a_grid_mixing_conv_and_dense_archs_on_digits_feeds_each_its_shape(tmp_p
     config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=1, batch_size=128, use_xla=False,
                           histogram_freq=1)
     space = SearchSpace.create(SPACE)
-    summary = run_search(str(tmp_path), config, space, log=lambda *a: None, group_size=0)  # fit's path, spied on
+    summary = run_search(str(tmp_path), config, space, log=lambda *a: None, engine=EngineOptions(fit=True))  # fit's path, spied on
     found = completed(summary["project_dir"])
     for tid in found:  # activation histograms, from a sample of each trial's own inputs (images for conv trials)
         events = glob.glob(os.path.join(summary["project_dir"], "tensorboard", tid, "execution_0", "train", "events*"))
@@ -184,7 +186,7 @@ def test_mock_tfds_images_train_conv_and_dense_trials(name, shape, tmp_path, mon
         images = next(iter(data.train(0, 0, flatten=False)))[0]
         flat = next(iter(data.validation(flatten=True)))[0]
         assert tuple(images.shape) == (32, *shape) and tuple(flat.shape) == (32, int(np.prod(shape)))
-        summary = run_search(str(tmp_path), config, space, log=lambda *a: None, group_size=0)
+        summary = run_search(str(tmp_path), config, space, log=lambda *a: None, engine=EngineOptions(fit=True))
     found = completed(summary["project_dir"])
     assert len(found) == 4 and all(d["status"] == "completed" for d in found.values())
     assert all(np.isfinite(d["history"]["loss"][0]) for d in found.values())

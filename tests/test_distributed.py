@@ -311,7 +311,7 @@ def test_a_worker_told_the_grid_is_done_ends_cleanly_when_the_coordinator_closes
         tmp_path, monkeypatch):
     """The chief leaves once the oracle has told every key the grid is done, and can cut the reply to the
     last key (CI, test_a_late_worker_joins): a worker already told on one of its keys takes that as the end."""
-    from bpfree.tuning import SearchConfig, SearchSpace, run_search
+    from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 
     calls, told = [], []
     original = GridOracle.create_trial
@@ -330,7 +330,7 @@ def test_a_worker_told_the_grid_is_done_ends_cleanly_when_the_coordinator_closes
                                 "bw_init": ["ortho"], "lr": [1e-3, 1e-2], "dropout": [0.0]})
     config = SearchConfig(dataset="xor", objective="val_error_rate", num_epochs=1, use_xla=False)
     lines = []
-    summary = run_search(str(tmp_path), config, space, log=lines.append, group_size=4)
+    summary = run_search(str(tmp_path), config, space, log=lines.append, engine=EngineOptions(members=4))
     assert summary["ran"] == 2 and len(told) == 1, (calls, summary)
     assert {records.read(p)["status"] for p in records.iter_record_paths(str(tmp_path))} == {"completed"}
     assert calls[-1] != told[0]  # a call after the one told: cut, and taken as the end

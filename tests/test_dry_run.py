@@ -11,6 +11,8 @@ import tempfile
 
 import pytest
 
+from bpfree.tuning.options import EngineOptions
+
 from bpfree.tuning import cli, estimate, plan
 from bpfree.tuning.space import SearchSpace
 
@@ -80,7 +82,7 @@ def test_dry_run_says_what_the_search_would_do_and_writes_nothing(tmp_path, tiny
                      " ".join(out.split())), out
     assert "settings: dataset digits, problem_type classification, objective val_error_rate" in out
     # (whitespace normalised: the settings line wraps where its length puts it)
-    assert "group_size 1 (one traced program per structure, its executions in turn)" in " ".join(out.split())
+    assert "members automatic (one program per structure" in " ".join(out.split())
     assert ESTIMATE.search(out), out
     how = " ".join(out[out.index("how: "):].split())
     assert how.startswith("how: the search itself ran 3 of the grid's 3 (algorithm, arch) pairs for 2 epochs in a "
@@ -245,14 +247,14 @@ def test_a_structures_set_up_is_counted_once_and_each_groups_epochs_every_time()
     config = SearchConfig(dataset="digits", num_epochs=5, executions_per_trial=2)
     timings = {("bp", "16"): estimate.PairTiming(setup=10.0, epoch=1.0),
                ("dfa", "16"): estimate.PairTiming(setup=4.0, epoch=2.0, alone=True)}
-    assert estimate.timed_slots(points, config, group_size=4) == 4
+    assert estimate.timed_slots(points, config, engine=EngineOptions(members=4)) == 4
     assert estimate.extrapolate(points, config, 4, timings, slots=4) == pytest.approx((10 + 2 * 5) + 6 / 4 * (4 + 10))
     assert estimate.extrapolate(points, config, 4, timings, slots=4, scale=3) == pytest.approx(
         (10 + 2 * 5 * 3) + 6 / 4 * (4 + 10 * 3))
     one = {pair: estimate.PairTiming(10.0, 1.0) for pair in timings}  # group_size 0: each execution its own set-up
-    assert estimate.timed_slots(points, config, group_size=0) == 1
+    assert estimate.timed_slots(points, config, engine=EngineOptions(fit=True)) == 1
     assert estimate.extrapolate(points, config, 0, one, slots=1) == pytest.approx(2 * 6 * (10 + 5))
-    assert estimate.timed_slots(points_of({"lr": [1e-3]}), config, group_size=4) == 2  # fewer than a group
+    assert estimate.timed_slots(points_of({"lr": [1e-3]}), config, engine=EngineOptions(members=4)) == 2  # fewer than a group
 
 
 def test_an_untimed_pair_costs_its_row_times_its_column_over_the_base():

@@ -1,6 +1,8 @@
-"""Grouped executions (issue 14): executions trained side by side in the slots of one traced program
-(`bpfree.tuning.group`) record exactly what each records through its own `fit` — epoch by epoch, bit
-for bit — whether a member diverges, stops early, or the search is killed and resumed."""
+"""The engine in a search (issue 22): executions of one structure trained as the members of one program
+(`bpfree.tuning.engine`) record exactly what each records alone — in a program where it is the only
+execution — epoch by epoch, bit for bit, whatever the number of members, and what `fit` records
+within float32 rounding (rtol 1e-5); whether a member diverges, stops early, or the search is killed
+and resumed."""
 
 import math
 import os
@@ -12,13 +14,13 @@ import time
 import pytest
 
 from bpfree import records
-from bpfree.tuning import SearchConfig, SearchSpace, run_search
-from bpfree.tuning import group as group_module
+from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
+from bpfree.tuning import engine as engine_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],
          "lr": [1e-3, 1e-2], "dropout": [0.1]}
-CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=2, executions_per_trial=2, use_xla=False)
+CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=2, executions_per_trial=2)
 
 
 def quiet(*args):
@@ -46,35 +48,54 @@ def assert_same_records(grouped, alone):
             assert other[field] == record[field], (key, field)
         assert list(other["history"]) == list(record["history"]), key
         assert other["history"] == record["history"], key  # bit for bit
+        assert other.get("test") == record.get("test"), key
+
+
+def assert_close_records(engine, fit):
+    """The engine's records against fit's with XLA (`fit_with_xla`): the same fields and statuses, every
+    number within rtol 1e-5 (the same equations; XLA fuses them otherwise in one program than in the
+    other). Without XLA fit draws other dropout masks (TensorFlow picks another random algorithm)."""
+    assert engine.keys() == fit.keys() and fit
+    for key, record in fit.items():
+        other = engine[key]
+        assert set(other) == set(record), key
+        for field in ("status", "hparams", "seed"):
+            assert other[field] == record[field], (key, field)
+        for metric, values in record["history"].items():
+            assert other["history"][metric] == pytest.approx(values, rel=1e-5, nan_ok=True), (key, metric)
 
 
 def programs(monkeypatch):
-    """Every GroupProgram made from now on, in order."""
+    """Every MemberProgram made from now on, in order."""
     made = []
-    original = group_module.GroupProgram.__init__
+    original = engine_module.MemberProgram.__init__
 
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
         made.append(self)
 
-    monkeypatch.setattr(group_module.GroupProgram, "__init__", init)
+    monkeypatch.setattr(engine_module.MemberProgram, "__init__", init)
     return made
 
 
 @pytest.mark.parametrize("algorithms", [
     ["bp", "dfa"], pytest.param(["bp", "fa", "dfa", "drtp", "cce"], marks=pytest.mark.slow)])
-def test_each_rule_grouped_records_what_fit_records_bit_for_bit(tmp_path, monkeypatch, algorithms):
-    """bp, fa, dfa, drtp, cce (the fast tier: bp and dfa) with dropout (each member its own masks): 3 slots
-    for 4 executions a rule, so a program is reused by a second, partly filled group."""
+def test_each_rule_as_members_records_what_it_records_alone(tmp_path, monkeypatch, algorithms):
+    """bp, fa, dfa, drtp, cce (the fast tier: bp and dfa) with dropout (each member its own masks): 3
+    members for 4 executions a rule, so a program is reused by a second, partly filled group; bit for
+    bit against programs of the fewest members (one execution each), and against fit within rtol 1e-5."""
     config = SearchConfig(**CONFIG)
     space = SearchSpace.create({**SPACE, "algorithm": algorithms})
     n = 4 * len(algorithms)
-    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    run_search(str(tmp_path / "fit"), SearchConfig(**{**CONFIG, "use_xla": True}), space, log=quiet,
+               engine=EngineOptions(fit=True))
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(members=1))
     made = programs(monkeypatch)
     lines = []
-    run_search(str(tmp_path / "grouped"), config, space, log=lines.append, group_size=3)
+    run_search(str(tmp_path / "grouped"), config, space, log=lines.append, engine=EngineOptions(members=3))
     assert_same_records(found(tmp_path / "grouped"), found(tmp_path / "alone"))
-    assert len(made) == len(algorithms) and all(p.size == 3 for p in made)  # one program per rule, none made twice
+    assert_close_records(found(tmp_path / "grouped"), found(tmp_path / "fit"))
+    assert len(made) == len(algorithms) and all(p.capacity == 3 for p in made)  # one program per rule, none made twice
     assert not list(tmp_path.rglob("*.ckpt.npz"))
     for run in ("train", "validation"):  # TensorBoard as fit's callback writes it, for every execution
         assert len(list((tmp_path / "grouped").rglob(f"execution_*/{run}/events.out.tfevents.*"))) == n
@@ -84,8 +105,8 @@ def test_each_rule_grouped_records_what_fit_records_bit_for_bit(tmp_path, monkey
 def test_a_diverging_member_is_frozen_and_the_others_train_on_unchanged(tmp_path):
     config = SearchConfig(**{**CONFIG, "objective": "loss"})
     space = SearchSpace.create({**SPACE, "activation": ["linear"], "lr": [1e-3, 1e30], "dropout": [0.0]})
-    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
-    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=4)  # all four in one program
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(members=1))
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, engine=EngineOptions(members=4))  # all four in one program
     grouped = found(tmp_path / "grouped")
     assert_same_records(grouped, found(tmp_path / "alone"))
     status = {d["hparams"]["lr"]: d["status"] for d in grouped.values()}
@@ -95,8 +116,8 @@ def test_a_diverging_member_is_frozen_and_the_others_train_on_unchanged(tmp_path
 def test_early_stopping_stops_each_member_on_its_own(tmp_path):
     config = SearchConfig(**{**CONFIG, "num_epochs": 6, "use_early_stopping": True, "early_stopping_patience": 1})
     space = SearchSpace.create({**SPACE, "lr": [1e-3, 0.3]})
-    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
-    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=4)
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(members=1))
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, engine=EngineOptions(members=4))
     grouped = found(tmp_path / "grouped")
     assert_same_records(grouped, found(tmp_path / "alone"))
     lengths = sorted(len(d["history"]["loss"]) for d in grouped.values())
@@ -107,12 +128,11 @@ def test_a_program_is_traced_once_and_serves_every_later_group_of_its_structure(
     made = programs(monkeypatch)
     config = SearchConfig(**{**CONFIG, "num_epochs": 1})
     space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"], "lr": [1e-3, 3e-3, 1e-2]})
-    run_search(str(tmp_path), config, space, log=quiet, group_size=2)  # 3 groups a rule
+    run_search(str(tmp_path), config, space, log=quiet, engine=EngineOptions(members=2))  # 2 groups a rule
     assert len(made) == 2
     for program in made:
         assert program._epoch.experimental_get_tracing_count() == 1
         assert program._evaluate.experimental_get_tracing_count() == 1
-        assert program._step.experimental_get_tracing_count() == 1  # the short last batch: the same trace
     assert len(found(tmp_path)) == 12
 
 
@@ -120,8 +140,8 @@ def test_rules_with_their_own_train_step_train_one_at_a_time_and_say_so(tmp_path
     lines = []
     config = SearchConfig(**{**CONFIG, "num_epochs": 1, "executions_per_trial": 1})
     space = SearchSpace.create({**SPACE, "algorithm": ["ff", "bp"], "lr": [1e-3], "dropout": [0.0]})
-    run_search(str(tmp_path), config, space, log=lines.append, group_size=4)
-    assert any("train one at a time (FFNetwork has its own train step)" in line for line in lines), lines
+    run_search(str(tmp_path), config, space, log=lines.append, engine=EngineOptions(members=4))
+    assert any("train through fit (FFNetwork has its own train step)" in line for line in lines), lines
     assert {d["status"] for d in found(tmp_path).values()} == {"completed"}
 
 
@@ -137,7 +157,6 @@ dataset = "digits"
 objective = "val_error_rate"
 num_epochs = 12
 executions_per_trial = 2
-use_xla = false
 
 [space]
 algorithm = ["bp", "dfa"]
@@ -156,11 +175,11 @@ def test_kill9_during_a_grouped_run_then_resume_gives_the_same_records(tmp_path)
     preset.write_text(PRESET)
     config = SearchConfig(**{**CONFIG, "num_epochs": 12})
     space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"]})
-    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(members=4))
     reference = found(tmp_path / "alone")
 
     killed = tmp_path / "killed"
-    proc = _cli(killed, "--hparams", preset, "--group_size", 4)
+    proc = _cli(killed, "--hparams", preset, "--members", 4, "--checkpoint_seconds", 0)
     deadline = time.time() + 240
     while time.time() < deadline:  # kill when a group is mid-way: checkpoints and partial records exist
         now = found(killed) if killed.exists() else {}
@@ -171,7 +190,7 @@ def test_kill9_during_a_grouped_run_then_resume_gives_the_same_records(tmp_path)
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    resumed = _cli(killed, "--hparams", preset, "--group_size", 4)
+    resumed = _cli(killed, "--hparams", preset, "--members", 4, "--checkpoint_seconds", 0)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
     after = found(killed)
@@ -187,8 +206,8 @@ def test_xla_group_programs_match_fit_with_xla(tmp_path):
     differently from the graph's kernels, so the comparison is to fit with XLA, within float32 noise."""
     config = SearchConfig(**{**CONFIG, "use_xla": True})
     space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"]})
-    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
-    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=4)
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(fit=True))
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, engine=EngineOptions(members=4))
     alone, grouped = found(tmp_path / "alone"), found(tmp_path / "grouped")
     assert alone.keys() == grouped.keys()
     for key, record in alone.items():
@@ -201,6 +220,6 @@ def test_conv_and_dense_archs_grouped_record_what_fit_records(tmp_path):
     """Each structure its own program, fed images or flat vectors as its arch reads them."""
     config = SearchConfig(**{**CONFIG, "num_epochs": 1})
     space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"], "arch": ["conv4k3-pool2-16", "16"], "lr": [1e-2]})
-    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
-    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=2)
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(members=1))
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, engine=EngineOptions(members=2))
     assert_same_records(found(tmp_path / "grouped"), found(tmp_path / "alone"))

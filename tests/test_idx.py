@@ -12,6 +12,8 @@ import shutil
 import numpy as np
 import pytest
 
+from bpfree.tuning.options import EngineOptions
+
 from bpfree import datasets
 from bpfree.datasets import DatasetError, idx, loading, preprocess
 
@@ -355,7 +357,7 @@ def test_a_search_on_bpfree_data_dir_records_its_data_source(data_dir, tmp_path,
                                 "bw_init": ["ortho"], "lr": [1e-3], "dropout": [0.0]})
     lines = []
     summary = run_search(str(tmp_path / "exp"), config, space, log=lambda *a: lines.append(" ".join(map(str, a))),
-                         group_size=group_size)
+                         engine=engine_for(group_size))
     assert summary["ran"] == 1 and not summary["accidents"]
     source = f"idx ({data_dir / 'mnist'}, no known checksum for these files)"
     assert f"data: mnist from {source}" in lines
@@ -412,7 +414,7 @@ def test_an_experiment_from_before_input_size_resumes_unchanged(tmp_path):
     config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=1)
     space = SearchSpace.create({"algorithm": ["bp"], "arch": ["8"], "activation": ["tanh"], "batchnorm": [False],
                                 "bw_init": ["ortho"], "lr": [1e-3], "dropout": [0.0]})
-    assert run_search(str(tmp_path), config, space, log=lambda *a: None, group_size=0)["ran"] == 1
+    assert run_search(str(tmp_path), config, space, log=lambda *a: None, engine=EngineOptions(fit=True))["ran"] == 1
     directory = project_dir(str(tmp_path), config, space)
     paths = [os.path.join(d, f) for d, _, fs in os.walk(directory) for f in fs
              if f == "config.json" or (f.startswith("execution_") and f.endswith(".json"))]
@@ -456,3 +458,8 @@ def test_search_data_loads_each_split_once_for_every_execution(monkeypatch):
             np.testing.assert_array_equal(ya.numpy(), yb.numpy())
         np.testing.assert_array_equal(held.numpy(), expected[0])
     assert all(isinstance(p, tf.data.Dataset) for p in pipelines)
+
+
+def engine_for(group_size):
+    """0: each execution through fit; n: programs of up to n members."""
+    return EngineOptions(fit=True) if group_size == 0 else EngineOptions(members=group_size)

@@ -27,7 +27,7 @@ def test_a_search_on_a_terminal_shows_epochs_and_etas_and_clears_the_line_for_it
 
     config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=3, use_xla=False)
     for group_size in (0, 2):  # through fit, and grouped
-        run_search(str(tmp_path / str(group_size)), config, SearchSpace.create(SPACE), log=log, group_size=group_size)
+        run_search(str(tmp_path / str(group_size)), config, SearchSpace.create(SPACE), log=log, engine=engine_for(group_size))
     shown = terminal.getvalue()
     assert "\r" in shown and "epoch 3/3  val_error_rate " in shown and " | grid 1/2 executions, ETA 0:" in shown
     assert "bp-16-tanh-bwortho-lr0.01-" in shown and "×2  epoch 1/3" in shown  # the group of two
@@ -43,3 +43,8 @@ def test_nothing_is_shown_when_the_output_is_not_a_terminal():
     progress.epoch(0, [0.5])
     progress.finish(1)
     assert stream.getvalue() == "" and not progress.enabled
+
+
+def engine_for(group_size):
+    """0: each execution through fit; n: programs of up to n members."""
+    return EngineOptions(fit=True) if group_size == 0 else EngineOptions(members=group_size)

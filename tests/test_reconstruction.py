@@ -56,7 +56,7 @@ def test_a_reconstruction_search_logs_unexplained_variance_in_train_validation_a
     found = {}
     for group_size in (0, 4):  # each execution through its own fit, and in a group program's slots
         summary = run_search(str(tmp_path / str(group_size)), config, space, log=lambda *a: None,
-                             group_size=group_size)
+                             engine=engine_for(group_size))
         for path in records.iter_record_paths(summary["project_dir"]):
             data = records.read(path)
             found[(group_size, data["trial_id"])] = data
@@ -114,3 +114,8 @@ def test_the_callback_writes_the_png_and_a_tensorboard_image_when_training_ends(
     events.Reload()
     (image,) = events.Tensors("reconstructions")
     assert image.step == 2 and len(image.tensor_proto.string_val) == 3  # width, height, the PNG
+
+
+def engine_for(group_size):
+    """0: each execution through fit; n: programs of up to n members."""
+    return EngineOptions(fit=True) if group_size == 0 else EngineOptions(members=group_size)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bpfree import records, results, schedules
-from bpfree.tuning import SearchConfig, SearchSpace, run_search
+from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 from bpfree.tuning import tuner as tuner_module
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.search import ExperimentMismatch, check_config, project_dir
@@ -79,7 +79,7 @@ def test_a_step_schedule_gives_the_same_records_through_fit_grouped_and_killed_t
     config = SearchConfig(**SETTINGS, num_epochs=4, lr_schedule="step", lr_milestones=(1, 3), lr_factor=0.5,
                           optimizer="sgd", momentum=0.9)
     space = SearchSpace.create(SPACE)
-    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(fit=True))
     run_search(str(tmp_path / "grouped"), config, space, log=quiet)  # the default: the grouped engine
     alone, grouped = found(tmp_path / "alone"), found(tmp_path / "grouped")
     assert alone.keys() == grouped.keys() and len(alone) == 4
@@ -130,9 +130,9 @@ def test_a_plateau_schedule_resumes_from_the_recorded_val_losses(tmp_path, monke
 
     monkeypatch.setattr(tuner_module.RecordCallback, "on_epoch_end", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_search(str(tmp_path / "twice"), config, space, log=quiet, group_size=0)
+        run_search(str(tmp_path / "twice"), config, space, log=quiet, engine=EngineOptions(fit=True))
     monkeypatch.setattr(tuner_module.RecordCallback, "on_epoch_end", original)
-    run_search(str(tmp_path / "twice"), config, space, log=quiet, group_size=0)
+    run_search(str(tmp_path / "twice"), config, space, log=quiet, engine=EngineOptions(fit=True))
     (twice,) = found(tmp_path / "twice").values()
     assert twice["resumed_at_epochs"] == [3] and twice["history"] == history
 

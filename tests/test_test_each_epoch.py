@@ -5,7 +5,7 @@ never part of what chooses a trial."""
 import pytest
 
 from bpfree import results
-from bpfree.tuning import SearchConfig, SearchSpace, run_search
+from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 from test_group import SPACE, assert_same_records, found, quiet
 
 CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=3, executions_per_trial=1, use_xla=False,
@@ -17,8 +17,8 @@ CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=3, execut
 def test_each_epochs_test_metrics_are_recorded_alike_through_fit_and_the_grouped_engine(tmp_path, protocol):
     config = SearchConfig(**CONFIG, **protocol)
     space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"], "dropout": [0.0]})
-    run_search(str(tmp_path / "alone"), config, space, log=quiet, group_size=0)
-    run_search(str(tmp_path / "grouped"), config, space, log=quiet, group_size=1)
+    run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(fit=True))
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, engine=EngineOptions(members=1))
     alone, grouped = found(tmp_path / "alone"), found(tmp_path / "grouped")
     assert_same_records(grouped, alone)
     for record in alone.values():
