@@ -317,11 +317,12 @@ def test_report_path_must_be_markdown(tmp_path, capsys):
 
 def test_the_report_reads_the_alignment_metrics_the_trackers_write():
     import bpfree
-    from bpfree import report, trackers
+    from bpfree import trackers
+    from bpfree.results import plots
 
     model = bpfree.build_model("dfa", "8-8", 6, 3, seed=0, trackers=("bp_cosine", "weight_alignment", "weights"))
     names = trackers.metric_names(model)
-    found = {n for n in names if report._ALIGNMENT_METRIC.fullmatch(n)}
+    found = {n for n in names if plots.ALIGNMENT_METRIC.fullmatch(n)}
     assert found == {n for n in names if n.startswith(("bp_cosine_", "weight_alignment_"))} and len(found) >= 3
 
 
