@@ -9,12 +9,12 @@ from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Run after the notebook's first cell: every figure `bpfree.results` saves is described (per axes, its
+# Run after the notebook's first cell: every figure `bpfree.results.plots` saves is described (per axes, its
 # lines' point counts and y values; legend handles are not axes lines) before it is written and closed.
 CAPTURE = """
-import bpfree.results as _results
+import bpfree.results.plots as _plots
 _FIGURES = []
-_save_figure = _results.save_figure
+_save_figure = _plots.save_figure
 
 def _describe(fig, path):
     _FIGURES.append({"path": str(path), "axes": [
@@ -23,7 +23,7 @@ def _describe(fig, path):
          "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel()} for ax in fig.axes]})
     return _save_figure(fig, path)
 
-_results.save_figure = _describe
+_plots.save_figure = _describe
 """
 REPORT = "import json\nprint('FIGURES=' + json.dumps(_FIGURES))"
 

@@ -253,6 +253,52 @@ def test_python_m_bpfree_results_imports_no_tensorflow(tmp_path):
     assert (tmp_path / "report.md").exists()
 
 
+def test_import_bpfree_results_loads_and_reports_without_tensorflow(tmp_path):
+    """The package itself, in a fresh process: import, load, best, the console table and the report leave
+    tensorflow and keras out of sys.modules. `bpfree/__init__.py` is bypassed here (a bare `bpfree`
+    package): a plain `import bpfree` registers the saveable Keras classes, so it loads TensorFlow by
+    design; `python -m bpfree.results` skips that (the test above)."""
+    two_rules_two_lrs(tmp_path / "exp", "loss")
+    script = f"""
+import sys, types
+bpfree = types.ModuleType("bpfree")
+bpfree.__path__ = [{os.path.join(REPO, "src", "bpfree")!r}]
+sys.modules["bpfree"] = bpfree
+import bpfree.results as results
+frame = results.load({str(tmp_path / "exp")!r})
+table = results.best(frame, by="algorithm")
+print(results.tables.console(table))
+results.report.write(frame, {str(tmp_path / "report.md")!r})
+print("HEAVY", sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "keras_tuner",
+                                                                    "tensorflow_datasets")))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.path.join(REPO, "src")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "HEAVY []" in done.stdout and "dfa" in done.stdout, done.stdout[-3000:]
+    assert (tmp_path / "report.md").exists()
+
+
+def test_the_results_modules_import_one_way():
+    """Inside bpfree.results each module imports only those before it: frame, scores, tables, plots,
+    statistics, report, cli (so no cycle, and each can be read knowing only its predecessors)."""
+    import ast
+
+    order = ["frame", "scores", "tables", "plots", "statistics", "report", "cli"]
+    for position, name in enumerate(order):
+        with open(os.path.join(REPO, "src", "bpfree", "results", f"{name}.py")) as f:
+            tree = ast.parse(f.read())
+        used = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "bpfree.results":
+                used.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bpfree.results."):
+                used.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                used.update(a.name.split(".")[2] for a in node.names if a.name.startswith("bpfree.results."))
+        assert used <= set(order[:position]), (name, used - set(order[:position]))
+
+
 # ----------------------------------------------------------------------------------------- the report
 def seeds(directory, algorithm, errors, trackers=False, tests=True, project=PROJECT):
     for execution, error in enumerate(errors):
@@ -317,11 +363,12 @@ def test_report_path_must_be_markdown(tmp_path, capsys):
 
 def test_the_report_reads_the_alignment_metrics_the_trackers_write():
     import bpfree
-    from bpfree import report, trackers
+    from bpfree import trackers
+    from bpfree.results import plots
 
     model = bpfree.build_model("dfa", "8-8", 6, 3, seed=0, trackers=("bp_cosine", "weight_alignment", "weights"))
     names = trackers.metric_names(model)
-    found = {n for n in names if report._ALIGNMENT_METRIC.fullmatch(n)}
+    found = {n for n in names if plots.ALIGNMENT_METRIC.fullmatch(n)}
     assert found == {n for n in names if n.startswith(("bp_cosine_", "weight_alignment_"))} and len(found) >= 3
 
 

@@ -9,10 +9,11 @@ the IDX files' order, not tfds's, so `bpfree.datasets.source` names which one se
 
 import os
 
+from bpfree.datasets import tfds_source
 from bpfree.datasets.errors import DatasetError
 
 ENV = "BPFREE_DATA_DIR"
-SETS = ("mnist", "fashion_mnist", "kmnist")  # tfds names that have a standard IDX release
+SETS = tfds_source.IDX_SETS  # tfds names that have a standard IDX release
 
 
 def idx_dir(tfds_name, tfds_data_dir=None):
@@ -36,8 +37,6 @@ def _tfds_prepared(tfds_name, tfds_data_dir):
     import logging
 
     import tensorflow_datasets as tfds
-
-    from bpfree.datasets import tfds_source
 
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level

@@ -15,7 +15,6 @@ import urllib.request
 
 import numpy as np
 
-from bpfree.datasets import offline
 from bpfree.datasets.errors import DatasetError
 
 # Our short names → tfds names, and how our train/test map onto each set's tfds splits.
@@ -30,6 +29,7 @@ ALIASES = {
 }
 SPLITS = {"eurosat/rgb": {"train": "train[:80%]", "test": "train[80%:]"}}  # EuroSAT ships one split
 PROBE_TIMEOUT = 5.0  # seconds for one connection to a download host (all hosts are tried at once)
+IDX_SETS = ("mnist", "fashion_mnist", "kmnist")  # tfds names with a standard IDX release (`datasets.offline`)
 # Split sizes for info() without preparing (tfds knows them only once the data is there).
 KNOWN_SIZES = {
     "mnist": {"train": 60000, "test": 10000},
@@ -160,5 +160,5 @@ def _not_prepared_message(tfds_name, where, error):
         f"`python -c \"import tensorflow_datasets as tfds; tfds.builder('{tfds_name}', data_dir='DIR').download_and_prepare()\"`, "
         f"then copy DIR/{tfds_name.split('/')[0]} into {where} (or point TFDS_DATA_DIR at DIR)"
         + (f"; or set BPFREE_DATA_DIR to a directory holding {tfds_name}/ with its four IDX files (README: Offline)."
-           if tfds_name in offline.SETS else ".")
+           if tfds_name in IDX_SETS else ".")
     )

@@ -1,4 +1,4 @@
-"""How a `bpfree.results.best` table is shown: rounded numbers, mean ± std, and columns that fit.
+"""How a `best` table is shown: rounded numbers, mean ± std, group labels, and columns that fit.
 
 Every number is printed to 4 significant digits (an error rate, in percent, as 70.8; a loss as 0.3761) and
 every std to 2; a missing value is "—". Columns that hold one value in every row (a rule's own hparam: in
@@ -39,6 +39,13 @@ def cell(value):
     if isinstance(value, float):
         return number(value)
     return str(value)
+
+
+def group_label(row, by):
+    """"dfa", "dfa · arch 500-500" or "gait · orthogonal_reg 0.1": a best row's group, for legends."""
+    if not by:
+        return str(row["trial_id"])
+    return " · ".join([cell(row[by[0]])] + [f"{c} {cell(row[c])}" for c in by[1:]])
 
 
 def epochs_used(row):
