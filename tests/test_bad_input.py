@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bpfree import rules
+from bpfree import rules, seeds
 from bpfree.tuning import cli
 from bpfree.tuning.config import SearchConfig
 from bpfree.tuning.search import validate_points
@@ -111,7 +111,7 @@ def test_the_largest_seed_still_leaves_room_for_every_derived_seed():
     config = SearchConfig(seed=0, executions_per_trial=3)
     assert config.seed == 0
     top = SearchConfig.max_seed(executions_per_trial=3)
-    assert top + 2 + 20_000 + 1000 < 2**31  # execution k: seed + k; feedback / inverse seeds add ≤ 20000 + depth
+    assert top + 2 + seeds.HEADROOM == 2**31 - 1  # execution k: seed + k; a model's streams add ≤ seeds.HEADROOM
     SearchConfig(seed=top, executions_per_trial=3)
     refused(lambda: SearchConfig(seed=top + 1, executions_per_trial=3), str(top + 1), str(top))
 

@@ -20,7 +20,7 @@ order is drawn from (``shuffle_seed``, e) alone — not from how often the datas
 
 import dataclasses
 
-from bpfree import arch, checks
+from bpfree import arch, checks, seeds
 from bpfree.datasets import catalog, preprocess
 from bpfree.datasets.errors import DatasetError
 from bpfree.datasets.loading import load, mean_std_stats
@@ -133,10 +133,10 @@ def batch_maker(x_all, y_all, meta, problem_type="classification", flatten=True,
 
 def epoch_permutation(n, seed, epoch):
     """The order of epoch `epoch` of a training pipeline with ``shuffle_seed=seed`` (``epochs`` given):
-    the permutation of range(n) drawn from the stateless seed (seed, epoch) alone."""
+    the permutation of range(n) drawn from the stateless seed `seeds.data_order(seed, epoch)` alone."""
     import tensorflow as tf
 
-    seed_pair = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    seed_pair = tf.stack([tf.cast(part, tf.int64) for part in seeds.data_order(seed, epoch)])
     return tf.argsort(tf.random.stateless_uniform([n], seed=seed_pair))
 
 

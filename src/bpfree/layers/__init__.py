@@ -4,7 +4,7 @@ learned inverses, GLE dynamics, PEPITA's input feedback."""
 from bpfree.layers.block import ACTIVATIONS, DenseBlock, activation_function
 from bpfree.layers.conv import ConvBlock, FeedbackAlignmentConv2D
 from bpfree.layers.feedback import (BW_INITS, FeedbackAlignmentDense, FeedbackProjection, call_dense,
-                                    feedback_initializer, feedback_seed)
+                                    feedback_initializer)
 from bpfree.layers.gle import GLEDense
 from bpfree.layers.input_feedback import InputFeedback
 from bpfree.layers.invertible import InvertibleDense
@@ -12,4 +12,4 @@ from bpfree.layers.learned_inverse import LearnedInverse
 
 __all__ = ["ACTIVATIONS", "BW_INITS", "ConvBlock", "DenseBlock", "FeedbackAlignmentConv2D", "FeedbackAlignmentDense", "FeedbackProjection", "GLEDense",
            "InputFeedback", "InvertibleDense", "LearnedInverse", "activation_function", "call_dense",
-           "feedback_initializer", "feedback_seed"]
+           "feedback_initializer"]

@@ -39,12 +39,6 @@ from bpfree.layers.own_variables import SavesOwnVariables
 
 BW_INITS = ("ortho", "lecun", "uniform", "gaussian", "xavier")
 BACKWARDS = ("fixed", "learned", "sign", "random_sign", "batch_random_sign")
-_FEEDBACK_SEED_OFFSET = 10_000
-
-
-def feedback_seed(seed, l):
-    """The seed of the fixed feedback matrix of layer `l` (1-based) of a network seeded with `seed`."""
-    return seed + _FEEDBACK_SEED_OFFSET + l - 1
 
 
 def feedback_initializer(name, seed):

@@ -46,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bpfree import checks
+from bpfree import checks, seeds
 
 ACTIVATIONS = ("linear", "identity", "tanh", "sigmoid", "softplus", "relu")
 # How hidden units split into time-constant groups (`bpfree.models.gle.hidden_time_constants`).
@@ -303,7 +303,7 @@ class GLEDense(keras.layers.Layer):
         self.bias = self.add_weight(
             name="bias", shape=(self.units,),
             initializer=self.bias_initializer or keras.initializers.RandomUniform(
-                -bound, bound, seed=None if self.seed is None else self.seed + 1)) if self.use_bias else None
+                -bound, bound, seed=seeds.gle_bias(self.seed))) if self.use_bias else None
         tau_m = time_constants("tau_m", self.tau_m_init, self.units, self.dt)
         tau_r = tau_m if self.tau_r_init is None else time_constants("tau_r", self.tau_r_init, self.units, self.dt)
         self.tau_m = self.add_weight(name="tau_m", shape=(self.units,), initializer=keras.initializers.Constant(0.0),

@@ -23,7 +23,7 @@ from bpfree import optimizers
 from bpfree import trackers as trackers_lib
 
 # Drawn seeds leave room for the offsets added to them (feedback matrices, inverses).
-_SEED_RANGE = 2**31 - 100_000
+from bpfree.seeds import DRAWN_RANGE as _SEED_RANGE
 
 
 def resolve_seed(seed):

@@ -16,7 +16,7 @@ import math
 import keras
 import tensorflow as tf
 
-from bpfree import checks
+from bpfree import checks, seeds
 from bpfree import trackers as trackers_lib
 from bpfree import arch as arch_lib
 from bpfree import rules
@@ -132,17 +132,20 @@ class Network(RuleModel):
         c = self.network_config
         regularizer = keras.regularizers.L2(c.weight_decay) if c.weight_decay else None
 
+        def glorot(l):
+            return keras.initializers.GlorotUniform(seed=seeds.layer_weights(c.seed, l))
+
         def dense(l, units, name):
             return self.rule.dense(l, units, c, use_bias=c.use_bias, name=name, kernel_regularizer=regularizer,
-                                   kernel_initializer=keras.initializers.GlorotUniform(seed=c.seed + l - 1))
+                                   kernel_initializer=glorot(l))
 
         def block(l, spec):
             options = dict(activation=c.activation, batchnorm=c.batchnorm, dropout=c.dropout,
-                           dropout_seed=c.seed + l - 1, name=f"block_{l}")
+                           dropout_seed=seeds.dropout(c.seed, l), name=f"block_{l}")
             if isinstance(spec, int):
                 return DenseBlock(dense(l, spec, "dense"), **options)
             conv = self.rule.conv(l, spec, c, use_bias=c.use_bias, name="conv", kernel_regularizer=regularizer,
-                                  kernel_initializer=keras.initializers.GlorotUniform(seed=c.seed + l - 1))
+                                  kernel_initializer=glorot(l))
             return ConvBlock(conv, pools=spec.pools, **options)
 
         self.blocks = [block(l, spec) for l, spec in enumerate(c.arch, start=1)]

@@ -14,13 +14,11 @@ reported loss and metrics, not the goodness losses.
 import keras
 import tensorflow as tf
 
-from bpfree import checks, optimizers
+from bpfree import checks, optimizers, seeds
 from bpfree.arch import arch_string, parse_arch
 from bpfree.layers import ACTIVATIONS, activation_function
 from bpfree.models.base import RuleModel, resolve_seed
 from bpfree.models.rule_options import configure_rule
-
-_NEGATIVE_SEED_OFFSET = 40_000
 
 
 def validate(rule, arch, input_dim, output_dim, *, activation="relu", batchnorm=False, dropout=0.0, use_bias=True,
@@ -68,14 +66,15 @@ class FFNetwork(RuleModel):
         self.weight_decay = float(weight_decay)
         self.seed = resolve_seed(seed)
         self.ff_layers = [keras.layers.Dense(units, activation=activation_function(activation), use_bias=self.use_bias,
-                                             kernel_initializer=keras.initializers.GlorotUniform(seed=self.seed + l - 1),
+                                             kernel_initializer=keras.initializers.GlorotUniform(
+                                                 seed=seeds.layer_weights(self.seed, l)),
                                              name=f"ff_{l}")
                           for l, units in enumerate(widths, start=1)]
         width = self.input_dim + self.output_dim
         for layer in self.ff_layers:
             layer.build((None, width))
             width = layer.units
-        self.negative_labels = keras.random.SeedGenerator(self.seed + _NEGATIVE_SEED_OFFSET)
+        self.negative_labels = keras.random.SeedGenerator(seeds.ff_negative_labels(self.seed))
         self.rule_metrics = [keras.metrics.Mean(name=f"goodness_loss_{l}") for l in range(1, len(widths) + 1)]
         self.built = True
 

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bpfree import checks, optimizers
+from bpfree import checks, optimizers, seeds
 from bpfree.arch import check_problem_type, parse_arch
 from bpfree.layers.gle import ACTIVATIONS, TAU_PROFILES, GLEDense, GLEParams, gle_forward_step, gle_step
 from bpfree.models.base import RuleModel, resolve_seed
@@ -389,8 +389,8 @@ def build_gle_network(arch, input_dim, output_dim, *, activation="tanh", input_a
         tau_m, tau_r = hidden_time_constants(width, tau, dt, "le" if mode == "le" else tau_profile)
         act = (input_activation or activation) if i == 0 else activation
         layers.append(GLEDense(width, tau_m=tau_m, tau_r=None if mode == "le" else tau_r, activation=act,
-                               seed=seed + 2 * i, name=f"gle_{i + 1}", **common))
-    layers.append(GLEDense(output_dim, tau_m=tau, tau_r=None, activation="linear", seed=seed + 2 * len(widths),
-                           name="gle_out", **common))
+                               seed=seeds.gle_layer(seed, i), name=f"gle_{i + 1}", **common))
+    layers.append(GLEDense(output_dim, tau_m=tau, tau_r=None, activation="linear",
+                           seed=seeds.gle_layer(seed, len(widths)), name="gle_out", **common))
     return GLENetwork(layers, input_dim, loss=loss, beta=beta, input_mode=input_mode, steps=steps,
                       weight_decay=weight_decay, name=name, **network_kwargs)

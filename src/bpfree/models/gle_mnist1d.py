@@ -13,7 +13,7 @@ seed `experiments/mnist1d/plastic_e2e.py` and `static_lagnet.py`), as `GLENetwor
 import keras
 import numpy as np
 
-from bpfree import checks
+from bpfree import checks, seeds
 from bpfree.layers.gle import GLEDense
 from bpfree.models.gle import GLENetwork, build_gle_network
 
@@ -40,9 +40,9 @@ def static_lagnet_mlp(*, dt=0.2, max_memory_tau=1.8, tau=2.0, hidden_size=60, se
     layers += [GLEDense(10, kernel_initializer=keras.initializers.Identity(), name=f"lag_{i}", **lag)
                for i in (2, 3, 4)]
     mlp = dict(tau_m=tau, dt=dt, mode="le", gamma=0.0, state_batch_size=batch_size)
-    layers += [GLEDense(hidden_size, activation="tanh", seed=seed, name="mlp_1", **mlp),
-               GLEDense(hidden_size, activation="tanh", seed=seed + 2, name="mlp_2", **mlp),
-               GLEDense(10, activation="linear", seed=seed + 4, name="mlp_out", **mlp)]
+    layers += [GLEDense(hidden_size, activation="tanh", seed=seeds.gle_layer(seed, 0), name="mlp_1", **mlp),
+               GLEDense(hidden_size, activation="tanh", seed=seeds.gle_layer(seed, 1), name="mlp_2", **mlp),
+               GLEDense(10, activation="linear", seed=seeds.gle_layer(seed, 2), name="mlp_out", **mlp)]
     return GLENetwork(layers, 1, loss="ce", beta=1.0, input_mode="sequence", name="static_lagnet", **kwargs)
 
 

@@ -23,7 +23,7 @@ forward pass, one gradient call; the reported loss (the compiled one, MSE by def
 import keras
 import tensorflow as tf
 
-from bpfree import checks
+from bpfree import checks, seeds
 from bpfree import trackers as trackers_lib
 from bpfree.arch import arch_string, parse_arch
 from bpfree.forward_pass import ForwardPass
@@ -89,7 +89,7 @@ class InvertibleNetwork(RuleModel):
         self._trackers = tuple(trackers)
         self.seed = resolve_seed(seed)
         self.inv_layers = [InvertibleDense(linear=activation == "linear", orthogonal_init=self.rule.orthogonal_init,
-                                           seed=self.seed + i, name=f"invertible_{i + 1}")
+                                           seed=seeds.layer_weights(self.seed, i + 1), name=f"invertible_{i + 1}")
                            for i in range(len(widths))]
         for layer, width in zip(self.inv_layers, widths):
             layer.build((None, width))

@@ -18,7 +18,8 @@ their shapes are a kernel's (dense layers, unpooled).
 
 import keras
 
-from bpfree.layers.feedback import FeedbackProjection, feedback_seed
+from bpfree import seeds
+from bpfree.layers.feedback import FeedbackProjection
 from bpfree.rules.base import Rule, whole
 
 
@@ -31,7 +32,7 @@ class DirectFeedbackRule(Rule):
                                      "a pooling size ≥ 1 (1: the full feature map)")
 
     def projections(self, config):
-        return [FeedbackProjection(config.output_dim, bw_init=config.bw_init, seed=feedback_seed(config.seed, l),
+        return [FeedbackProjection(config.output_dim, bw_init=config.bw_init, seed=seeds.feedback(config.seed, l),
                                    pool=self.projection_pool if not isinstance(block, int) else 1,
                                    name=f"feedback_{l}")
                 for l, block in enumerate(config.arch, start=1)]

@@ -24,12 +24,11 @@ Metrics: ``target_loss_l`` (l = 1..L) and ``inverse_loss_l`` (l = 2..L+1), every
 
 import keras
 
+from bpfree import seeds
 from bpfree.layers import LearnedInverse, activation_function
 from bpfree.rules.base import number
 from bpfree.rules.layer_targets import LayerTargetRule
 from bpfree.rules.registry import register
-
-_INVERSE_SEED_OFFSET = 20_000
 
 
 @register
@@ -49,7 +48,7 @@ class DifferenceTargetPropagation(LayerTargetRule):
         inverses = []
         for l in range(2, len(widths)):
             g = LearnedInverse(widths[l - 1], activation=config.activation,
-                               seed=config.seed + _INVERSE_SEED_OFFSET + l, name=f"inverse_{l}")
+                               seed=seeds.inverse(config.seed, l), name=f"inverse_{l}")
             g.build((None, widths[l]))
             inverses.append(g)
         return inverses

@@ -9,8 +9,9 @@ On a convolution, B_l is a fixed random kernel of W_l's shape and the error goes
 convolution with B_l instead of W_l (`FeedbackAlignmentConv2D`), as in biotorch's conv layers.
 """
 
+from bpfree import seeds
 from bpfree.layers.conv import FeedbackAlignmentConv2D
-from bpfree.layers.feedback import FeedbackAlignmentDense, feedback_seed
+from bpfree.layers.feedback import FeedbackAlignmentDense
 from bpfree.rules.base import Rule
 from bpfree.rules.registry import register
 
@@ -25,7 +26,7 @@ class FeedbackAlignment(Rule):
     def dense(self, l, units, config, **kwargs):
         if l == 1:  # nothing below the first layer needs its error
             return super().dense(l, units, config, **kwargs)
-        return FeedbackAlignmentDense(units, bw_init=config.bw_init, feedback_seed=feedback_seed(config.seed, l),
+        return FeedbackAlignmentDense(units, bw_init=config.bw_init, feedback_seed=seeds.feedback(config.seed, l),
                                       backward=self.backward, **kwargs)
 
     def conv(self, l, spec, config, **kwargs):
@@ -33,7 +34,7 @@ class FeedbackAlignment(Rule):
             return super().conv(l, spec, config, **kwargs)
         return FeedbackAlignmentConv2D(spec.filters, spec.kernel, strides=spec.stride, padding=spec.padding,
                                        bw_init=config.bw_init,
-                                       feedback_seed=feedback_seed(config.seed, l), backward=self.backward, **kwargs)
+                                       feedback_seed=seeds.feedback(config.seed, l), backward=self.backward, **kwargs)
 
     def alignment_targets(self, model):
         return self.per_layer(model, lambda layer: layer.feedback)

@@ -28,14 +28,13 @@ the image (H·W·C rows, reshaped). Where the block pools, h_l and h_lᵉʳʳ ar
 import keras
 import tensorflow as tf
 
-from bpfree import checks
+from bpfree import checks, seeds
 from bpfree.forward_pass import weighted_preactivation
 from bpfree.layers.input_feedback import InputFeedback
 from bpfree.rules.base import Rule, number
 from bpfree.rules.registry import register
 
 OUTPUT_ERRORS = ("modulated", "first")
-_F_SEED_OFFSET = 30_000
 
 
 @register
@@ -58,7 +57,7 @@ class PEPITA(Rule):
 
     def build_layers(self, config):
         """[F]: the fixed input feedback, seeded from the network's seed."""
-        f = InputFeedback(config.input_dim, scale=self.f_scale, seed=config.seed + _F_SEED_OFFSET,
+        f = InputFeedback(config.input_dim, scale=self.f_scale, seed=seeds.pepita_input_feedback(config.seed),
                           name="input_feedback")
         f.build((None, config.output_dim))
         return [f]

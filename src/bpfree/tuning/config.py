@@ -3,7 +3,7 @@
 import dataclasses
 import numbers
 
-from bpfree import arch, checks, optimizers, schedules, scoring
+from bpfree import arch, checks, optimizers, schedules, scoring, seeds
 from bpfree import trackers as trackers_lib
 from bpfree.datasets import RESIZES, SCALERS, catalog
 
@@ -22,10 +22,10 @@ SETTINGS_BEFORE_THEY_EXISTED.update(momentum=0.0, lr_schedule="constant", lr_mil
 
 OBJECTIVES = ("loss", "val_loss", "error_rate", "val_error_rate")
 OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
-# Seeds derived from the search seed: execution k uses seed + k, and a model adds offsets to it for its
-# feedback matrices and inverses (networks.py: 10000 + layer, dtp.py: 20000 + layer). Keeping
-# seed + k below 2**31 − SEED_HEADROOM keeps every derived seed a valid int32 seed.
-SEED_HEADROOM = 2**16
+# Seeds derived from the search seed (`seeds`): execution k uses seeds.execution(seed, k), and a model's
+# streams (weights, dropout, feedback matrices, inverses, ...) add at most seeds.HEADROOM to it. Keeping
+# every execution's seed below 2**31 − SEED_HEADROOM keeps every derived seed a valid int32 seed.
+SEED_HEADROOM = seeds.HEADROOM
 SETTINGS_BEFORE_THEY_EXISTED.update(input_size=0, resize="bilinear")  # images were always at their native size
 
 
@@ -129,7 +129,7 @@ class SearchConfig:
     @staticmethod
     def max_seed(executions_per_trial=1):
         """The largest search seed whose executions' seeds (seed + k) and derived seeds fit in int32."""
-        return 2**31 - 1 - SEED_HEADROOM - (executions_per_trial - 1)
+        return seeds.INT32_LIMIT - 1 - SEED_HEADROOM - (executions_per_trial - 1)
 
     @classmethod
     def from_settings(cls, preset=None, overrides=None, source="the hparams file"):
