@@ -21,7 +21,7 @@ import time
 
 import keras
 
-from bpfree import checkpoints, records, schedules, scoring
+from bpfree import checkpoints, records, schedules, scoring, seeds
 from bpfree.reconstructions import ReconstructionFigure
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
@@ -116,7 +116,7 @@ class Execution:
         if previous is not None and records.done(previous, config.num_epochs):
             return score_of(previous["history"], config)
         extending = previous is not None and previous["status"] in FINISHED  # completed, the search now longer
-        seed = config.seed + execution
+        seed = seeds.execution(config.seed, execution)
         keras.utils.set_random_seed(seed)
 
         def new_record(aside="interrupted"):
