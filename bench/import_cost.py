@@ -100,7 +100,8 @@ def main():
 
     print(f"{args.repeat} fresh processes per row, interleaved; seconds; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    header = f"{'case':<15} {'source':<8} {'wall med':>8} {'wall min':>8} {'cpu med':>8} {'cpu min':>8} {'exit':>4}  heavy"
+    header = (f"{'case':<15} {'source':<8} {'wall med':>8} {'wall min':>8} {'cpu med':>8} {'cpu min':>8} "
+              f"{'exit':>4}  heavy")
     print(header)
     print("-" * len(header))
     for (case, name), runs in timings.items():

@@ -11,8 +11,8 @@ from bpfree.schedules import lr_at
 
 class EpochLearningRate(keras.callbacks.LearningRateScheduler):
     """Keras's LearningRateScheduler with η_e of `schedule`: the optimizer's rate is set at the start of
-    every epoch e and logged at its end as "learning_rate" (`bpfree.schedules.LOG_NAME`; "lr" is the hparam η, a column of
-    its own in results).
+    every epoch e and logged at its end as "learning_rate" (`bpfree.schedules.LOG_NAME`; "lr" is the hparam η,
+    a column of its own in results).
 
     `history()` returns the execution's history so far (its record's: for plateau, η_e reads its
     "val_loss"); nothing else is kept, so a resumed run replays exactly. Place it before the callback

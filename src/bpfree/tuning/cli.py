@@ -212,7 +212,7 @@ def main(argv):
     try:
         validation.check_environment()  # KERASTUNER_TUNER_ID names a directory keras-tuner deletes
         # TensorFlow loads in here: with a valid space (its rules import Keras), else in _load_search_modules.
-        with console.quiet_start(quiet=not (FLAGS.verbose or console.wants_verbose([]))):
+        with console.quiet_start(quiet=not (FLAGS.verbose or console.wants_verbose([]))):  # or TF_CPP_MIN_LOG_LEVEL=0
             experiment_dir, config, space = resolve(argv)
             checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
             if FLAGS.group_size is not None:
