@@ -5,8 +5,9 @@
     model.compile(optimizer="adam", metrics=["error_rate"])
 
 Importing bpfree registers every class Keras must find to load a saved model (models, layers, the
-`error_rate` metric, `UncorrectedAdam`, `TorchAdam`), so `keras.models.load_model` works in a fresh process; except
-in `python -m bpfree.results`, the read side, which loads no model and never imports TensorFlow.
+`error_rate` metric, `UncorrectedAdam`, `TorchAdam`), so `keras.models.load_model` works in a fresh process;
+except in `python -m bpfree.results`, the read side, which loads no model and never imports TensorFlow, and
+in `python -m bpfree`, the search, which checks its input first and then calls `register_classes` itself.
 """
 
 import importlib
@@ -19,20 +20,28 @@ console.quiet_command_line()  # `python -m bpfree...`: TensorFlow's start-up noi
 __version__ = "0.1.0"
 
 # Submodules loaded on first use, so `import bpfree` stays light (datasets pulls in tfds).
-_LAZY = ("datasets", "results", "records", "trackers", "tuning", "experiments")
-if console.running_module() != console.READ_SIDE:  # the read side loads no model: no TensorFlow
-    from bpfree import layers, models, optimizers, rules  # noqa: F401 - registers every saveable class
-    from bpfree.arch import parse_arch
-    from bpfree.metrics import ErrorRate
-    from bpfree.models import GLENetwork, InvertibleNetwork, Network, build_model
-    from bpfree.optimizers import TorchAdam, UncorrectedAdam
+_LAZY = ("datasets", "results", "records", "trackers", "tuning", "experiments", "layers", "models", "optimizers",
+         "rules")
+# The public classes and functions, by the module that defines them (loaded with it: PEP 562).
+_PUBLIC = {"build_model": "models", "Network": "models", "InvertibleNetwork": "models", "GLENetwork": "models",
+           "ErrorRate": "metrics", "UncorrectedAdam": "optimizers", "TorchAdam": "optimizers", "parse_arch": "arch"}
+
+
+def register_classes():
+    """Imports the modules whose classes Keras must find to load a saved model (they register themselves)."""
+    from bpfree import layers, metrics, models, optimizers, rules  # noqa: F401
+
+
+if console.running_module() not in (console.READ_SIDE, console.SEARCH):  # those two load Keras late, or never
+    register_classes()
 
 
 def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"bpfree.{_PUBLIC[name]}"), name)
     if name in _LAZY:
         return importlib.import_module(f"bpfree.{name}")
     raise AttributeError(f"module 'bpfree' has no attribute {name!r}")
 
 
-__all__ = ["build_model", "Network", "InvertibleNetwork", "GLENetwork", "ErrorRate", "UncorrectedAdam",
-           "TorchAdam", "parse_arch", "layers", "models", "optimizers", "rules", *_LAZY]
+__all__ = [*_PUBLIC, *_LAZY]

@@ -11,6 +11,8 @@ a GPU, CPU-feature and oneDNN notices, XLA banners, absl warnings from tfds. For
   line, in order, even if the import aborts;
 - absl's and TensorFlow's Python loggers show errors only.
 
+The search (`python -m bpfree`) imports TensorFlow only once its flags are checked, so its `--help` and a
+refused flag answer without it: it loads it within `quiet_start` itself; the other command lines get it at once.
 `--verbose` (a flag of the search and the experiments), or TF_CPP_MIN_LOG_LEVEL=0, leaves all of it alone.
 Importing bpfree as a library changes nothing.
 """
@@ -40,6 +42,7 @@ NO_GPU_NOTE = ("note: TensorFlow could not initialise this host's NVIDIA GPU (cu
 
 
 READ_SIDE = "bpfree.results"  # reads records, loads no model: never imports TensorFlow
+SEARCH = "bpfree"  # the search CLI: imports TensorFlow (and bpfree's Keras side) once its input is checked
 
 
 def running_module(argv=None, orig_argv=None):
@@ -86,16 +89,35 @@ def quiet_command_line():
     if args is None or running_module() == READ_SIDE or "tensorflow" in sys.modules or wants_verbose(args):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL)
-    with filtered_stderr():
+    if running_module() != SEARCH:  # the search loads it later, within `quiet_start`
+        load_tensorflow()
+
+
+def load_tensorflow():
+    """Imports TensorFlow with its start-up noise off stderr (`quiet_start`) and lists its GPUs."""
+    with quiet_start():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")  # cuInit, and its failure on a host without a GPU
-    import logging
 
-    from absl import logging as absl_logging
 
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+@contextlib.contextmanager
+def quiet_start(quiet=True):
+    """A block that may import TensorFlow (the search's, once its flags are checked): if `quiet` and
+    TensorFlow is not loaded yet, stderr passes the filter of known noise (`filtered_stderr`) meanwhile,
+    and absl's and TensorFlow's Python loggers show errors only if it loaded. Otherwise nothing."""
+    if not quiet or "tensorflow" in sys.modules:
+        yield
+        return
+    with filtered_stderr():
+        yield
+    if "tensorflow" in sys.modules:
+        import logging
+
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager

@@ -28,9 +28,9 @@ runs only once every gradient (and whatever else the step still reads) is comput
 import keras
 import tensorflow as tf
 
-from bpfree import checks
+from bpfree import checks, choices
 
-NAMES = ("adam", "torch_adam", "uncorrected_adam", "sgd")
+NAMES = choices.OPTIMIZERS
 # Where each Adam adds its ε (`describe`).
 PLACEMENTS = {"adam": "added before the bias correction (Keras)",
               "torch_adam": "added after the bias correction (PyTorch)",

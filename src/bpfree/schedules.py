@@ -17,17 +17,17 @@ record, so a run resumed from its checkpoint at epoch e gets the rates the unint
 else is kept. Keras's schedules (PiecewiseConstantDecay, CosineDecay) are functions of the optimizer's step,
 not the epoch, and its ReduceLROnPlateau keeps its state (best, wait) in the callback object, which a resumed
 run does not have; hence these few lines of math of our own, which the tests compare with Keras's
-implementations. Applying and logging the rate is Keras's LearningRateScheduler (`EpochLearningRate`).
+implementations. Applying and logging the rate is Keras's LearningRateScheduler (`EpochLearningRate`, in
+`bpfree.schedule_callback`, which this module imports only when it is asked for).
 """
 
 import math
 
-import keras
 import numpy as np
 
-from bpfree import checks
+from bpfree import checks, choices
 
-NAMES = ("constant", "step", "cosine", "plateau")
+NAMES = choices.LR_SCHEDULES
 PLATEAU_MIN_DELTA = 1e-4  # keras.callbacks.ReduceLROnPlateau's default
 LOG_NAME = "learning_rate"  # the history column of each epoch's rate (LearningRateScheduler's name for it)
 
@@ -87,26 +87,11 @@ def lr_at(epoch, lr, schedule, *, milestones=(), factor=0.1, patience=10, num_ep
     raise checks.unknown("lr_schedule", schedule, NAMES)
 
 
-class EpochLearningRate(keras.callbacks.LearningRateScheduler):
-    """Keras's LearningRateScheduler with η_e of `schedule`: the optimizer's rate is set at the start of
-    every epoch e and logged at its end as "learning_rate" (`LOG_NAME`; "lr" is the hparam η, a column of
-    its own in results).
+def __getattr__(name):
+    # The callback subclasses Keras's, so it lives in its own module, loaded on first use: checking a
+    # schedule (`check`, a search's flags and preset) imports no TensorFlow.
+    if name == "EpochLearningRate":
+        from bpfree.schedule_callback import EpochLearningRate
 
-    `history()` returns the execution's history so far (its record's: for plateau, η_e reads its
-    "val_loss"); nothing else is kept, so a resumed run replays exactly. Place it before the callback
-    that writes the record, which then holds each epoch's rate.
-    """
-
-    def __init__(self, lr, schedule, history, *, milestones=(), factor=0.1, patience=10, num_epochs=1):
-        super().__init__(self.rate)
-        self.lr, self.lr_schedule, self.history = float(lr), schedule, history
-        self.settings = {"milestones": tuple(milestones), "factor": float(factor), "patience": int(patience),
-                         "num_epochs": int(num_epochs)}
-
-    def rate(self, epoch, current=None):
-        """η_e (the optimizer's `current` rate is not read: η_e is a function of η, e and the history)."""
-        val_losses = self.history().get("val_loss", []) if self.lr_schedule == "plateau" else ()
-        return float(lr_at(epoch, self.lr, self.lr_schedule, val_losses=val_losses, **self.settings))
-
-    def get_config(self):
-        return {"lr": self.lr, "schedule": self.lr_schedule, **self.settings}
+        return EpochLearningRate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,18 +22,15 @@ import os
 import keras
 import tensorflow as tf
 
-from bpfree import checks
+from bpfree import choices
 from bpfree.rules.base import projected_loss
 
-TRACKERS = ("bp_cosine", "local_loss", "weights", "gradients", "weight_alignment")
+TRACKERS = choices.TRACKERS
 _EPS = 1e-12
 
 
 def validate(trackers):
-    if isinstance(trackers, str):
-        raise ValueError(f"trackers must be a sequence of names, got the string {trackers!r}.")
-    for name in trackers:
-        checks.choice("tracker", name, TRACKERS)
+    choices.check_trackers(trackers)
 
 
 def needs_bp_gradient(trackers):

@@ -18,14 +18,15 @@ import traceback
 
 from absl import app, flags
 
-from bpfree import checks, optimizers, rules
-from bpfree.schedules import NAMES as LR_SCHEDULES
+# Only what --help and checking the flags need: no Keras, TensorFlow or keras-tuner, which `main` loads
+# (`_load_search_modules`) once the input is known to be good.
+from bpfree import checks, console
 from bpfree.arch import PROBLEM_TYPES
+from bpfree.choices import ACTIVATIONS, BW_INITS, LR_SCHEDULES, OPTIMIZERS, RULES, TRACKERS
 from bpfree.datasets import RESIZES, SCALERS, names as dataset_names
-from bpfree.layers import ACTIVATIONS, BW_INITS
-from bpfree.trackers import TRACKERS
 from bpfree.tuning import distributed, plan
 from bpfree.tuning.config import OBJECTIVE_ALIASES, OBJECTIVES, SearchConfig
+from bpfree.tuning.lock import ExperimentLocked
 from bpfree.tuning.space import SearchSpace, load_preset
 
 FLAGS = flags.FLAGS
@@ -68,7 +69,7 @@ SEARCH_FLAGS = {
     "use_early_stopping": (bool, "Stop an execution when the objective stops improving."),
     "early_stopping_patience": (int, "Epochs without improvement before stopping."),
     "seed": (int, "Base seed; execution k uses seed + k."),
-    "optimizer": (str, "Optimizer" + _one_of(optimizers.NAMES)[:-1] + " (torch_adam: PyTorch's, epsilon 1e-8 "
+    "optimizer": (str, "Optimizer" + _one_of(OPTIMIZERS)[:-1] + " (torch_adam: PyTorch's, epsilon 1e-8 "
                        "after the bias correction; uncorrected_adam: the GAIT-prop seed's, beta_2 0.99, no bias "
                        "correction)."),
     # Training protocol (bpfree.schedules; README: Grid searches).
@@ -87,7 +88,7 @@ SEARCH_FLAGS = {
 # Hparams: given = fixed. flag -> (hparam, type, help). One name for each, as in presets and records;
 # ALIASES keeps the ancestor's spelling.
 HPARAM_FLAGS = {
-    "algorithm": ("algorithm", str, "Fix the learning rule" + _one_of(rules.names())),
+    "algorithm": ("algorithm", str, "Fix the learning rule" + _one_of(RULES)),
     "arch": ("arch", str, "Fix the arch: dense widths (500-1000-500) or convolutions first "
                           "(conv6k5-pool2-conv16k5-pool2-120-84; tokens conv<f>k<k>[s<s>][v] (v: 'valid' "
                           "padding), pool<n>, avgpool<n>, fc<n>)."),
@@ -211,21 +212,21 @@ def resolve(argv):
 
 
 def main(argv):
-    from bpfree.tuning import distributed, validation
+    from bpfree.tuning import validation
     from bpfree.tuning.options import EngineOptions
-    from bpfree.tuning.dry_run import dry_run
-    from bpfree.tuning.lock import ExperimentLocked
-    from bpfree.tuning.search import run_search
 
-    _configure_tensorflow()
     try:
         validation.check_environment()  # KERASTUNER_TUNER_ID names a directory keras-tuner deletes
-        experiment_dir, config, space = resolve(argv)
-        checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
-        checks.whole("--members", FLAGS.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
-        checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0, "a number ≥ 0 (0: every epoch)")
-        engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",
-                               checkpoint_seconds=FLAGS.checkpoint_seconds)
+        # TensorFlow loads in here: with a valid space (its rules import Keras), else in _load_search_modules.
+        with console.quiet_start(quiet=not (FLAGS.verbose or console.wants_verbose([]))):  # or TF_CPP_MIN_LOG_LEVEL=0
+            experiment_dir, config, space = resolve(argv)
+            checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
+            checks.whole("--members", FLAGS.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
+            checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0,
+                          "a number ≥ 0 (0: every epoch)")
+            engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",
+                                   checkpoint_seconds=FLAGS.checkpoint_seconds)
+            dry_run, run_search = _load_search_modules()  # the flags are good: now Keras and TensorFlow
         if FLAGS.dry_run:
             dry_run(experiment_dir, config, space, engine, preset=FLAGS.hparams or DEFAULT_PRESET,
                     reset_training=FLAGS.reset_training, workers=FLAGS.workers)
@@ -274,6 +275,20 @@ def main(argv):
           f"best per algorithm: python -m bpfree.results {summary['project_dir']} --by algorithm "
           f"--objective {config.objective}")
     return 0
+
+
+def _load_search_modules():
+    """(dry_run, run_search), after TensorFlow, set up by `_configure_tensorflow`, and every class
+    a saved model needs (`bpfree.register_classes`). Deferred until the flags are checked, so --help and
+    bad input answer without loading any of it."""
+    import bpfree
+
+    _configure_tensorflow()
+    bpfree.register_classes()
+    from bpfree.tuning.dry_run import dry_run
+    from bpfree.tuning.search import run_search
+
+    return dry_run, run_search
 
 
 def _configure_tensorflow():

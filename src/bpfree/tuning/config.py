@@ -3,8 +3,7 @@
 import dataclasses
 import numbers
 
-from bpfree import arch, checks, optimizers, schedules, scoring, seeds
-from bpfree import trackers as trackers_lib
+from bpfree import arch, checks, choices, schedules, scoring, seeds  # no Keras: the CLI checks its flags before loading it
 from bpfree.datasets import RESIZES, SCALERS, catalog
 
 # How trials are chosen and reported:
@@ -116,8 +115,8 @@ class SearchConfig:
                                  "(execution k uses seed + k, an int32 seed)")
         checks.whole("seed", self.seed, lambda v: 0 <= v <= top, f"an integer in [0, {top}] (execution k uses "
                      f"seed + k, and models derive seeds up to {SEED_HEADROOM} above it; all must stay below 2**31)")
-        trackers_lib.validate(self.trackers)
-        checks.choice("optimizer", self.optimizer, optimizers.NAMES)
+        choices.check_trackers(self.trackers)
+        checks.choice("optimizer", self.optimizer, choices.OPTIMIZERS)
         checks.number("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
         if self.momentum and self.optimizer != "sgd":
             raise checks.invalid("momentum", self.momentum, f"0 with optimizer {self.optimizer} (momentum is "

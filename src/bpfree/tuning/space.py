@@ -7,16 +7,24 @@ import json
 import math
 import tomllib
 
-from bpfree import checks, rules
+from bpfree import checks, choices
 from bpfree.arch import TOKEN_FORMS, arch_string
 from bpfree.hparam_names import HPARAMS, SHORT
-from bpfree.layers import ACTIVATIONS, BW_INITS
+from bpfree.choices import ACTIVATIONS, BW_INITS
 
 # Trial ids and project names are directory names: at most NAME_MAX bytes (ext4, xfs, btrfs, NFS, ...).
 NAME_MAX = 255
 # A grid larger than this is refused before it is built: a million points already take over 1 GB and
 # 15 s of trial ids to hold, and no search trains that many.
 MAX_GRID_POINTS = 100_000
+
+
+def _rules():
+    # Deferred on purpose: the rules import Keras, which reading a preset, --help and refusing a bad
+    # setting or an unknown rule name do not need; a valid space's rule hparams do.
+    from bpfree import rules
+
+    return rules
 
 
 class SpaceError(ValueError):
@@ -61,7 +69,7 @@ class SearchSpace:
         checked = []
         for qualified in sorted(extras):
             rule, name = qualified.split(".", 1)
-            default = rules.rule_class(rule).hparams()[name]
+            default = _rules().rule_class(rule).hparams()[name]
             checked.append((qualified, tuple(_validate_extra(qualified, v, default)
                                               for v in _values(qualified, extras[qualified]))))
         space = cls(tuple(ordered), frozenset(fixed), tuple(checked))
@@ -85,7 +93,7 @@ class SearchSpace:
         """{rule hparam: (values...)} for `algorithm`: the space's values, else the rule's default."""
         given = dict(self.extras)
         return {name: given.get(f"{algorithm}.{name}", (default,))
-                for name, default in rules.rule_class(algorithm).hparams().items()}
+                for name, default in _rules().rule_class(algorithm).hparams().items()}
 
     def grid(self):
         """Every grid point as {hparam: value}, in a fixed order; a rule's own hparams join the points of
@@ -113,7 +121,7 @@ class SearchSpace:
         algorithms = self.as_dict()["algorithm"]
         for qualified, vals in self.extras:
             rule, name = qualified.split(".", 1)
-            if rule in algorithms and len(vals) == 1 and vals[0] != rules.rule_class(rule).hparams()[name]:
+            if rule in algorithms and len(vals) == 1 and vals[0] != _rules().rule_class(rule).hparams()[name]:
                 parts.append(f"{name if len(algorithms) == 1 else qualified}{_short_value(vals[0])}")
         return _fit_name("-".join(parts))
 
@@ -127,7 +135,7 @@ def trial_id(point):
     recognisable; every id that fits is exactly as before (existing records are keyed by them)."""
     shown = [f"{SHORT.get(k, k)}{_short_value(point[k])}" for k in HPARAMS
              if k in point and not (k == "batchnorm" and not point[k]) and not (k == "dropout" and not point[k])]
-    defaults = rules.rule_class(point["algorithm"]).hparams() if "algorithm" in point else {}
+    defaults = _rules().rule_class(point["algorithm"]).hparams() if "algorithm" in point else {}
     shown += [f"{k}{_short_value(point[k])}" for k in sorted(set(point) - set(HPARAMS))
               if k not in defaults or point[k] != defaults[k]]
     digest = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()
@@ -184,16 +192,16 @@ def _rule_hparams(key, value):
     """[("rule.hparam", values)] for a space entry that is not a common hparam: a "rule.hparam" key, a
     bare hparam name that exactly one rule has, or a [space.<rule>] table {hparam: values}."""
     if isinstance(value, dict):
-        checks.choice("rule table [space.<rule>]:", key, rules.names(), error=SpaceError)
+        checks.choice("rule table [space.<rule>]:", key, _rules().names(), error=SpaceError)
         return [pair for name, vals in value.items() for pair in _rule_hparams(f"{key}.{name}", vals)]
     rule, dot, name = key.rpartition(".")
     if dot:
-        checks.choice("rule", rule, rules.names(), error=SpaceError, label=f"Unknown {key!r}:")
-        checks.choice(f"hparam of {rule}", name, tuple(rules.rule_class(rule).hparams()), error=SpaceError)
+        checks.choice("rule", rule, _rules().names(), error=SpaceError, label=f"Unknown {key!r}:")
+        checks.choice(f"hparam of {rule}", name, tuple(_rules().rule_class(rule).hparams()), error=SpaceError)
         return [(key, value)]
-    owners = rules.owners(key)
+    owners = _rules().owners(key)
     if not owners:
-        own = sorted({f"{r}.{h}" for r in rules.names() for h in rules.rule_class(r).hparams()})
+        own = sorted({f"{r}.{h}" for r in _rules().names() for h in _rules().rule_class(r).hparams()})
         raise SpaceError(f"Unknown hparam {key!r}; valid: {', '.join(HPARAMS)} and the rules' own: {', '.join(own)}.")
     if len(owners) > 1:
         raise SpaceError(f"Hparam {key!r} belongs to several rules ({', '.join(owners)}); name the rule: "
@@ -203,8 +211,9 @@ def _rule_hparams(key, value):
 
 def _validate(name, value):
     if name == "algorithm":
+        checks.choice("algorithm", value, choices.RULES, label="Unknown", error=SpaceError)  # before Keras loads
         try:
-            rules.rule_class(value)
+            _rules().rule_class(value)
         except ValueError as e:
             raise SpaceError(str(e)) from None
     elif name == "arch":

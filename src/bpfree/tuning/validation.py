@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 
-from bpfree import models, rules
 from bpfree.arch import ConvSpec, input_shape, is_conv, parse_layers
 from bpfree.tuning import inputs
 
@@ -27,6 +26,8 @@ def validate_points(points, config, meta=None):
     this machine's memory, and the data leaves examples to train on; checked before anything trains,
     without building a model. Each point is checked with the input_dim its arch gets
     (`bpfree.tuning.inputs.input_dim`: the image shape for a conv arch, the number of features otherwise)."""
+    from bpfree import models, rules  # deferred: Keras; `check_environment` runs before the CLI loads it
+
     meta = meta or config.dataset_info()
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     check_training_data(config, meta)
