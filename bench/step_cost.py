@@ -29,7 +29,7 @@ repetition to the next; each repetition gives a ratio variant / keras from the t
 repetition; the table gives µs per step (median over repetitions) and the ratio's median and min, by
 process CPU time and by wall time.
 
-Recorded run, 2026-12-07 01:18–01:28 UTC: 2-core AMD EPYC, TF 2.21 / Keras 3.15.1, CPU only, load average
+Recorded run, 2026-12-07 01:18–01:30 UTC: 2-core AMD EPYC, TF 2.21 / Keras 3.15.1, CPU only, load average
 5–8 from other sessions' jobs (ratios of two identical Keras models ranged 0.86–1.15 at 7 reps).
 -----------------------------------------------------------------------------------------------------------
 Graphs (784-256-256-10, tanh, batch 64, SGD), ops vs ``keras``:
@@ -46,18 +46,24 @@ Graphs (784-256-256-10, tanh, batch 64, SGD), ops vs ``keras``:
   MatMul+BiasAdd+tanh where Keras fuses three; ``fa+bias_add`` has Keras's graph plus the reads of B. Not
   bitwise the same update in graph mode (≤ 3e-8 apart after 20 Adam steps; the same bits under XLA).
 
-CPU ratio vs keras, median of 31 reps (graph / XLA, batch 64): keras#2 0.991 / 0.963, bp 1.025 / 1.016,
-bp+keras_step 1.013 / 0.964, bp-edges 1.004 (graph). Median of 7 reps, over four default runs (graph 64,
-graph 128, XLA 64, XLA 128): bp 1.02–1.14, 0.98–1.17, 0.98–1.06, 0.95–1.14; keras#2 0.98–1.01, 1.03–1.10,
-0.86–1.08, 1.11–1.15; fa / fa+bias_add (graph) 0.96–1.07 / 0.85–1.10. No difference between bp and Keras
-stands out of the A/A pair's spread; the edges' price (bp − bp-edges, ≈ 0–3 % in graph mode at batch 64)
-is within it too.
+CPU ratio vs keras, median of 31 reps, two runs (``--reps 31 --variants ...``):
+| graph, batch 64  | keras#2 0.991, 1.015 | bp 1.025, 1.049 | bp-edges 1.004, 1.011 | bp+keras_step 1.013 |
+|                  | fa 1.021 | fa+bias_add 1.010 |
+| graph, batch 128 | keras#2 1.004 | bp 1.012 | bp-edges 1.012 | fa 1.029 | fa+bias_add 1.007 |
+| XLA, batch 64    | keras#2 0.963 | bp 1.016 | bp+keras_step 0.964 |
+Medians of 7 reps over four default runs (graph 64, graph 128, XLA 64, XLA 128): bp 1.02–1.14, 0.98–1.17,
+0.98–1.06, 0.95–1.14; keras#2 0.98–1.01, 1.03–1.10, 0.86–1.08, 1.11–1.15. Nothing separates bp from Keras
+beyond the A/A pair's spread but, perhaps, `apply_after`'s edges in graph mode at batch 64: bp − bp-edges
+≈ 2–4 % of the CPU in both 31-rep runs (about one standard error of a median here), none at batch 128.
+The fa fusion is not seen at these sizes (fa − fa+bias_add ≈ 1–2 %, within the spread).
 ``bp spe=10``: 0.66–0.81 (CPU per step) in every run: Keras's per-call dispatch of the train function
 (an iterator get_next, the Optional, the function call: ≈ 200–500 µs CPU per call here; an empty
 `tf.function` taking get_next alone cost ≈ 220 µs) is the largest cost beyond the arithmetic, the same
 for bpfree and Keras. steps_per_execution = 10 gave bitwise the same weights and Adam slots as 1 after
 20 steps (and after 23 steps + a partial batch) for bp, dfa, fa, drtp, kp, cce, graph and XLA (scratch
-check, not kept).
+check, not kept). On a net where the step is all dispatch (``--arch 16-8-4 --batches 8``) bp spe=10 costs
+0.35 of keras per step. The first call (trace, Grappler, XLA compile) costs the same for keras, bp and dfa
+(≈ 0.08 s CPU graph, ≈ 0.48 s XLA; scratch check).
 """
 
 import argparse
