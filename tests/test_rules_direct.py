@@ -27,27 +27,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ------------------------------------------------------------------------ dfa, drtp, cce, mse
 @pytest.mark.parametrize("use_bias", [True, False])
-@pytest.mark.parametrize("rule", ('dfa', 'drtp', 'cce', 'mse'))
+@pytest.mark.parametrize("rule", ("dfa", "drtp", "cce", "mse"))
 def test_update_matches_formula(rule, use_bias):
     assert_updates(*run_one_step(rule, use_bias))
 
 
-@pytest.mark.parametrize("rule", ['dfa', 'cce', 'mse'])
+@pytest.mark.parametrize("rule", ["dfa", "cce", "mse"])
 def test_reconstruction_update_matches_formula(rule):
     assert_updates(*run_one_step(rule, True, problem_type="reconstruction"))
 
 
-@pytest.mark.parametrize("rule", ['dfa'])
+@pytest.mark.parametrize("rule", ["dfa"])
 def test_weight_decay_is_l2_on_kernels(rule):
     assert_updates(*run_one_step(rule, True, weight_decay=0.01))
 
 
-@pytest.mark.parametrize("rule", ['dfa', 'drtp'])
+@pytest.mark.parametrize("rule", ["dfa", "drtp"])
 def test_update_under_xla(rule):
     assert_updates(*run_one_step(rule, True, jit=True))
 
 
-@pytest.mark.parametrize("rule", ['dfa'])
+@pytest.mark.parametrize("rule", ["dfa"])
 def test_one_hidden_layer_with_transposed_output_kernel_equals_bp(rule):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(N, 5)).astype("float32")
@@ -73,7 +73,6 @@ def test_one_step_matches_formula(rule, use_bias):
     assert_close(*one_step(rule, use_bias))
 
 
-
 def test_sdfa_hidden_update_uses_only_the_sign_of_the_error():
     """Scaling the error (sample weights × 3) changes dfa's hidden update, not sdfa's."""
     def hidden_update(rule, w):
@@ -87,14 +86,13 @@ def test_sdfa_hidden_update_uses_only_the_sign_of_the_error():
     assert_close(*one_step("sdfa", True, weights=np.linspace(0.5, 2, VARIANTS_N)))
 
 
-
 @pytest.fixture(scope="module")
 def digits():
     x, y = datasets.load("digits", "train")
     return x[:512].reshape(512, -1), keras.utils.to_categorical(y[:512], 10).astype("float32")
 
 
-@pytest.mark.parametrize("rule", ('sdfa',))
+@pytest.mark.parametrize("rule", ("sdfa",))
 def test_learns_digits_and_loads_in_a_fresh_process(rule, digits, tmp_path):
     x, y = digits
     model = bpfree.build_model(rule, "32", x.shape[1], 10, seed=0)

@@ -27,27 +27,27 @@ VARIANTS = ("kp", "usf", "brsf", "frsf")
 
 # ------------------------------------------------------------------------ bp and fa (fixed feedback)
 @pytest.mark.parametrize("use_bias", [True, False])
-@pytest.mark.parametrize("rule", ('bp', 'fa'))
+@pytest.mark.parametrize("rule", ("bp", "fa"))
 def test_update_matches_formula(rule, use_bias):
     assert_updates(*run_one_step(rule, use_bias))
 
 
-@pytest.mark.parametrize("rule", ['bp', 'fa'])
+@pytest.mark.parametrize("rule", ["bp", "fa"])
 def test_reconstruction_update_matches_formula(rule):
     assert_updates(*run_one_step(rule, True, problem_type="reconstruction"))
 
 
-@pytest.mark.parametrize("rule", ['bp'])
+@pytest.mark.parametrize("rule", ["bp"])
 def test_weight_decay_is_l2_on_kernels(rule):
     assert_updates(*run_one_step(rule, True, weight_decay=0.01))
 
 
-@pytest.mark.parametrize("rule", ['fa'])
+@pytest.mark.parametrize("rule", ["fa"])
 def test_update_under_xla(rule):
     assert_updates(*run_one_step(rule, True, jit=True))
 
 
-@pytest.mark.parametrize("rule", ['fa'])
+@pytest.mark.parametrize("rule", ["fa"])
 def test_one_hidden_layer_with_transposed_output_kernel_equals_bp(rule):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(N, 5)).astype("float32")
@@ -113,7 +113,6 @@ def test_brsf_redraws_every_batch_and_repeats_with_the_seed():
     assert not np.allclose(a0, draws(4)[0][0])
 
 
-
 @pytest.fixture(scope="module")
 def digits():
     x, y = datasets.load("digits", "train")
@@ -137,7 +136,7 @@ def test_kp_feedback_converges_to_the_forward_weights(digits):
     assert history["weight_alignment_2"][-1] > 0.9 > history["weight_alignment_2"][0]  # epoch means
 
 
-@pytest.mark.parametrize("rule", ('kp', 'usf', 'brsf', 'frsf'))
+@pytest.mark.parametrize("rule", ("kp", "usf", "brsf", "frsf"))
 def test_learns_digits_and_loads_in_a_fresh_process(rule, digits, tmp_path):
     x, y = digits
     model = bpfree.build_model(rule, "32", x.shape[1], 10, seed=0)
@@ -159,7 +158,6 @@ print("RESULT" + json.dumps(np.asarray(model.predict(np.load({str(tmp_path / 'x.
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_allclose(json.loads(done.stdout.split("RESULT", 1)[1]), expected, rtol=1e-5, atol=1e-6)
-
 
 
 def test_saved_state_round_trips_in_process(tmp_path):

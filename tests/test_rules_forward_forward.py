@@ -48,7 +48,6 @@ def ff_expected(params, x, labels, wrong, classes, theta):
     return updates
 
 
-
 @pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("mode", ["graph", "xla"])
 def test_ff_update_matches_goodness_loss_gradient(use_bias, mode):
@@ -83,8 +82,6 @@ def test_ff_predicts_the_label_of_highest_total_goodness():
     scores = np.array(model(x))
     np.testing.assert_allclose(scores, softmax(G), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.argmax(model.predict(x, verbose=0), axis=1), np.argmax(G, axis=1))
-
-
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,6 @@ def pepita_expected(params, F, x, y, output_error):
     return [(-(h.T @ d), -d.sum(axis=0)) for h, d in zip(hs_err, deltas)]
 
 
-
-
 @pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("output_error", ["modulated", "first"])
 def test_pepita_update_matches_formula(use_bias, output_error):
@@ -80,7 +78,6 @@ def test_pepita_F_is_fixed_seeded_and_scaled():
     assert not np.allclose(Fa, Fc / 20)
     assert np.abs(Fa).max() <= 0.05 * np.sqrt(6 / DIMS[0]) + 1e-7
     assert all(not v.trainable for v in a.rule_layers[0].weights)
-
 
 
 @pytest.fixture(scope="module")
