@@ -1,0 +1,111 @@
+"""PEPITA: its update against numpy formulas (float64) with both output errors, in eager and XLA, its fixed
+seeded F, learning on digits, and the options it refuses.
+
+graph-mode equality: test_compile_modes.py; convolutions: test_conv_rules.py; saving and a grid next
+to bp: test_rules_together.py."""
+
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from bpfree import build_model, datasets
+from bpfree.models import Network
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from numpy_reference import softmax  # noqa: E402
+from pepita_ff_reference import N, DIMS, assert_updates, pepita_batch, pepita_model, sgd_step  # noqa: E402
+
+
+# ----------------------------------------------------------------------------------------------- PEPITA
+def pepita_expected(params, F, x, y, output_error):
+    """ΔW_l = −h_{l−1}ᵉʳʳᵀ (h_l − h_lᵉʳʳ)/N, ΔW_out = −h_Lᵉʳʳᵀ e_top/N (SGD, lr = 1), as the paper's code."""
+    Ws = [W for W, _ in params]
+    bs = [np.zeros(W.shape[1]) if b is None else b for W, b in params]
+
+    def run(h):
+        hs = [h]
+        for W, b in zip(Ws[:-1], bs[:-1]):
+            hs.append(np.tanh(hs[-1] @ W + b))
+        return hs, hs[-1] @ Ws[-1] + bs[-1]
+
+    hs, z = run(x)
+    e = softmax(z) - y
+    hs_err, z_err = run(x + e @ F.T)
+    e_top = softmax(z_err) - y if output_error == "modulated" else e
+    deltas = [(h - h_err) / N for h, h_err in zip(hs[1:], hs_err[1:])] + [e_top / N]
+    return [(-(h.T @ d), -d.sum(axis=0)) for h, d in zip(hs_err, deltas)]
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("output_error", ["modulated", "first"])
+def test_pepita_update_matches_formula(use_bias, output_error):
+    model = pepita_model(use_bias, output_error=output_error)
+    assert isinstance(model, Network) and model.rule.get_config() == {"f_scale": 1.0, "output_error": output_error}
+    x, y = pepita_batch()
+    F = np.array(model.rule_layers[0].feedback, np.float64)
+    assert F.shape == (DIMS[0], DIMS[-1]) and np.abs(F).max() <= np.sqrt(6 / DIMS[0])
+    got, before = sgd_step(model, x, y)
+    assert_updates(got, pepita_expected(before, F, x.astype(np.float64), y.astype(np.float64), output_error),
+                   use_bias)
+
+
+@pytest.mark.parametrize("mode", ["eager", "xla"])
+def test_pepita_update_is_the_same_in_eager_and_xla(mode):
+    model = pepita_model()
+    x, y = pepita_batch()
+    F = np.array(model.rule_layers[0].feedback, np.float64)
+    got, before = sgd_step(model, x, y, jit=mode == "xla", run_eagerly=mode == "eager")
+    assert_updates(got, pepita_expected(before, F, x.astype(np.float64), y.astype(np.float64), "modulated"), True)
+
+
+def test_pepita_with_a_zero_F_leaves_hidden_layers_unchanged():
+    model = pepita_model(f_scale=0.0)
+    assert not np.any(np.array(model.rule_layers[0].feedback))
+    x, y = pepita_batch()
+    got, _ = sgd_step(model, x, y)
+    for dW, db in got[:-1]:
+        assert not np.any(dW) and not np.any(db)
+    assert np.abs(got[-1][0]).max() > 1e-3  # the output layer still learns, from e
+
+
+def test_pepita_F_is_fixed_seeded_and_scaled():
+    a, b, c = pepita_model(seed=5, f_scale=0.05), pepita_model(seed=5, f_scale=0.05), pepita_model(seed=6)
+    Fa, Fb, Fc = (np.array(m.rule_layers[0].feedback) for m in (a, b, c))
+    np.testing.assert_array_equal(Fa, Fb)
+    assert not np.allclose(Fa, Fc / 20)
+    assert np.abs(Fa).max() <= 0.05 * np.sqrt(6 / DIMS[0]) + 1e-7
+    assert all(not v.trainable for v in a.rule_layers[0].weights)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = datasets.load("digits", split="train")
+    return x.reshape(len(x), -1), keras.utils.to_categorical(y, 10).astype("float32")
+
+
+@pytest.mark.parametrize("algorithm, lr, epochs", [("pepita", 0.01, 3)])
+def test_lowers_the_loss_on_digits(digits, algorithm, lr, epochs):
+    x, y = digits
+    model = build_model(algorithm, "64", x.shape[1], 10, activation="relu", seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(lr), metrics=["error_rate"])
+    start = model.evaluate(x, y, verbose=0, return_dict=True)
+    history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0).history
+    end = model.evaluate(x, y, verbose=0, return_dict=True)
+    if algorithm == "pepita":
+        assert end["loss"] < 0.8 * start["loss"] and end["error_rate"] < 50, (start, end)
+    else:
+        # FF learns its own loss; the softmax over goodness stays soft, so its cross-entropy falls slowly.
+        assert history["goodness_loss_1"][-1] < 0.95 * history["goodness_loss_1"][0], history
+        assert end["loss"] < start["loss"] - 0.05 and end["error_rate"] < 60, (start, end)
+
+
+def test_options_they_refuse_name_the_valid_ones():
+    with pytest.raises(ValueError, match=r"pepita does not support dropout=0.1 \(only 0.0\)"):
+        build_model("pepita", "8", 5, 3, dropout=0.1)
+    with pytest.raises(ValueError, match="Invalid f_scale -1.0 for pepita: a scale ≥ 0"):
+        build_model("pepita", "8", 5, 3, f_scale=-1.0)
+    with pytest.raises(ValueError, match="Unknown output_error 'last' for pepita; valid: modulated, first"):
+        build_model("pepita", "8", 5, 3, output_error="last")
