@@ -42,9 +42,9 @@ FLOOR = textwrap.dedent("""
     import tensorflow as tf
     from bpfree import datasets
     from bpfree.tuning.config import SearchConfig
-    from bpfree.tuning import group
+    from bpfree.tuning.splits import InMemorySplit
     c = SearchConfig(dataset="mnist", objective="val_error_rate")
-    splits = [group.InMemorySplit(*datasets.load(c.dataset, s, scaler=c.scaler, validation_frac=c.validation_frac),
+    splits = [InMemorySplit(*datasets.load(c.dataset, s, scaler=c.scaler, validation_frac=c.validation_frac),
                                   datasets.info(c.dataset), c.problem_type, True) for s in ("train", "validation", "test")]
     print("splits in memory:", sum(t.shape.num_elements() * t.dtype.size for s in splits for t in (s.x, s.y)), "bytes")
 """)
@@ -77,9 +77,9 @@ def main():
             f.write(PRESET.format(lrs=", ".join(args.lrs.split(","))))
         rss, seconds, rc, tail = run_child(["-c", FLOOR], args.src)
         rows.append(("floor: import + the 3 splits as tensors", rss, seconds, rc, tail))
-        for label, group_size in (("grouped (default --group_size)", None), ("fit (--group_size 0)", 0)):
-            flags = [] if group_size is None else ["--group_size", str(group_size)]
-            rss, seconds, rc, tail = run_child(["-m", "bpfree", os.path.join(tmp, f"exp-{group_size}"),
+        for label, engine in (("member programs (default --engine)", "members"), ("fit (--engine fit)", "fit")):
+            flags = ["--engine", engine]
+            rss, seconds, rc, tail = run_child(["-m", "bpfree", os.path.join(tmp, f"exp-{engine}"),
                                                 "--hparams", preset, "--yes", *flags], args.src,
                                                {"TFDS_DATA_DIR": os.path.join(tmp, "tfds")})
             rows.append((label, rss, seconds, rc, tail))

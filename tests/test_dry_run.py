@@ -87,7 +87,7 @@ def test_dry_run_says_what_the_search_would_do_and_writes_nothing(tmp_path, tiny
     how = " ".join(out[out.index("how: "):].split())
     assert how.startswith("how: the search itself ran 3 of the grid's 3 (algorithm, arch) pairs for 2 epochs in a "
                           "temporary directory ("), how
-    assert "one execution of each pair's first point" in how
+    assert "2 executions of each pair's first point as the members of one program" in how
     assert not exp.exists() and not list(own_tmp.glob("bpfree-dry-run-*"))
 
 
@@ -302,7 +302,7 @@ def test_the_estimate_says_how_it_was_made_and_what_the_timing_run_met():
     assert text.startswith("estimated wall time: 2.1 h on this machine as loaded now (an estimate, not a bound)\n")
     how = " ".join(text[text.index("how: "):].split())
     for part in ("how: the search itself ran 11 of the grid's 36 (algorithm, arch) pairs for 2 epochs in a temporary "
-                 "directory (80 s, nothing kept): 4 executions of each pair's first point side by side",
+                 "directory (80 s, nothing kept): 4 executions of each pair's first point as the members of one program",
                  "plus its groups × 50 epochs at the timed pace",
                  "an untimed pair costs t(algorithm, arch0) · t(algorithm0, arch) / t(algorithm0, arch0)",
                  "epochs were timed on about 4,096 of the 54,000 training examples and scaled by 13.2",

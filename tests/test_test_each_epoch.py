@@ -1,14 +1,14 @@
 """`test_each_epoch` (issue 21): the test split evaluated after every epoch, recorded as history test_*, the
-same through `fit` and the grouped engine, equal to the end-of-run test evaluation at the last epoch, and
+same through `fit` and the member programs (within rtol 1e-5), equal to the end-of-run test evaluation at the last epoch, and
 never part of what chooses a trial."""
 
 import pytest
 
 from bpfree import results
 from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
-from test_group import SPACE, assert_same_records, found, quiet
+from test_engine_search import SPACE, assert_close_records, found, quiet
 
-CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=3, executions_per_trial=1, use_xla=False,
+CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=3, executions_per_trial=1, use_xla=True,
               test_each_epoch=True, score="best")
 
 
@@ -18,10 +18,10 @@ def test_each_epochs_test_metrics_are_recorded_alike_through_fit_and_the_grouped
     config = SearchConfig(**CONFIG, **protocol)
     space = SearchSpace.create({**SPACE, "algorithm": ["bp", "dfa"], "dropout": [0.0]})
     run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(fit=True))
-    run_search(str(tmp_path / "grouped"), config, space, log=quiet, engine=EngineOptions(members=1))
+    run_search(str(tmp_path / "grouped"), config, space, log=quiet, engine=EngineOptions(members=2))
     alone, grouped = found(tmp_path / "alone"), found(tmp_path / "grouped")
-    assert_same_records(grouped, alone)
-    for record in alone.values():
+    assert_close_records(grouped, alone)
+    for record in [*alone.values(), *grouped.values()]:
         history = record["history"]
         assert len(history["test_error_rate"]) == len(history["test_loss"]) == 3
         # the end-of-run evaluation is the last epoch's

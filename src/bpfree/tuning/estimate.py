@@ -63,7 +63,7 @@ class Estimate:
             return "one execution of each pair's first point"
         if self.alone:
             return f"{self.slots} executions of each pair's first point, one at a time as the search trains them"
-        return f"{self.slots} executions of each pair's first point side by side, as the search groups them"
+        return f"{self.slots} executions of each pair's first point as the members of one program, as the search trains them"
 
     def _extrapolated(self, epochs):
         if self.alone:
