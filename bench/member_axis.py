@@ -16,7 +16,8 @@ vector broadcast. Members start from the variables of ``bpfree.build_model(rule,
 Exactness: member m after 5 steps vs that model stepped alone by its compiled ``train_step`` on the
 same batches. Speed: one epoch per call (a ``tf.while_loop`` over the step, ceil(n/64) steps) for the
 member axis (XLA, no XLA, [M matmuls unrolled in one XLA program, vmap, im2col conv]), (a) the M bpfree
-models one after another, each its own compiled epoch, (b) today's `GroupProgram` of M slots; variants
+models one after another, each its own compiled epoch, (b) the engine's `MemberProgram` (issue 22; the
+recorded run below measured the GroupProgram it replaced); variants
 built first, then timed interleaved with the order rotated, 3 reps, SGD.
 
 Recorded run, 2026-12-07 00:13–00:28 UTC: 2-core AMD EPYC (AVX-512, 2.6 GHz), TF 2.21, CPU only, load
@@ -312,15 +313,22 @@ def build_variants(x_all, y_all, rule, M, args):
             return lambda: [epoch(p) for epoch, p in runs]
         variants.append(Variant("(a) M models one after another, XLA", M, separate))
     if M <= args.group_max:
-        from bpfree.tuning.group import GroupProgram, InMemorySplit
+        from bpfree.tuning.engine import MemberProgram, prepare
+        from bpfree.tuning.splits import InMemorySplit
 
-        def group():
+        def shipped():
             meta = types.SimpleNamespace(features=int(np.prod(d)), num_classes=CLASSES)
             split = InMemorySplit(x_all, np.argmax(y_all, 1), meta, "classification", len(d) == 1)
-            program = GroupProgram([reference_model(rule, d, s, lr, "sgd") for s, lr in zip(seeds, lrs)],
-                                   split, BATCH, jit_compile=True)
-            return lambda: program.train_epoch(seeds, 0, [True] * M)
-        variants.append(Variant("(b) GroupProgram, XLA", M, group))
+            size = max(M, 2)  # the engine's fewest members
+            program = MemberProgram(reference_model(rule, d, seeds[0], lrs[0], "sgd"), size, split, BATCH,
+                                    jit_compile=True)
+            for k, (s, lr) in enumerate(zip(seeds, lrs)):
+                model = reference_model(rule, d, s, lr, "sgd")
+                prepare(model, split)
+                program.load(k, model)
+            pad = size - M
+            return lambda: program.train_epoch(list(seeds) + [0] * pad, 0, [True] * M + [False] * pad)
+        variants.append(Variant("(b) the engine's MemberProgram, XLA", M, shipped))
     return variants, steps
 
 

@@ -16,6 +16,9 @@ VARIABLE_HPARAMS = ("lr",)
 # core and cost each program's trace more (bench/member_axis.py); a GPU's kernels stay latency-bound
 # far longer.
 AUTO_MEMBERS = {"cpu": 16, "gpu": 64}
+# Members of every program without XLA (automatic `members`): the same for every structure whatever the grid,
+# since there a member's numbers depend on the member count (`GridTuner._program`).
+AUTO_MEMBERS_WITHOUT_XLA = 4
 # Members of every program at least: a program of one member is a degenerate batch, which XLA computes
 # as a plain matmul summed in another order than a member of a larger program (a spare member is masked).
 MIN_MEMBERS = 2

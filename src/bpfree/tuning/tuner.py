@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from bpfree.tuning import distributed, engine, inputs, progress
 from bpfree.tuning.execution import Execution, finite_or_none
-from bpfree.tuning.options import AUTO_MEMBERS, MIN_MEMBERS, EngineOptions, structure_key
+from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, MIN_MEMBERS, EngineOptions, structure_key
 from bpfree.tuning.options import capacity as options_capacity
 from bpfree.tuning.test_each_epoch import EpochTestCallback, logs_with_test
 from bpfree.tuning.space import trial_id
@@ -304,10 +304,17 @@ class GridTuner(keras_tuner.Tuner):
             template = self.hypermodel.build(runs[0].trial.hyperparameters, seed=runs[0].seed)
             # A member's numbers must not depend on how many members share its program. Under XLA they do
             # not, from two members on (one member is a degenerate batch, which XLA turns into a plain
-            # matmul summed in another order); without XLA TensorFlow's batched matmul sums in an order
-            # that depends on the member count, so there every program has exactly two members.
-            jit = self.config.use_xla is not False
-            size = max(size, MIN_MEMBERS) if jit else MIN_MEMBERS
+            # matmul summed in another order). Without XLA TensorFlow's batched matmul sums in an order
+            # that depends on the member count, so there every program of the search has the same
+            # number of members, whatever the grid: `options.members`, or `AUTO_MEMBERS_WITHOUT_XLA`.
+            jit = self.config.jit_compile
+            if jit:
+                size = max(size, MIN_MEMBERS)
+            else:
+                size = self.options.members or options_capacity(EngineOptions(),
+                                                                 AUTO_MEMBERS_WITHOUT_XLA, model.count_params(),
+                                                                 activations, _device())
+                size = max(size, MIN_MEMBERS)
             program = engine.MemberProgram(template, size, data.in_memory("train", flatten), self.config.batch_size,
                                            jit_compile=jit)
             if not program.vectorized:
