@@ -1,7 +1,7 @@
 """Grid-search throughput (issue 22): whole searches through the command line, one source tree against another.
 
     python bench/grid_throughput.py --before DIR [--grids small,quickstart,lenet] [--reps 3]
-        [--lenet_examples 0.05] [--after_flags "--members 16"]
+        [--lenet_examples 0.05] [--after_flags "--members 16"] [--variant NAME=FLAGS ...]
 
 ``--before DIR``: a checkout whose ``src/`` is the reference (e.g. ``git worktree add /tmp/before <commit>``);
 the tree this script is in is "after". Each variant is ``python -m bpfree EXP --hparams PRESET --yes``
@@ -11,7 +11,8 @@ own default engine (before: its defaults; after: its defaults plus ``--after_fla
 included, since a search pays them too. Each repetition runs every (grid, tree) once, in an order
 rotated from one repetition to the next (interleaved, so machine noise hits both alike); the table
 gives trials per hour and CPU seconds per trial, median and min over the repetitions, and the ratio
-after / before of each repetition's pair (median, min).
+variant / before of each repetition's pair (median, min). ``--variant NAME=FLAGS`` adds after-tree
+variants (e.g. ``xla=--use_xla=true``).
 
 Grids:
 - ``small``: {bp, dfa, drtp, cce} × lr {1e-4, 1e-3, 1e-2}, 256-256 tanh, digits, 5 epochs, 1 execution.
@@ -92,10 +93,15 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--lenet_examples", type=float, default=0.05)
     parser.add_argument("--after_flags", default="", help="flags added to the after tree's searches")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME=FLAGS: one more after-tree variant with these flags (repeatable)")
     parser.add_argument("--flops_per_second", type=float, default=1e11, help="for the arithmetic line")
     args = parser.parse_args()
     trees = {"before": (os.path.join(args.before, "src"), []),
              "after": (os.path.join(ROOT, "src"), args.after_flags.split())}
+    for variant in args.variant:
+        name, _, flags = variant.partition("=")
+        trees[name] = (os.path.join(ROOT, "src"), flags.split())
     grids = args.grids.split(",")
     results = {(g, t): [] for g in grids for t in trees}
     with tempfile.TemporaryDirectory(prefix="bpfree-grid-") as tmp:
@@ -115,7 +121,7 @@ def main():
                 wall, cpu, rc, tail = run_search(src, presets[g], os.path.join(tmp, f"{g}-{t}-{rep}"), flags)
                 print(f"rep {rep} {g:10s} {t:6s} wall {wall:7.1f} s  cpu {cpu:7.1f} s  rc {rc}", flush=True)
                 if rc:
-                    print("\n".join(tail))
+                    sys.exit(f"{g} {t} exited {rc}:\n" + "\n".join(tail))
                 results[(g, t)].append((wall, cpu))
     print("\n| grid | tree | trials | trials/h median (min) | CPU s/trial median (min) | after/before trials/h "
           "median (min) | after/before CPU/trial median (min) |\n|---|---|---|---|---|---|---|")
@@ -126,9 +132,9 @@ def main():
             cpus = [c / trials for _, c in results[(g, t)]]
             row = (f"| {g} | {t} | {trials} | {3600 * trials / statistics.median(walls):.0f} "
                    f"({3600 * trials / max(walls):.0f}) | {statistics.median(cpus):.2f} ({min(cpus):.2f}) |")
-            if t == "after":
-                speed = [b[0] / a[0] for a, b in zip(results[(g, "after")], results[(g, "before")])]
-                cpu = [a[1] / b[1] for a, b in zip(results[(g, "after")], results[(g, "before")])]
+            if t != "before":
+                speed = [b[0] / a[0] for a, b in zip(results[(g, t)], results[(g, "before")])]
+                cpu = [a[1] / b[1] for a, b in zip(results[(g, t)], results[(g, "before")])]
                 row += f" {statistics.median(speed):.2f} ({min(speed):.2f}) | {statistics.median(cpu):.2f} ({max(cpu):.2f}) |"
             else:
                 row += " | |"

@@ -32,15 +32,21 @@ SMOKE = {
     "projection_memory.py": [],
     "throughput.py": ["--nets", "dense,lenet", "--arch", "16-8-3", "--rules", "dfa", "--batch", "8", "--steps", "2",
                       "--reps", "1"],
+    "step_cost.py": ["--arch", "16-8-3", "--batches", "8", "--modes", "graph", "--steps", "10", "--reps", "1"],
+    "import_cost.py": ["--repeat", "1", "--cases", "help,bad_value"],
+    "search_overhead.py": ["--arch", "8", "--dataset", "digits", "--epochs", "1", "--algorithms", "bp", "--lrs", "1e-2"],
+    "checkpoint_cost.py": ["--arch", "8", "--input_dim", "8", "--examples", "64", "--reps", "1"],
+    "workers.py": ["--epochs", "1", "--arch", "8"],
+    "member_axis.py": ["--members", "1,2", "--rules", "dfa", "--reps", "1", "--baseline-max", "1", "--group-max", "2"],
+    "grid_throughput.py": ["--before", ROOT, "--grids", "small", "--reps", "1"],
 }
 # Wall (CPU) seconds measured on 2 shared cores: accuracy tp 12 (7), feedback 11 (8), projection_memory 8 (5),
 # throughput 10 (8); the slow ones under a load of 8: gle_speed 107 (31), lenet_mnist 228 (80), mnist_memory 40-140
 # (31-42), pipeline 106 (56).
-SLOW = {"gle_speed.py", "lenet_mnist.py", "mnist_memory.py", "pipeline.py"}
+SLOW = {"gle_speed.py", "lenet_mnist.py", "mnist_memory.py", "pipeline.py", "workers.py", "grid_throughput.py",
+        "member_axis.py"}
 NEEDS_MNIST = {"lenet_mnist.py", "mnist_memory.py"}  # real IDX files under $BPFREE_DATA_DIR
-REWRITTEN = "rewritten for the new engine (issue 22)"
-SKIPPED = {name: REWRITTEN for name in
-           ("grid_throughput.py", "search_overhead.py", "checkpoint_cost.py", "workers.py", "member_axis.py")}
+SKIPPED = {}
 
 
 def test_every_bench_script_is_smoked_or_skipped():

@@ -248,12 +248,12 @@ def test_a_structures_set_up_is_counted_once_and_each_groups_epochs_every_time()
     timings = {("bp", "16"): estimate.PairTiming(setup=10.0, epoch=1.0),
                ("dfa", "16"): estimate.PairTiming(setup=4.0, epoch=2.0, alone=True)}
     assert estimate.timed_slots(points, config, engine=EngineOptions(members=4)) == 4
-    assert estimate.extrapolate(points, config, 4, timings, slots=4) == pytest.approx((10 + 2 * 5) + 6 / 4 * (4 + 10))
-    assert estimate.extrapolate(points, config, 4, timings, slots=4, scale=3) == pytest.approx(
+    assert estimate.extrapolate(points, config, EngineOptions(members=4), timings, slots=4) == pytest.approx((10 + 2 * 5) + 6 / 4 * (4 + 10))
+    assert estimate.extrapolate(points, config, EngineOptions(members=4), timings, slots=4, scale=3) == pytest.approx(
         (10 + 2 * 5 * 3) + 6 / 4 * (4 + 10 * 3))
-    one = {pair: estimate.PairTiming(10.0, 1.0) for pair in timings}  # group_size 0: each execution its own set-up
+    one = {pair: estimate.PairTiming(10.0, 1.0) for pair in timings}  # through fit: each execution its own set-up
     assert estimate.timed_slots(points, config, engine=EngineOptions(fit=True)) == 1
-    assert estimate.extrapolate(points, config, 0, one, slots=1) == pytest.approx(2 * 6 * (10 + 5))
+    assert estimate.extrapolate(points, config, EngineOptions(fit=True), one, slots=1) == pytest.approx(2 * 6 * (10 + 5))
     assert estimate.timed_slots(points_of({"lr": [1e-3]}), config, engine=EngineOptions(members=4)) == 2  # fewer than a group
 
 

@@ -4,7 +4,7 @@ grid's ETA), cleared before each log line; nothing when the output is not a term
 import io
 import sys
 
-from bpfree.tuning import SearchConfig, SearchSpace, run_search
+from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 from bpfree.tuning.progress import SearchProgress
 
 SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from bpfree import build_model, metrics, records
 from bpfree.metrics import UnexplainedVariance
 from bpfree.reconstructions import ReconstructionFigure, reconstruction_figure
-from bpfree.tuning import SearchConfig, SearchSpace, run_search
+from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 
 
 def fvu(y, y_hat, w):

@@ -14,7 +14,7 @@ import pytest
 
 from bpfree import records, results
 from bpfree.tuning import SearchConfig, SearchSpace, run_search, trial_id
-from bpfree.tuning import tuner as tuner_module
+from bpfree.tuning import execution as execution_module
 from bpfree.tuning.search import ExperimentMismatch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,8 +64,13 @@ def cli(*args, env=None):
 
 def interrupt_at(monkeypatch, epoch, before_checkpoint=False):
     """Makes the next execution stop with KeyboardInterrupt at the end of `epoch` (after its checkpoint
-    and record are written, or before when `before_checkpoint`), as a kill would."""
-    original = tuner_module.RecordCallback.on_epoch_end
+    and record are written, or before when `before_checkpoint`), as a kill would. Checkpoints are
+    written every epoch (``checkpoint_seconds`` 0) until `restore` is called."""
+    original = execution_module.RecordCallback.on_epoch_end
+    original_init = execution_module.RecordCallback.__init__
+
+    def every_epoch(self, execution, num_epochs, checkpoint_seconds):
+        original_init(self, execution, num_epochs, 0)
 
     def on_epoch_end(self, e, logs=None):
         if e == epoch and before_checkpoint:
@@ -74,8 +79,14 @@ def interrupt_at(monkeypatch, epoch, before_checkpoint=False):
         if e == epoch:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(tuner_module.RecordCallback, "on_epoch_end", on_epoch_end)
-    return lambda: monkeypatch.setattr(tuner_module.RecordCallback, "on_epoch_end", original)
+    monkeypatch.setattr(execution_module.RecordCallback, "on_epoch_end", on_epoch_end)
+    monkeypatch.setattr(execution_module.RecordCallback, "__init__", every_epoch)
+
+    def restore():
+        monkeypatch.setattr(execution_module.RecordCallback, "on_epoch_end", original)
+        monkeypatch.setattr(execution_module.RecordCallback, "__init__", original_init)
+
+    return restore
 
 
 # ------------------------------------------------------------------------------------- reproducibility
@@ -99,7 +110,7 @@ def test_records_are_identical_uninterrupted_point_by_point_killed_and_with_two_
     assert {k: v["history"] for k, v in histories(tmp_path / "alone").items()} == reference
 
     # kill -9 while an execution is mid-way (a checkpoint exists), then resume.
-    proc = cli(tmp_path / "killed", "--hparams", preset)
+    proc = cli(tmp_path / "killed", "--hparams", preset, "--checkpoint_seconds", 0)
     deadline = time.time() + 240
     while time.time() < deadline:
         found = histories(tmp_path / "killed") if (tmp_path / "killed").exists() else {}
@@ -111,7 +122,7 @@ def test_records_are_identical_uninterrupted_point_by_point_killed_and_with_two_
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    resumed = cli(tmp_path / "killed", "--hparams", preset)
+    resumed = cli(tmp_path / "killed", "--hparams", preset, "--checkpoint_seconds", 0)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
     killed = histories(tmp_path / "killed")

@@ -109,9 +109,17 @@ class MemberProgram:
         self.state = ModelState(template)
         template.reset_metrics()
         self._metrics_zero = [tf.constant(v.numpy()) for v in self.state.metrics]
+        first = len(self.state.trainable) + len(self.state.other)
+        rates = [first + i for i, v in enumerate(self.state.optimizer) if v.name == "learning_rate"]
+        if len(rates) != 1:
+            raise ValueError(f"{type(template.optimizer).__name__} keeps no one learning_rate variable; a program "
+                             "reads each member's learning rate from it.")
+        self._learning_rate_index = rates[0]
         self._train_only = {m.name for m in template.train_only_metrics}
         m = self.capacity
         self.values = [tf.Variable(tf.zeros((m, *v.shape), v.dtype), trainable=False) for v in self.state.all]
+        self._read_slot = tf.function(lambda k: [v[k] for v in self.values], autograph=False,
+                                      input_signature=[tf.TensorSpec((), tf.int32)])
         self.fallback = None  # why members are computed one after another, if they are
         self.vectorized = True
         # autograph=False: the loops are written as tf.while_loop, Keras's steps need no conversion.
@@ -144,9 +152,20 @@ class MemberProgram:
             target[slot].assign(v)
 
     def unload(self, slot, model):
-        """Copies member `slot`'s state into `model` (its checkpoint and logs are then the member's)."""
-        for v, source in zip(ModelState(model).all, self.values):
+        """Copies member `slot`'s state into `model` (its checkpoint is then the member's)."""
+        for v, value in zip(ModelState(model).all, self._read_slot(tf.constant(slot, tf.int32))):
+            v.assign(value)
+
+    def train_logs(self, slot, model):
+        """Member `slot`'s training logs of the last epoch (its metric state copied into `model`'s metrics)."""
+        first = len(self.values) - len(self.state.metrics)
+        for v, source in zip(ModelState(model).metrics, self.values[first:]):
             v.assign(source[slot])
+        return {name: float(np.asarray(value)) for name, value in model.get_metrics_result().items()}
+
+    def set_learning_rate(self, slot, model):
+        """Member `slot`'s learning rate from `model`'s optimizer (a schedule sets it before each epoch)."""
+        self.values[self._learning_rate_index][slot].assign(model.optimizer.learning_rate)
 
     # ------------------------------------------------------------------------------ calls
     def train_epoch(self, seeds, epoch, active):

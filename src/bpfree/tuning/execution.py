@@ -62,6 +62,7 @@ class RecordCallback(keras.callbacks.Callback):
             self._checkpoint(done, history)
 
     def _checkpoint(self, done, history):
+        self.execution.before_checkpoint()
         checkpoints.save(self.execution.checkpoint_path, self.model, done, history)
         self._last, self._saved = time.monotonic(), done
 
@@ -101,6 +102,8 @@ class Execution:
     log: object
     checkpoint_seconds: float = 0.0
     score: object = None
+    # Called before a checkpoint is written: an engine that holds the state elsewhere copies it into `model`.
+    before_checkpoint: object = dataclasses.field(default=lambda: None, repr=False)
 
     # ------------------------------------------------------------------------------ open
     @classmethod

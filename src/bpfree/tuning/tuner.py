@@ -216,6 +216,9 @@ class GridTuner(keras_tuner.Tuner):
         for slot, run in enumerate(runs):
             engine.prepare(run.model, split)
             program.load(slot, run.model)
+            # A checkpoint is of the member's state: copied into its model only when one is written.
+            run.before_checkpoint = lambda slot=slot, run=run: program.unload(slot, run.model)
+        whole_state_each_epoch = bool(self.config.histogram_freq)
         models = [run.model for run in runs] + [None] * (size - len(runs))
         flatten = inputs.flattens(runs[0].point["arch"])
         callbacks = [keras.callbacks.CallbackList(run.callbacks(data), model=run.model) for run in runs]
@@ -245,12 +248,12 @@ class GridTuner(keras_tuner.Tuner):
                 trained = [a and k not in failed for k, a in enumerate(active)]
                 if not any(trained):
                     break
-                each(_indices(trained), lambda k: (callbacks[k].on_epoch_begin(epoch), program.load(k, runs[k].model)))
+                each(_indices(trained), lambda k: (callbacks[k].on_epoch_begin(epoch),
+                                                   program.set_learning_rate(k, runs[k].model)))
                 active = program.train_epoch(seeds, epoch, trained)
-                train_logs = {}
-                for k in _indices(trained):
-                    program.unload(k, runs[k].model)
-                    train_logs[k] = {n: float(np.asarray(v)) for n, v in runs[k].model.get_metrics_result().items()}
+                train_logs = {k: program.train_logs(k, runs[k].model) for k in _indices(trained)}
+                if whole_state_each_epoch:  # callbacks that read the weights every epoch (histograms)
+                    each(_indices(trained), lambda k: program.unload(k, runs[k].model))
                 val_logs = program.evaluate(trained, data.in_memory("validation", flatten), models)
                 test_logs = program.evaluate(trained, data.in_memory("test", flatten), models) \
                     if self.config.test_each_epoch else None
@@ -266,6 +269,7 @@ class GridTuner(keras_tuner.Tuner):
                 each(_indices(trained), epoch_end)
                 self.progress.epoch(epoch, [{**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}}.get(
                     self.config.objective) for k in _indices(trained)])
+            each(range(len(runs)), lambda k: program.unload(k, runs[k].model))  # the state at the end
             each(range(len(runs)), lambda k: callbacks[k].on_train_end())
             tested = [k < len(runs) and k not in failed for k in range(size)]
             test_logs = program.evaluate(tested, data.in_memory("test", flatten), models)
@@ -301,7 +305,8 @@ class GridTuner(keras_tuner.Tuner):
                                                        if len(v.shape) == 1)
             size = options_capacity(self.options, max(len(runs), known or len(runs)), model.count_params(),
                                     activations, _device())
-            template = self.hypermodel.build(runs[0].trial.hyperparameters, seed=runs[0].seed)
+            # The template's variables are only the keys the traced step reads members' values through.
+            template = runs[0].model
             # A member's numbers must not depend on how many members share its program. Under XLA they do
             # not, from two members on (one member is a degenerate batch, which XLA turns into a plain
             # matmul summed in another order). Without XLA TensorFlow's batched matmul sums in an order
