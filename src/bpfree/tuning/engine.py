@@ -127,6 +127,11 @@ class MemberProgram:
         x, y = train.x, train.y
         eval_signature = [tf.TensorSpec((m,), tf.bool), tf.TensorSpec((None, *x.shape[1:]), x.dtype),
                           tf.TensorSpec((None, *y.shape[1:]), y.dtype)]
+        if m == 1:  # one member: its step as it is, nothing to vectorize
+            self.vectorized = False
+            self._epoch = self._trace(self._train_epoch, epoch_signature)
+            self._evaluate = self._trace(self._evaluate_all, eval_signature)
+            return
         try:
             self._epoch = self._trace(self._train_epoch, epoch_signature)
             self._evaluate = self._trace(self._evaluate_all, eval_signature)

@@ -17,10 +17,13 @@ VARIABLE_HPARAMS = ("lr",)
 # far longer.
 AUTO_MEMBERS = {"cpu": 16, "gpu": 64}
 # Members of every program without XLA (automatic `members`): the same for every structure whatever the grid,
-# since there a member's numbers depend on the member count (`GridTuner._program`).
-AUTO_MEMBERS_WITHOUT_XLA = 4
-# Members of every program at least: a program of one member is a degenerate batch, which XLA computes
-# as a plain matmul summed in another order than a member of a larger program (a spare member is masked).
+# since there a member's numbers depend on the member count (`GridTuner._program`). One: without XLA
+# TensorFlow's batched matmul over members was no faster on CPUs than the members one after another
+# (bench/grid_throughput.py), so each execution trains alone in its structure's program, as before.
+AUTO_MEMBERS_WITHOUT_XLA = 1
+# Members of every program under XLA at least: a program of one member is a degenerate batch, which XLA
+# computes as a plain matmul summed in another order than a member of a larger program (a spare member
+# is masked).
 MIN_MEMBERS = 2
 # Memory the members' state and activations may take, per program, when `members` is automatic.
 AUTO_MEMORY_BYTES = {"cpu": 2 * 2**30, "gpu": 8 * 2**30}

@@ -316,10 +316,7 @@ class GridTuner(keras_tuner.Tuner):
             if jit:
                 size = max(size, MIN_MEMBERS)
             else:
-                size = self.options.members or options_capacity(EngineOptions(),
-                                                                 AUTO_MEMBERS_WITHOUT_XLA, model.count_params(),
-                                                                 activations, _device())
-                size = max(size, MIN_MEMBERS)
+                size = self.options.members or AUTO_MEMBERS_WITHOUT_XLA
             program = engine.MemberProgram(template, size, data.in_memory("train", flatten), self.config.batch_size,
                                            jit_compile=jit)
             if not program.vectorized:
