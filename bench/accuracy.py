@@ -46,10 +46,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bpfree import datasets, results  # noqa: E402
-from bpfree.tuning import SearchConfig, SearchSpace, run_search  # noqa: E402
+from bpfree import datasets, results
+from bpfree.tuning import SearchConfig, SearchSpace, run_search
 
 INVERTIBLE = {"bp_inv": 0.0, "gait": 0.1, "tp": 1000.0}  # rule -> orthogonal_reg (GAIT-prop README)
 
@@ -147,7 +147,7 @@ def run_feedback(args):
           "the final-epoch accuracy on a 15 % validation carve-out of train; accuracy on the test split\n")
     print("| net | rule | lr | val acc % (lr: acc) | test acc % (final) | test acc % (best epoch) |")
     print("|---|---|---|---|---|---|")
-    for net, rule, arch, lr, select, last, best in rows:
+    for net, rule, _arch, lr, select, last, best in rows:
         val = ", ".join(f"{k:g}: {v:.1f}" for k, v in select.items())
         print(f"| {net} | {rule} | {lr:g} | {val} | {last.mean():.1f} ± {last.std():.1f} | "
               f"{best.mean():.1f} ± {best.std():.1f} |")

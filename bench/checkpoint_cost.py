@@ -17,10 +17,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from bpfree import build_model, checkpoints  # noqa: E402
+from bpfree import build_model, checkpoints
 
 
 def main():

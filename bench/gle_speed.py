@@ -25,12 +25,12 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from bpfree.experiments.mnist1d import load_data  # noqa: E402
-from bpfree.models.gle_mnist1d import e2e_lag_mlp  # noqa: E402
-from bpfree.layers.gle import GLEParams, gle_forward_step, gle_step  # noqa: E402
+from bpfree.experiments.mnist1d import load_data
+from bpfree.models.gle_mnist1d import e2e_lag_mlp
+from bpfree.layers.gle import GLEParams, gle_forward_step, gle_step
 
 T, B = 360, 100
 

@@ -30,14 +30,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from bpfree import build_model, datasets, optimizers  # noqa: E402
-from bpfree.benchmarks import runner  # noqa: E402
-from bpfree.benchmarks.specs import TABLES  # noqa: E402
-from bpfree.tuning import SearchConfig, SearchSpace, run_search  # noqa: E402
+from bpfree import build_model, datasets, optimizers
+from bpfree.benchmarks import runner
+from bpfree.benchmarks.specs import TABLES
+from bpfree.tuning import SearchConfig, SearchSpace, run_search
 
 TABLE = TABLES["biotorch_lenet"]
 LRS = (1e-3, 1e-2, 1e-1)

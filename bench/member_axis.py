@@ -85,12 +85,12 @@ import types
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-import bpfree  # noqa: E402
-from bpfree.datasets.pipeline import epoch_permutation  # noqa: E402
+import bpfree
+from bpfree.datasets.pipeline import epoch_permutation
 
 ARCHS = {"dense": "256-256", "conv": "conv16k3-pool2-128"}  # the conv net: digits' 8×8×1 images
 CLASSES = 10
@@ -264,7 +264,7 @@ class Variant:
 
     def __init__(self, name, M, build):
         self.name, self.M = name, M
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0 = time.perf_counter()
         self.run = build()
         self.run()  # trace + compile (+ one epoch)
         self.first_wall = time.perf_counter() - t0

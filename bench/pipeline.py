@@ -18,11 +18,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_datasets as tfds  # noqa: E402
+import keras
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
-from bpfree import build_model, datasets  # noqa: E402
+from bpfree import build_model, datasets
 
 
 def rate(ds, min_batches):

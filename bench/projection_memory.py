@@ -13,8 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from bpfree.arch import ConvSpec, parse_layers  # noqa: E402
-from bpfree.layers.feedback import FeedbackProjection  # noqa: E402
+from bpfree.arch import ConvSpec, parse_layers
+from bpfree.layers.feedback import FeedbackProjection
 
 VGG16 = ("conv64k3-conv64k3-pool2-conv128k3-conv128k3-pool2-conv256k3-conv256k3-conv256k3-pool2-"
          "conv512k3-conv512k3-conv512k3-pool2-conv512k3-conv512k3-conv512k3-pool2-4096-4096")

@@ -17,7 +17,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from bpfree.tuning import SearchConfig, SearchSpace, run_search  # noqa: E402
+from bpfree.tuning import SearchConfig, SearchSpace, run_search
 
 
 def main():

@@ -78,16 +78,16 @@ import types
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow.core.protobuf import config_pb2  # noqa: E402
-from tensorflow.python.grappler import cluster as gcluster  # noqa: E402
-from tensorflow.python.grappler import tf_optimizer  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.python.grappler import cluster as gcluster
+from tensorflow.python.grappler import tf_optimizer
 
-from bpfree import build_model, optimizers  # noqa: E402
-from bpfree.arch import parse_arch  # noqa: E402
-from bpfree.layers.feedback import AlternativeBackward  # noqa: E402
+from bpfree import build_model, optimizers
+from bpfree.arch import parse_arch
+from bpfree.layers.feedback import AlternativeBackward
 
 _apply_after = optimizers.apply_after
 SPE = 10  # the steps_per_execution of the "bp spe=10" variant

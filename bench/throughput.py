@@ -31,12 +31,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from bpfree import build_model, rules  # noqa: E402
-from bpfree.arch import ConvSpec, parse_arch, parse_layers  # noqa: E402
+from bpfree import build_model, rules
+from bpfree.arch import ConvSpec, parse_arch, parse_layers
 
 FEEDFORWARD = ("bp", "fa", "dfa", "drtp", "cce", "mse")
 # name -> (hidden arch, input shape, classes); "dense" takes --arch

@@ -1,8 +1,6 @@
 """`python -m bpfree.benchmarks` (issue 21): a table's protocol as ordinary searches, numbers chosen on validation
 only, the page written beside the paper's numbers; the real-MNIST run in the slow tier."""
 
-import json
-import math
 import os
 
 import numpy as np
@@ -61,7 +59,7 @@ def test_the_reduced_protocol_changes_only_what_it_says(tiny_table):
 def test_shipped_tables_parse_and_validate_in_every_protocol():
     for table in TABLES.values():
         for protocol in ("reduced", "full", "smoke"):
-            for dataset, config, space in runner.plan(table, protocol):
+            for _dataset, config, space in runner.plan(table, protocol):
                 assert config.test_each_epoch and config.score == "best" and config.objective == "val_error_rate"
                 assert set(table.published_rules()) <= set(space.as_dict()["algorithm"])
 

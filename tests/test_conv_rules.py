@@ -17,7 +17,7 @@ import bpfree
 from bpfree import rules
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from numpy_reference import (  # noqa: E402
+from numpy_reference import (
     Conv, Dense, Net, avg_pool, avg_pool_backward, avg_pool_same, avg_pool_same_backward, conv2d,
     conv2d_input_grad, conv2d_kernel_grad, hash_uniform, max_pool, max_pool_backward, softmax, softmax_vjp)
 

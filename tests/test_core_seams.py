@@ -61,7 +61,7 @@ print("RESULT" + json.dumps(out))
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.split("RESULT", 1)[1])
     assert set(loaded) == set(rules.names())
-    for algorithm, (model_class, optimizer, predictions) in loaded.items():
+    for algorithm, (_model_class, optimizer, predictions) in loaded.items():
         assert optimizer == "UncorrectedAdam", algorithm
         np.testing.assert_allclose(predictions, expected[algorithm], rtol=1e-5, atol=1e-6, err_msg=algorithm)
     assert {loaded[a][0] for a in INVERTIBLE} == {"InvertibleNetwork"}

@@ -161,7 +161,7 @@ def test_the_threshold_counts_execution_epochs(tmp_path, cli_in_process, no_sear
     preset.write_text(ONE_POINT.format(lrs=lrs).replace('["bp"]', '["bp", "fa", "dfa", "drtp", "cce"]'))
     done = cli_in_process(tmp_path / "exp", "--hparams", preset, "--num_epochs", epochs)
     assert (done.returncode == 0) is runs and bool(no_search) is runs, done.stderr
-    assert runs or f"100 points × 1 execution × 101 epochs = 10,100 execution-epochs, above the 10,000" in done.stderr
+    assert runs or "100 points × 1 execution × 101 epochs = 10,100 execution-epochs, above the 10,000" in done.stderr
 
 
 def test_a_bad_point_is_said_before_the_size(tmp_path, cli_in_process, no_search):

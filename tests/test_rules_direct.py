@@ -17,10 +17,10 @@ import bpfree
 from bpfree import build_model, datasets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dense_rules_reference import N, run_one_step  # noqa: E402
-from feedback_variants_reference import N as VARIANTS_N  # noqa: E402
-from feedback_variants_reference import assert_close, batch, one_step, tiny  # noqa: E402
-from numpy_reference import assert_updates  # noqa: E402
+from dense_rules_reference import N, run_one_step
+from feedback_variants_reference import N as VARIANTS_N
+from feedback_variants_reference import assert_close, batch, one_step, tiny
+from numpy_reference import assert_updates
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

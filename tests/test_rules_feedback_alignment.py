@@ -17,9 +17,9 @@ import bpfree
 from bpfree import build_model, datasets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dense_rules_reference import N, run_one_step  # noqa: E402
-from feedback_variants_reference import assert_close, batch, one_step, tiny  # noqa: E402
-from numpy_reference import assert_updates  # noqa: E402
+from dense_rules_reference import N, run_one_step
+from feedback_variants_reference import assert_close, batch, one_step, tiny
+from numpy_reference import assert_updates
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("kp", "usf", "brsf", "frsf")
@@ -85,7 +85,7 @@ def test_usf_is_fa_with_b_set_to_sign_w_times_scale_at_every_step():
     for m in (usf, fa):
         m.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
     for k in range(3):
-        for l, layer in enumerate(fa.weighted_layers[1:], start=2):
+        for layer in fa.weighted_layers[1:]:
             W = np.array(layer.kernel)
             layer.feedback.assign(np.sign(W) * np.sqrt(2.0 / sum(W.shape)))
         for m in (usf, fa):

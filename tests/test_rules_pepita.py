@@ -15,8 +15,8 @@ from bpfree import build_model, datasets
 from bpfree.models import Network
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from numpy_reference import softmax  # noqa: E402
-from pepita_ff_reference import N, DIMS, assert_updates, pepita_batch, pepita_model, sgd_step  # noqa: E402
+from numpy_reference import softmax
+from pepita_ff_reference import N, DIMS, assert_updates, pepita_batch, pepita_model, sgd_step
 
 
 # ----------------------------------------------------------------------------------------------- PEPITA

@@ -13,8 +13,8 @@ from bpfree import records
 from bpfree.tuning import SearchConfig, SearchSpace, run_search
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from feedback_variants_reference import NEW  # noqa: E402
-from pepita_ff_reference import ff_model, pepita_batch, pepita_model  # noqa: E402
+from feedback_variants_reference import NEW
+from pepita_ff_reference import ff_model, pepita_batch, pepita_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -52,7 +52,8 @@ def test_torch_adam_is_torch_optim_adams_update(amsgrad, mode):
         keras_adam = keras.optimizers.Adam(1e-3, epsilon=1e-8, amsgrad=amsgrad)
         opt.build([var])
         keras_adam.build([keras_var])
-        steps = [lambda g: opt.apply([g], [var]), lambda g: keras_adam.apply([g], [keras_var])]
+        steps = [lambda g, opt=opt, var=var: opt.apply([g], [var]),
+                 lambda g, opt=keras_adam, var=keras_var: opt.apply([g], [var])]
         if mode == "xla":
             steps = [tf.function(step, jit_compile=True) for step in steps]
         for g, w in zip(grads, want):

@@ -1,13 +1,11 @@
 """The tuning suite with real tiny searches: completeness, kill -9 and resume, divergence, results, CLI."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from bpfree import records, results

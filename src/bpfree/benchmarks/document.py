@@ -7,7 +7,6 @@ kept when the page is rewritten.
 
 import datetime
 import math
-import os
 
 from bpfree import io, records, results
 from bpfree.benchmarks import compare, runner

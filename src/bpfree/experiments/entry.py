@@ -70,7 +70,7 @@ def main(config_class, run, *, exp_dir, argv=None, doc=""):
         return EXIT_BAD_INPUT
     try:
         run(config, values.exp_dir)
-    except Exception:  # noqa: BLE001 - a crash, not a user mistake
+    except Exception:
         traceback.print_exc()
         return EXIT_CRASH
     return EXIT_OK

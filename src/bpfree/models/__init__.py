@@ -6,7 +6,7 @@
     ff          → `FFNetwork` (ff)
 """
 
-from bpfree import rules
+from bpfree import rules  # noqa: F401  (registers every rule before a model names one)
 from bpfree.models.base import RuleModel
 from bpfree.models.feedforward import Network, NetworkConfig
 from bpfree.models.ff import FFNetwork

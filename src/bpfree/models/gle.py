@@ -232,7 +232,7 @@ class GLENetwork(RuleModel):
                 new.append(state)
                 grads[l] = g._asdict()
             grad_list = []
-            for l, field, var in slots:
+            for l, field, _ in slots:
                 g = grads[l][field]
                 if field == "kernel" and self.weight_decay:
                     g = g + self.weight_decay * params[l].kernel

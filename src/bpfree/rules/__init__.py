@@ -8,9 +8,9 @@ from bpfree.rules.base import Rule
 from bpfree.rules.registry import convolutional_names, get, names, owners, register, rule_class, serialize
 
 # Registration order is the order users see (help texts, the hypermodel's choices).
-from bpfree.rules import bp, fa, dfa, drtp, local_loss  # noqa: E402,F401,I001
-from bpfree.rules import target_prop, dtp, tp_inverse, gle  # noqa: E402,F401
-from bpfree.rules import kp, usf, brsf, frsf, sdfa  # noqa: E402,F401
-from bpfree.rules import pepita, ff  # noqa: E402,F401
+from bpfree.rules import bp, fa, dfa, drtp, local_loss  # noqa: F401
+from bpfree.rules import target_prop, dtp, tp_inverse, gle  # noqa: F401
+from bpfree.rules import kp, usf, brsf, frsf, sdfa  # noqa: F401
+from bpfree.rules import pepita, ff  # noqa: F401
 
 __all__ = ["Rule", "convolutional_names", "get", "names", "owners", "register", "rule_class", "serialize"]

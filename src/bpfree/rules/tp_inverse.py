@@ -31,7 +31,6 @@ element on its own objective and lr_rinv does not depend on the batch or the wid
 Activations without an inverse here (swish) are refused, and so are batch norm and dropout.
 """
 
-import keras
 import tensorflow as tf
 
 from bpfree import checks

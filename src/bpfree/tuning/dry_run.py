@@ -14,10 +14,10 @@ from bpfree.tuning.oracle import finished_trials
 from bpfree.tuning.space import trial_id
 
 
-def dry_run(experiment_dir, config, space, engine, *, preset=None, reset_training=False, workers=0,
-            out=functools.partial(print, flush=True)):
+def dry_run(experiment_dir, config, space, engine, *, preset=None, reset_training=False, workers=0, out=None):
     """Prints the plan of the search (`config`, `space`) in `experiment_dir`, then its estimate; raises
-    ValueError where the search itself would refuse to start."""
+    ValueError where the search itself would refuse to start. `out`: where lines go (print, flushed)."""
+    out = out or functools.partial(print, flush=True)
     from bpfree.tuning.search import check_config, project_dir
 
     points = space.grid()

@@ -207,7 +207,7 @@ class MemberProgram:
         one member after another."""
         if self.vectorized and vectorize:
             return tf.vectorized_map(function, elements, fallback_to_while_loop=False)
-        outputs = [function(tf.nest.map_structure(lambda t: t[k], elements)) for k in range(self.capacity)]
+        outputs = [function(tf.nest.map_structure(lambda t, k=k: t[k], elements)) for k in range(self.capacity)]
         return tf.nest.map_structure(lambda *ts: tf.stack(ts), *outputs)
 
     def _train_epoch(self, seeds, epoch, active):

@@ -8,6 +8,7 @@ tracker metrics) and when asked for (``EngineOptions(fit=True)``, a debugging pa
 """
 
 import collections
+import functools
 import math
 import os
 import time
@@ -240,6 +241,18 @@ class GridTuner(keras_tuner.Tuner):
                     active[k] = False
                     runs[k].fail("error", e, self.accidents)
 
+        def epoch_begin(k, epoch):
+            callbacks[k].on_epoch_begin(epoch)
+            program.set_learning_rate(k, runs[k].model)  # a schedule sets it in on_epoch_begin
+
+        def epoch_end(k, epoch, active, train_logs, val_logs, test_logs):
+            callbacks[k].on_test_begin()
+            callbacks[k].on_test_end(val_logs[k])
+            logs = {**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}}
+            callbacks[k].on_epoch_end(epoch, logs if test_logs is None else logs_with_test(logs, test_logs[k]))
+            if runs[k].model.stop_training:  # early stopping
+                active[k] = False
+
         start = time.perf_counter()
         self.progress.start(runs[0].tid, len(runs), runs[0].first_epoch)
         try:
@@ -248,8 +261,7 @@ class GridTuner(keras_tuner.Tuner):
                 trained = [a and k not in failed for k, a in enumerate(active)]
                 if not any(trained):
                     break
-                each(_indices(trained), lambda k: (callbacks[k].on_epoch_begin(epoch),
-                                                   program.set_learning_rate(k, runs[k].model)))
+                each(_indices(trained), functools.partial(epoch_begin, epoch=epoch))
                 active = program.train_epoch(seeds, epoch, trained)
                 train_logs = {k: program.train_logs(k, runs[k].model) for k in _indices(trained)}
                 if whole_state_each_epoch:  # callbacks that read the weights every epoch (histograms)
@@ -258,15 +270,8 @@ class GridTuner(keras_tuner.Tuner):
                 test_logs = program.evaluate(trained, data.in_memory("test", flatten), models) \
                     if self.config.test_each_epoch else None
 
-                def epoch_end(k):
-                    callbacks[k].on_test_begin()
-                    callbacks[k].on_test_end(val_logs[k])
-                    logs = {**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}}
-                    callbacks[k].on_epoch_end(epoch, logs if test_logs is None else logs_with_test(logs, test_logs[k]))
-                    if runs[k].model.stop_training:  # early stopping
-                        active[k] = False
-
-                each(_indices(trained), epoch_end)
+                each(_indices(trained), functools.partial(epoch_end, epoch=epoch, active=active, train_logs=train_logs,
+                                                          val_logs=val_logs, test_logs=test_logs))
                 self.progress.epoch(epoch, [{**train_logs[k], **{f"val_{n}": v for n, v in val_logs[k].items()}}.get(
                     self.config.objective) for k in _indices(trained)])
             each(range(len(runs)), lambda k: program.unload(k, runs[k].model))  # the state at the end
