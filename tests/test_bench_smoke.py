@@ -32,7 +32,7 @@ SMOKE = {
     "projection_memory.py": [],
     "throughput.py": ["--nets", "dense,lenet", "--arch", "16-8-3", "--rules", "dfa", "--batch", "8", "--steps", "2",
                       "--reps", "1"],
-    "step_cost.py": ["--arch", "16-8-3", "--batches", "8", "--modes", "graph", "--steps", "10", "--reps", "1"],
+    "step_cost.py": ["--arch", "16-8-3", "--batches", "8", "--modes", "graph", "--steps", "20", "--reps", "1"],
     "import_cost.py": ["--repeat", "1", "--cases", "help,bad_value"],
     "search_overhead.py": ["--arch", "8", "--dataset", "digits", "--epochs", "1", "--algorithms", "bp", "--lrs", "1e-2"],
     "checkpoint_cost.py": ["--arch", "8", "--input_dim", "8", "--examples", "64", "--reps", "1"],

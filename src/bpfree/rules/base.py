@@ -43,6 +43,9 @@ class Rule:
     search_values = {}  # {hparam: the values a grid tries when the search space names none}
     detach_blocks = False
     convolutional = False  # whether the rule trains convolution blocks (its `conv` hook)
+    # Whether the train step reads a constant derived from the model's seed (not a variable): then the
+    # executions of one structure with different seeds cannot share a program (`tuning.options.structure_key`).
+    seed_in_step = False
     # True when `local_losses` returns the projected losses themselves (the local_loss tracker reuses them).
     local_losses_are_projected = False
 

@@ -22,6 +22,7 @@ class BatchRandomSignFeedback(UniformSignFeedback):
     name = "brsf"
     summary = "batchwise random-magnitude sign-concordant feedback: |R| ⊙ sign(W), R redrawn every batch"
     backward = "batch_random_sign"
+    seed_in_step = True  # R_t's draw reads the layer's feedback seed, a constant of the traced step
 
     def alignment_targets(self, model):
         return self.per_layer(model, lambda layer: keras.ops.sign(layer.kernel))

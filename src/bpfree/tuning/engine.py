@@ -235,8 +235,9 @@ class MemberProgram:
         model, state = self.template, self.state
         x, y = self.train_split.make_batch(indices)
         trainable, other, optimizer, metrics = state.split(list(values))
+        # Every variable mapped, the optimizer's too: a rule may read its step count (DTP's noise schedule).
         mapping = list(zip(state.trainable, trainable)) + list(zip(state.other, other)) + \
-            list(zip(state.metrics, metrics))
+            list(zip(state.optimizer, optimizer)) + list(zip(state.metrics, metrics))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             with tf.GradientTape() as tape:
                 tape.watch(trainable)
@@ -277,9 +278,9 @@ class MemberProgram:
         def member(elements):
             values, metric_values, member_batch = elements
             state = self.state
-            trainable, other, _, _ = state.split(list(values) + [None] * len(state.metrics))
+            trainable, other, optimizer, _ = state.split(list(values) + [None] * len(state.metrics))
             mapping = list(zip(state.trainable, trainable)) + list(zip(state.other, other)) + \
-                list(zip(state.metrics, metric_values))
+                list(zip(state.optimizer, optimizer)) + list(zip(state.metrics, metric_values))
             with keras.StatelessScope(state_mapping=mapping) as scope:
                 self.template.test_step(member_batch)
                 return [_current(scope, v, old) for v, old in zip(state.metrics, metric_values)]

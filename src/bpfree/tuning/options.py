@@ -52,9 +52,19 @@ class EngineOptions:
         return f"members {size} (one program per structure; its executions trained in the same kernels)"
 
 
-def structure_key(point):
-    """What fixes a grid point's program: every hparam but those read per member."""
-    return tuple(sorted((name, repr(value)) for name, value in point.items() if name not in VARIABLE_HPARAMS))
+def structure_key(point, seed=None):
+    """What fixes a grid point's program: every hparam but those read per member, and the execution's
+    `seed` where the rule's step reads a constant derived from it (`Rule.seed_in_step`)."""
+    key = tuple(sorted((name, repr(value)) for name, value in point.items() if name not in VARIABLE_HPARAMS))
+    if seed is not None and _seed_in_step(point.get("algorithm")):
+        key += (("seed", int(seed)),)
+    return key
+
+
+def _seed_in_step(algorithm):
+    from bpfree.rules import registry  # the rules load Keras: only when a program is made
+
+    return isinstance(algorithm, str) and algorithm in registry.names() and registry.rule_class(algorithm).seed_in_step
 
 
 def capacity(options, executions, variables, activations, device="cpu"):

@@ -166,8 +166,12 @@ class GridTuner(keras_tuner.Tuner):
             together = False
             self.log(f"  {ready[0].tid}: its executions train through fit ({reason})")
         if together:
-            for first_epoch in sorted({run.first_epoch for run in ready}):
-                runs = [run for run in ready if run.first_epoch == first_epoch]
+            # One program per structure (per seed too where the rule's step reads it), its members
+            # starting at one epoch.
+            groups = {}
+            for run in ready:
+                groups.setdefault((structure_key(run.point, run.seed), run.first_epoch), []).append(run)
+            for (_, _), runs in sorted(groups.items(), key=lambda item: item[0][1]):
                 program = self._program(runs, data)
                 for start in range(0, len(runs), program.capacity):
                     self._train_members(program, runs[start:start + program.capacity], data)
@@ -300,12 +304,14 @@ class GridTuner(keras_tuner.Tuner):
     def _program(self, runs, data):
         """The member program of `runs`' structure, made once per structure (its template one more model
         of the structure) and reused by every later group of that structure."""
-        key = structure_key(runs[0].point)
+        key = structure_key(runs[0].point, runs[0].seed)
         program = self._programs.get(key)
         if program is None:
             flatten = inputs.flattens(runs[0].point["arch"])
             model = runs[0].model
-            known = self._structure_executions[key] * self.config.executions_per_trial
+            points = self._structure_executions[structure_key(runs[0].point)]
+            per_seed = len(key) > len(structure_key(runs[0].point))  # a program per seed (`Rule.seed_in_step`)
+            known = points * (1 if per_seed else self.config.executions_per_trial)
             activations = self.config.batch_size * sum(int(np.prod(v.shape)) for v in model.trainable_variables
                                                        if len(v.shape) == 1)
             size = options_capacity(self.options, max(len(runs), known or len(runs)), model.count_params(),
