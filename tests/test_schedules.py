@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bpfree import records, results, schedules
+from bpfree.schedule_callback import EpochLearningRate
 from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 from bpfree.tuning import execution as execution_module
 from bpfree.tuning.hypermodel import BpfreeHyperModel
@@ -222,7 +223,7 @@ def test_epoch_learning_rate_sets_the_rate_before_each_epoch_of_fit():
     seen = []
     watch = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(
         float(model.optimizer.learning_rate)))
-    callback = schedules.EpochLearningRate(0.1, "cosine", dict, num_epochs=4)
+    callback = EpochLearningRate(0.1, "cosine", dict, num_epochs=4)
     history = model.fit(x, y, epochs=4, verbose=0, callbacks=[callback, watch]).history
     expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
     np.testing.assert_allclose(seen, expected, rtol=1e-6)

@@ -52,8 +52,7 @@ def test_torch_adam_is_torch_optim_adams_update(amsgrad, mode):
         keras_adam = keras.optimizers.Adam(1e-3, epsilon=1e-8, amsgrad=amsgrad)
         opt.build([var])
         keras_adam.build([keras_var])
-        steps = [lambda g, opt=opt, var=var: opt.apply([g], [var]),
-                 lambda g, opt=keras_adam, var=keras_var: opt.apply([g], [var])]
+        steps = [applying(opt, var), applying(keras_adam, keras_var)]
         if mode == "xla":
             steps = [tf.function(step, jit_compile=True) for step in steps]
         for g, w in zip(grads, want):
@@ -186,3 +185,8 @@ def test_torch_uniform_draws_what_torch_draws():
     kernel = torch_random.linear_kernel(7, 2, 3)  # torch's weight (3, 2) is drawn row by row
     np.testing.assert_array_equal(kernel, torch_random.uniform(7, 6, -1 / math.sqrt(2), 1 / math.sqrt(2))
                                   .reshape(3, 2).T)
+
+
+def applying(optimizer, variable):
+    """One step of `optimizer` on `variable` from a gradient."""
+    return lambda g: optimizer.apply([g], [variable])

@@ -1,7 +1,6 @@
 """`EpochLearningRate`: the Keras callback that applies a `bpfree.schedules` rate each epoch.
 
-Apart from the schedules' math so that checking a schedule imports no Keras; `bpfree.schedules.EpochLearningRate`
-is this class.
+Apart from the schedules' math so that checking a schedule imports no Keras.
 """
 
 import keras

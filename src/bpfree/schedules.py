@@ -18,7 +18,7 @@ else is kept. Keras's schedules (PiecewiseConstantDecay, CosineDecay) are functi
 not the epoch, and its ReduceLROnPlateau keeps its state (best, wait) in the callback object, which a resumed
 run does not have; hence these few lines of math of our own, which the tests compare with Keras's
 implementations. Applying and logging the rate is Keras's LearningRateScheduler (`EpochLearningRate`, in
-`bpfree.schedule_callback`, which this module imports only when it is asked for).
+`bpfree.schedule_callback`: it subclasses Keras's, and checking a schedule imports no TensorFlow).
 """
 
 import math
@@ -86,12 +86,3 @@ def lr_at(epoch, lr, schedule, *, milestones=(), factor=0.1, patience=10, num_ep
         return plateau_lr(float(np.float32(lr)), list(val_losses)[:epoch], factor, patience)
     raise checks.unknown("lr_schedule", schedule, NAMES)
 
-
-def __getattr__(name):
-    # The callback subclasses Keras's, so it lives in its own module, loaded on first use: checking a
-    # schedule (`check`, a search's flags and preset) imports no TensorFlow.
-    if name == "EpochLearningRate":
-        from bpfree.schedule_callback import EpochLearningRate
-
-        return EpochLearningRate
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

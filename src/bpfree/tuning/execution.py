@@ -21,8 +21,9 @@ import time
 
 import keras
 
-from bpfree import checkpoints, records, schedules, scoring, seeds
+from bpfree import checkpoints, records, scoring, seeds
 from bpfree.reconstructions import ReconstructionFigure
+from bpfree.schedule_callback import EpochLearningRate
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
 from bpfree.tuning import inputs, tensorboard_hparams
@@ -161,7 +162,7 @@ class Execution:
         """The Keras callbacks of this execution's training, whichever engine trains it."""
         c = self.config
         # The epoch's learning rate first: it is set before the epoch and logged ("learning_rate") before the record is written.
-        callbacks = [] if c.lr_schedule == "constant" else [schedules.EpochLearningRate(
+        callbacks = [] if c.lr_schedule == "constant" else [EpochLearningRate(
             self.point["lr"], c.lr_schedule, lambda: self.record.data["history"], milestones=c.lr_milestones,
             factor=c.lr_factor, patience=c.lr_patience, num_epochs=c.num_epochs)]
         callbacks += [
