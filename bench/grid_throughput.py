@@ -123,8 +123,8 @@ def main():
                 if rc:
                     sys.exit(f"{g} {t} exited {rc}:\n" + "\n".join(tail))
                 results[(g, t)].append((wall, cpu))
-    print("\n| grid | tree | trials | trials/h median (min) | CPU s/trial median (min) | after/before trials/h "
-          "median (min) | after/before CPU/trial median (min) |\n|---|---|---|---|---|---|---|")
+    print("\n| grid | tree | trials | trials/h median (min) | CPU s/trial median (min) | / before: trials/h "
+          "median (min) | / before: CPU/trial median (max) |\n|---|---|---|---|---|---|---|")
     for g in grids:
         trials = GRIDS[g][1]
         for t in trees:
