@@ -159,6 +159,7 @@ dataset = "digits"
 objective = "val_error_rate"
 num_epochs = 12
 executions_per_trial = 2
+use_xla = true
 
 [space]
 algorithm = ["bp", "dfa"]

@@ -43,7 +43,7 @@ class GridTuner(keras_tuner.Tuner):
         # Executions of each structure in the grid: a program never has more members than that.
         self._structure_executions = collections.Counter(structure_key(p) for p in points)
         # Trials taken from the oracle at a time: enough to fill a program with their executions.
-        most = self.options.members or AUTO_MEMBERS[_device()]
+        most = self.options.members or (AUTO_MEMBERS[_device()] if config.jit_compile else AUTO_MEMBERS_WITHOUT_XLA)
         self.trials_per_group = 1 if self.options.fit else max(1, -(-most // config.executions_per_trial))
         self._programs = {}  # structure key → MemberProgram, reused by every group of that structure
         self.experiment_dir = experiment_dir
