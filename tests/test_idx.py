@@ -344,8 +344,8 @@ def test_the_cli_refuses_a_bad_idx_directory_with_exit_2_before_training(tmp_pat
         assert not list((tmp_path / "exp2").rglob("execution_*.json"))
 
 
-@pytest.mark.parametrize("group_size", [1, 0])
-def test_a_search_on_bpfree_data_dir_records_its_data_source(data_dir, tmp_path, group_size):
+@pytest.mark.parametrize("members", [1, 0])
+def test_a_search_on_bpfree_data_dir_records_its_data_source(data_dir, tmp_path, members):
     """Every record names what served the data; it is no search setting, so a resume elsewhere is not refused."""
     from bpfree.tuning.config import SearchConfig
     from bpfree.tuning.search import check_record_settings, project_dir, run_search
@@ -357,7 +357,7 @@ def test_a_search_on_bpfree_data_dir_records_its_data_source(data_dir, tmp_path,
                                 "bw_init": ["ortho"], "lr": [1e-3], "dropout": [0.0]})
     lines = []
     summary = run_search(str(tmp_path / "exp"), config, space, log=lambda *a: lines.append(" ".join(map(str, a))),
-                         engine=engine_for(group_size))
+                         engine=engine_for(members))
     assert summary["ran"] == 1 and not summary["accidents"]
     source = f"idx ({data_dir / 'mnist'}, no known checksum for these files)"
     assert f"data: mnist from {source}" in lines
@@ -460,6 +460,6 @@ def test_search_data_loads_each_split_once_for_every_execution(monkeypatch):
     assert all(isinstance(p, tf.data.Dataset) for p in pipelines)
 
 
-def engine_for(group_size):
+def engine_for(members):
     """0: each execution through fit; n: programs of up to n members."""
-    return EngineOptions(fit=True) if group_size == 0 else EngineOptions(members=group_size)
+    return EngineOptions(fit=True) if members == 0 else EngineOptions(members=members)

@@ -26,8 +26,8 @@ def test_a_search_on_a_terminal_shows_epochs_and_etas_and_clears_the_line_for_it
         lines.append((line, terminal.getvalue()))
 
     config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=3, use_xla=False)
-    for group_size in (0, 2):  # through fit, and grouped
-        run_search(str(tmp_path / str(group_size)), config, SearchSpace.create(SPACE), log=log, engine=engine_for(group_size))
+    for members in (0, 2):  # through fit, and as members
+        run_search(str(tmp_path / str(members)), config, SearchSpace.create(SPACE), log=log, engine=engine_for(members))
     shown = terminal.getvalue()
     assert "\r" in shown and "epoch 3/3  val_error_rate " in shown and " | grid 1/2 executions, ETA 0:" in shown
     assert "bp-16-tanh-bwortho-lr0.01-" in shown and "×2  epoch 1/3" in shown  # the group of two
@@ -45,6 +45,6 @@ def test_nothing_is_shown_when_the_output_is_not_a_terminal():
     assert stream.getvalue() == "" and not progress.enabled
 
 
-def engine_for(group_size):
+def engine_for(members):
     """0: each execution through fit; n: programs of up to n members."""
-    return EngineOptions(fit=True) if group_size == 0 else EngineOptions(members=group_size)
+    return EngineOptions(fit=True) if members == 0 else EngineOptions(members=members)

@@ -54,12 +54,12 @@ def test_a_reconstruction_search_logs_unexplained_variance_in_train_validation_a
                                 "batchnorm": [False], "bw_init": ["ortho"], "lr": [1e-2], "dropout": [0.0]})
     config = SearchConfig(dataset="digits", problem_type="reconstruction", objective="val_loss", num_epochs=2)
     found = {}
-    for group_size in (0, 4):  # each execution through its own fit, and in a group program's slots
-        summary = run_search(str(tmp_path / str(group_size)), config, space, log=lambda *a: None,
-                             engine=engine_for(group_size))
+    for members in (0, 4):  # each execution through its own fit, and as the members of a program
+        summary = run_search(str(tmp_path / str(members)), config, space, log=lambda *a: None,
+                             engine=engine_for(members))
         for path in records.iter_record_paths(summary["project_dir"]):
             data = records.read(path)
-            found[(group_size, data["trial_id"])] = data
+            found[(members, data["trial_id"])] = data
     assert len(found) == 4
     ratios = []
     for data in found.values():
@@ -116,6 +116,6 @@ def test_the_callback_writes_the_png_and_a_tensorboard_image_when_training_ends(
     assert image.step == 2 and len(image.tensor_proto.string_val) == 3  # width, height, the PNG
 
 
-def engine_for(group_size):
+def engine_for(members):
     """0: each execution through fit; n: programs of up to n members."""
-    return EngineOptions(fit=True) if group_size == 0 else EngineOptions(members=group_size)
+    return EngineOptions(fit=True) if members == 0 else EngineOptions(members=members)
