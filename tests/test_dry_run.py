@@ -82,12 +82,12 @@ def test_dry_run_says_what_the_search_would_do_and_writes_nothing(tmp_path, tiny
                      " ".join(out.split())), out
     assert "settings: dataset digits, problem_type classification, objective val_error_rate" in out
     # (whitespace normalised: the settings line wraps where its length puts it)
-    assert "members automatic (one program per structure" in " ".join(out.split())
+    assert "members 1 without XLA (one program per structure, 1 of its executions at a time" in " ".join(out.split())
     assert ESTIMATE.search(out), out
     how = " ".join(out[out.index("how: "):].split())
     assert how.startswith("how: the search itself ran 3 of the grid's 3 (algorithm, arch) pairs for 2 epochs in a "
                           "temporary directory ("), how
-    assert "2 executions of each pair's first point as the members of one program" in how
+    assert "one execution of each pair's first point" in how  # without XLA a program holds one member
     assert not exp.exists() and not list(own_tmp.glob("bpfree-dry-run-*"))
 
 

@@ -26,7 +26,7 @@ import textwrap
 import time
 
 from bpfree import records
-from bpfree.tuning.options import AUTO_MEMBERS, structure_key
+from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, structure_key
 from bpfree.tuning.space import SearchSpace
 
 TIMED_EPOCHS = 2  # the first epoch includes tracing; the second is an epoch as every later one
@@ -131,12 +131,13 @@ def estimate(config, space, points, engine):
 
 def timed_slots(points, config, engine):
     """Executions a timed pair trains together: as many as the search's programs have members (its
-    `members`, automatic: at most `AUTO_MEMBERS` on a CPU; fewer where no structure has that many
-    executions); 1 through `fit`."""
+    `members`, automatic: at most `AUTO_MEMBERS` under XLA, fewer where no structure has that many
+    executions, `AUTO_MEMBERS_WITHOUT_XLA` without it); 1 through `fit`."""
     if engine.fit:
         return 1
+    capacity = engine.members or (AUTO_MEMBERS["cpu"] if config.jit_compile else AUTO_MEMBERS_WITHOUT_XLA)
     per_structure = collections.Counter(structure_key(p) for p in points)
-    return min(engine.members or AUTO_MEMBERS["cpu"], max(per_structure.values()) * config.executions_per_trial)
+    return min(capacity, max(per_structure.values()) * config.executions_per_trial)
 
 
 def timing_config(config, slots):

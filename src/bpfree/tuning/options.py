@@ -45,11 +45,16 @@ class EngineOptions:
         checks.whole("members", self.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
         checks.number("checkpoint_seconds", self.checkpoint_seconds, lambda v: v >= 0, "a number ≥ 0 (0: every epoch)")
 
-    def describe(self):
+    def describe(self, jit_compile):
+        """The plan's line: how the search trains (`jit_compile`: whether its programs compile with XLA)."""
         if self.fit:
             return "each execution through its own fit (--engine fit)"
+        if not jit_compile:
+            members = self.members or AUTO_MEMBERS_WITHOUT_XLA
+            return (f"members {members} without XLA (one program per structure, {members} of its executions at a "
+                    "time; --use_xla true trains up to 16 in the same kernels)")
         size = "automatic" if not self.members else f"up to {self.members}"
-        return f"members {size} (one program per structure; its executions trained in the same kernels)"
+        return f"members {size} (one program per structure; its executions trained in the same kernels, XLA)"
 
 
 def structure_key(point, seed=None):

@@ -58,7 +58,7 @@ def describe(space, config, engine, finished=None, points=None, width=100):
     ids = [trial_id(p) for p in points[:SHOWN_TRIALS]]
     more = f" … and {len(points) - len(ids):,} more" if len(points) > len(ids) else ""
     settings = [f"{name}\xa0{value_text(value)}" for name, value in config.to_json().items()]  # kept on one line
-    grouping = engine.describe()
+    grouping = engine.describe(config.jit_compile)
     lines = [f"grid: {GridSize.of(space, config)}"]
     if finished is not None:
         lines.append(f"already finished: {finished:,} of {len(points):,} points (re-running resumes; they are skipped)")
