@@ -98,6 +98,8 @@ def test_each_rule_as_members_records_what_it_records_alone(tmp_path, monkeypatc
     assert_same_records(found(tmp_path / "grouped"), found(tmp_path / "alone"))
     assert_close_records(found(tmp_path / "grouped"), found(tmp_path / "fit"))
     assert len(made) == len(algorithms) and all(p.capacity == 3 for p in made)  # one program per rule, none made twice
+    engines = {d["engine"]["members"] for d in found(tmp_path / "grouped").values()}
+    assert engines == {3} and all(d["engine"] == {"fit": True, "xla": True} for d in found(tmp_path / "fit").values())
     assert not list(tmp_path.rglob("*.ckpt.npz"))
     for run in ("train", "validation"):  # TensorBoard as fit's callback writes it, for every execution
         assert len(list((tmp_path / "grouped").rglob(f"execution_*/{run}/events.out.tfevents.*"))) == n

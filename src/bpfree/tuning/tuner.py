@@ -193,6 +193,7 @@ class GridTuner(keras_tuner.Tuner):
         callbacks = run.callbacks(data) + [keras.callbacks.TerminateOnNaN(), _ProgressCallback(self)]
         if self.config.test_each_epoch:  # first: the record's callback must see the test metrics
             callbacks.insert(0, EpochTestCallback(data.test(flatten)))
+        run.record.data["engine"] = {"fit": True, "xla": self.config.jit_compile}
         start = time.perf_counter()
         self.progress.start(run.tid, 1, run.first_epoch)
         try:
@@ -223,6 +224,9 @@ class GridTuner(keras_tuner.Tuner):
             program.load(slot, run.model)
             # A checkpoint is of the member's state: copied into its model only when one is written.
             run.before_checkpoint = lambda slot=slot, run=run: program.unload(slot, run.model)
+            # How it trained (not a search setting): without XLA a member's numbers depend on the program's size.
+            run.record.data["engine"] = {"members": program.capacity, "xla": program.jit_compile,
+                                         "vectorized": program.vectorized}
         whole_state_each_epoch = bool(self.config.histogram_freq)
         models = [run.model for run in runs] + [None] * (size - len(runs))
         flatten = inputs.flattens(runs[0].point["arch"])
