@@ -76,3 +76,21 @@ def run_one_step(rule, use_bias, problem_type="classification", weight_decay=0.0
     exp_dW, exp_db = expected_updates(rule, Ws, bs, Bs, x.astype(np.float64), y.astype(np.float64),
                                       problem_type, weight_decay)
     return dW, db, exp_dW, exp_db
+
+
+def updates_with_transposed_output_kernel(rule):
+    """({"bp": updates, rule: updates}) of one SGD step of a one-hidden-layer net, the rule's last
+    feedback matrix set to the output kernel (B = W_out in our (units, outputs) convention; the paper's Bᵀ)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(N, 5)).astype("float32")
+    y = keras.utils.to_categorical([0, 1, 2, 1], 3).astype("float32")
+    updates = {}
+    for name in ("bp", rule):
+        model = build_model(name, "7", 5, 3, seed=11)
+        if name != "bp":
+            model.feedback_matrices[-1].assign(model.output_layer.kernel)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
+        before = [np.array(v) for v in model.trainable_variables]
+        model.train_on_batch(x, y)
+        updates[name] = [np.array(v) - b for v, b in zip(model.trainable_variables, before)]
+    return updates

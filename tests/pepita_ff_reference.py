@@ -54,3 +54,15 @@ def ff_model(use_bias=True, threshold=2.0, seed=3, arch="8-6"):
     nonzero_biases(model, np.random.default_rng(1))
     return model
 
+
+def trained_on_digits(algorithm, lr, epochs):
+    """A 64-unit relu net of `algorithm` fitted on digits with Adam: (logs before, fit history, logs after)."""
+    from bpfree import datasets
+
+    x, y = datasets.load("digits", split="train")
+    x, y = x.reshape(len(x), -1), keras.utils.to_categorical(y, 10).astype("float32")
+    model = build_model(algorithm, "64", x.shape[1], 10, activation="relu", seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(lr), metrics=["error_rate"])
+    start = model.evaluate(x, y, verbose=0, return_dict=True)
+    history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0).history
+    return start, history, model.evaluate(x, y, verbose=0, return_dict=True)

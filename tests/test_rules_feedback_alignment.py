@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import bpfree
-from bpfree import build_model, datasets
+from bpfree import datasets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dense_rules_reference import N, run_one_step
+from dense_rules_reference import run_one_step, updates_with_transposed_output_kernel
 from feedback_variants_reference import assert_close, batch, one_step, tiny
 from numpy_reference import assert_updates
 
@@ -49,19 +49,7 @@ def test_update_under_xla(rule):
 
 @pytest.mark.parametrize("rule", ["fa"])
 def test_one_hidden_layer_with_transposed_output_kernel_equals_bp(rule):
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(N, 5)).astype("float32")
-    y = keras.utils.to_categorical([0, 1, 2, 1], 3).astype("float32")
-    updates = {}
-    for name in ("bp", rule):
-        model = build_model(name, "7", 5, 3, seed=11)
-        if name != "bp":
-            # B (in our (units, outputs) convention) = W_out; the paper's Bᵀ.
-            model.feedback_matrices[-1].assign(model.output_layer.kernel)
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
-        before = [np.array(v) for v in model.trainable_variables]
-        model.train_on_batch(x, y)
-        updates[name] = [np.array(v) - b for v, b in zip(model.trainable_variables, before)]
+    updates = updates_with_transposed_output_kernel(rule)
     for got, want in zip(updates[rule], updates["bp"]):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 

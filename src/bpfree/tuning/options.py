@@ -81,3 +81,14 @@ def capacity(options, executions, variables, activations, device="cpu"):
     per_member = 4 * (variables + 3 * activations)
     by_memory = max(1, AUTO_MEMORY_BYTES[device] // max(per_member, 1))
     return max(1, min(executions, AUTO_MEMBERS[device], by_memory))
+
+
+def program_members(options, jit_compile, executions, variables, activations, device="cpu"):
+    """Members of a structure's program. A member's numbers must not depend on how many members share
+    its program. Under XLA they do not, from two members on (one member is a degenerate batch, which XLA
+    turns into a plain matmul summed in another order): `capacity`, at least `MIN_MEMBERS`. Without XLA
+    TensorFlow's batched matmul sums in an order that depends on the member count, so every program of
+    the search has the same number, whatever the grid: `options.members`, or `AUTO_MEMBERS_WITHOUT_XLA`."""
+    if not jit_compile:
+        return options.members or AUTO_MEMBERS_WITHOUT_XLA
+    return max(MIN_MEMBERS, capacity(options, executions, variables, activations, device))

@@ -20,8 +20,7 @@ import tensorflow as tf
 
 from bpfree.tuning import distributed, engine, inputs, progress
 from bpfree.tuning.execution import Execution, finite_or_none
-from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, MIN_MEMBERS, EngineOptions, structure_key
-from bpfree.tuning.options import capacity as options_capacity
+from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, EngineOptions, program_members, structure_key
 from bpfree.tuning.test_each_epoch import EpochTestCallback, logs_with_test
 from bpfree.tuning.space import trial_id
 
@@ -306,8 +305,9 @@ class GridTuner(keras_tuner.Tuner):
                 run.conclude()
 
     def _program(self, runs, data):
-        """The member program of `runs`' structure, made once per structure (its template one more model
-        of the structure) and reused by every later group of that structure."""
+        """The member program of `runs`' structure, made once per structure and reused by every later group
+        of it; its template is the first group's first model (its variables are only the keys the traced
+        step reads members' values through)."""
         key = structure_key(runs[0].point, runs[0].seed)
         program = self._programs.get(key)
         if program is None:
@@ -318,21 +318,10 @@ class GridTuner(keras_tuner.Tuner):
             known = points * (1 if per_seed else self.config.executions_per_trial)
             activations = self.config.batch_size * sum(int(np.prod(v.shape)) for v in model.trainable_variables
                                                        if len(v.shape) == 1)
-            size = options_capacity(self.options, max(len(runs), known or len(runs)), model.count_params(),
-                                    activations, _device())
-            # The template's variables are only the keys the traced step reads members' values through.
-            template = runs[0].model
-            # A member's numbers must not depend on how many members share its program. Under XLA they do
-            # not, from two members on (one member is a degenerate batch, which XLA turns into a plain
-            # matmul summed in another order). Without XLA TensorFlow's batched matmul sums in an order
-            # that depends on the member count, so there every program of the search has the same
-            # number of members, whatever the grid: `options.members`, or `AUTO_MEMBERS_WITHOUT_XLA`.
             jit = self.config.jit_compile
-            if jit:
-                size = max(size, MIN_MEMBERS)
-            else:
-                size = self.options.members or AUTO_MEMBERS_WITHOUT_XLA
-            program = engine.MemberProgram(template, size, data.in_memory("train", flatten), self.config.batch_size,
+            size = program_members(self.options, jit, max(len(runs), known or len(runs)), model.count_params(),
+                                   activations, _device())
+            program = engine.MemberProgram(model, size, data.in_memory("train", flatten), self.config.batch_size,
                                            jit_compile=jit)
             if not program.vectorized:
                 self.log(f"  {runs[0].tid}: its structure's members are computed one after another in their "
