@@ -8,6 +8,7 @@
 
 from bpfree import rules  # noqa: F401  (registers every rule before a model names one)
 from bpfree.models.base import RuleModel
+from bpfree.models.convert import ConvertedNetwork, convert
 from bpfree.models.feedforward import Network, NetworkConfig
 from bpfree.models.ff import FFNetwork
 from bpfree.models.gle import GLENetwork, build_gle_network
@@ -42,5 +43,5 @@ def check_options(rule, arch, input_dim, output_dim, **options):
     model_class(rule).check_options(rule, arch, input_dim, output_dim, **options)
 
 
-__all__ = ["MODELS", "FFNetwork", "GLENetwork", "InvertibleNetwork", "Network", "NetworkConfig", "RuleModel",
+__all__ = ["MODELS", "ConvertedNetwork", "convert", "FFNetwork", "GLENetwork", "InvertibleNetwork", "Network", "NetworkConfig", "RuleModel",
            "build_gle_network", "build_model", "check_options", "model_class"]

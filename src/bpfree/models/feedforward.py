@@ -14,16 +14,15 @@ import dataclasses
 import math
 
 import keras
-import tensorflow as tf
 
 from bpfree import checks, seeds
 from bpfree import trackers as trackers_lib
 from bpfree import arch as arch_lib
 from bpfree import rules
 from bpfree.arch import ConvSpec, arch_string, parse_layers
-from bpfree.forward_pass import ForwardPass
 from bpfree.layers import ConvBlock, DenseBlock, activation_function, call_dense, feedback_initializer
-from bpfree.models.base import RuleModel, resolve_seed
+from bpfree.models.base import resolve_seed
+from bpfree.models.layered import LayeredNetwork
 from bpfree.models.rule_options import configure_rule
 
 
@@ -97,7 +96,7 @@ class NetworkConfig:
 
 
 @keras.saving.register_keras_serializable(package="bpfree")
-class Network(RuleModel):
+class Network(LayeredNetwork):
     """A feedforward network (dense, or convolutional then dense) from an arch string, trained by the learning rule `algorithm` (a name,
     a configured `bpfree.rules.Rule`, or a name with the rule's hparams as keywords or as `rule`).
     See `bpfree.build_model` for the options."""
@@ -114,10 +113,7 @@ class Network(RuleModel):
             output_activation=output_activation)
         self._build_layers()
         self._build_sublayers((None, *arch_lib.input_shape(self.network_config.input_dim)))
-        # Metrics before the model counts as built (Keras locks its state then); the trackers' names
-        # may depend on the built layers (the rule's alignment targets).
-        self.tracker_metrics = [keras.metrics.Mean(name=n) for n in trackers_lib.metric_names(self)]
-        self.rule_metrics = [keras.metrics.Mean(name=n) for n in self.rule.reported_losses(self.network_config)]
+        self._create_metrics()
         self.built = True
         if self.network_config.init_fw_weight_aligned:
             self._align_forward_weights()
@@ -167,22 +163,6 @@ class Network(RuleModel):
                 proj.build(shape)
         self.output_layer.build(_flat(shape))
 
-    @property
-    def trackers(self):
-        return self.network_config.trackers
-
-    @property
-    def weighted_layers(self):
-        """The weighted layers in order (Conv2D, Dense): the hidden ones, then the output layer."""
-        return [b.dense for b in self.blocks] + [self.output_layer]
-
-    @property
-    def feedback_matrices(self):
-        """The fixed feedback matrices (Keras variables): the layers' own (FA, kernel-shaped), then the
-        projections' (direct rules, one per hidden layer); none for bp."""
-        own = [layer.feedback for layer in self.weighted_layers if getattr(layer, "feedback", None) is not None]
-        return own + [p.feedback for p in self.projections]
-
     def _align_forward_weights(self):
         """W_l = T_l for every alignment target of the rule (W_l = B_l for fa; B_{l−1} B_lᵀ and B_L for
         the direct rules, where their shapes are W_l's)."""
@@ -193,10 +173,6 @@ class Network(RuleModel):
             self.weighted_layers[l - 1].kernel.assign(target)
 
     # ----------------------------------------------------------------------------------- forward
-    def call(self, inputs, training=None):
-        _, z = self.forward(inputs, training=training, rule=False)
-        return self._output_activation(z)
-
     def forward(self, x, training=None, rule=True):
         """Returns (hidden activities [h_1..h_L], output pre-activation z).
 
@@ -212,42 +188,8 @@ class Network(RuleModel):
         h = keras.ops.stop_gradient(h) if detach else h
         return hidden, call_dense(self.output_layer, h, feedback=rule, training=training)
 
-    def hidden_activations(self, x):
-        """[h_1, ..., h_L] in inference mode (for histograms and analysis)."""
-        hidden, _ = self.forward(x, training=False, rule=False)
-        return hidden
-
-    # ----------------------------------------------------------------------------------- training
-    def default_loss(self):
-        return "categorical_crossentropy" if self.network_config.problem_type == "classification" else "mse"
-
-    def forward_pass(self, x, y, sample_weight=None, training=True):
-        """The forward pass wired for the rule, with the global loss: a `ForwardPass` (what the rule's
-        `local_losses` read). The loss head runs under its own tape so that a rule may ask for ∂L/∂z."""
-        hidden, z = self.forward(x, training=training, rule=True)
-        projections = [proj(h) for proj, h in zip(self.projections, hidden)]
-        with tf.GradientTape(watch_accessed_variables=False) as head:
-            z = self.rule.output_preactivation(z, projections)
-            head.watch(z)
-            y_pred = self._output_activation(z)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-        return ForwardPass(self, x, y, sample_weight, hidden, z, y_pred, loss, projections=projections,
-                           head_tape=head)
-
-    def bp_objective(self, x, y, sample_weight=None):
-        return self.compute_loss(x=x, y=y, y_pred=self(x, training=True), sample_weight=sample_weight, training=True)
-
-    @property
-    def bp_cosine_kernels(self):
-        return [b.dense.kernel for b in self.blocks]
-
-    def _replayable_state(self):
-        # The blocks' dropout seed-generator states and batch-norm moving statistics, and brSF's draw
-        # counters (the output layer's too): not the feedback matrices, not the rule's own layers (whose
-        # noise must not repeat from step to step).
-        fixed = {id(b) for b in self.feedback_matrices}
-        return [v for layer in [*self.blocks, self.output_layer] for v in layer.non_trainable_variables
-                if id(v) not in fixed]
+    def _stateful_layers(self):
+        return [*self.blocks, self.output_layer]
 
     # ----------------------------------------------------------------------------------- config
     def get_config(self):

@@ -46,6 +46,8 @@ class Rule:
     # Whether the train step reads a constant derived from the model's seed (not a variable): then the
     # executions of one structure with different seeds cannot share a program (`tuning.options.structure_key`).
     seed_in_step = False
+    # Whether `bpfree.convert` can train a user's Keras graph with the rule (its hooks need no arch string).
+    convertible = True
     # True when `local_losses` returns the projected losses themselves (the local_loss tracker reuses them).
     local_losses_are_projected = False
 

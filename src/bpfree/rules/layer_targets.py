@@ -37,6 +37,7 @@ class LayerTargetRule(Rule):
     step of the top target."""
 
     detach_blocks = True
+    convertible = False  # the inverses are built from the arch string's blocks
     search_values = {"alpha_t": (0.01, 0.1, 0.5, 1.0)}
     activations = ACTIVATIONS  # the hidden activations the rule's inverses handle
 
