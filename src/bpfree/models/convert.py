@@ -104,6 +104,10 @@ class ConvertedNetwork(LayeredNetwork):
         self._index = {name: l for l, name in enumerate(weighted, start=1)}
         self._output_dense = weighted[-1]
         output_activation = self._output_activation_name(by_name)
+        valid = arch_lib.OUTPUT_ACTIVATIONS[arch_lib.check_problem_type(problem_type)]
+        if output_activation not in valid:
+            raise ValueError(f"Cannot convert: the model's output {self.output_node!r} applies {output_activation!r}; "
+                             f"for {problem_type} it must be one of {', '.join(valid)}.")
         chains = {name: self._chain(name) for name in weighted[:-1]}
         config = ConvertedConfig(
             algorithm=self.rule.name, arch=tuple(self._spec(by_name[n]) for n in weighted[:-1]),
