@@ -76,11 +76,10 @@ def conv_source(batchnorm, dropout):
     return keras.Model(inputs, keras.layers.Activation("softmax")(keras.layers.Dense(4)(h)))
 
 
-@pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "drtp", "cce", "brsf", "pepita"])
-@pytest.mark.parametrize("batchnorm,dropout", [(False, 0.0), (True, 0.25)])
+@pytest.mark.parametrize("rule,batchnorm,dropout", [
+    *[(rule, bn, drop) for rule in ("bp", "fa", "dfa", "drtp", "cce", "brsf") for bn, drop in ((False, 0.0), (True, 0.25))],
+    ("pepita", False, 0.0)])  # pepita refuses batch norm and dropout (test_refusals_...)
 def test_functional_conv_model_gets_the_arch_string_networks_update(rule, batchnorm, dropout):
-    if rule == "pepita" and batchnorm:
-        pytest.skip("pepita refuses batch norm and dropout (tested below)")
     net = build_model(rule, "conv4k3-pool2-conv6k3s2v-8", (12, 12, 2), 4, seed=3, activation="relu",
                       batchnorm=batchnorm, dropout=dropout)
     source = conv_source(batchnorm, dropout)
