@@ -4,20 +4,19 @@ import keras_tuner
 
 from bpfree import optimizers, rules
 from bpfree.metrics import UnexplainedVariance
-from bpfree.models import build_model
-from bpfree.tuning import inputs
+from bpfree.tuning.point_model import point_model
 
 
 class BpfreeHyperModel(keras_tuner.HyperModel):
-    """Builds `bpfree.build_model(...)` from hparams, compiled with the search's optimizer (Adam) at lr and
+    """Builds the grid point's model (`bpfree.tuning.point_model`) from hparams, compiled with the search's optimizer (Adam) at lr and
     error_rate (classification) or unexplained_variance (reconstruction: `bpfree.metrics.UnexplainedVariance`).
 
     Choices come from the search space (whose algorithm values come from the rule registry), so a
     rule added to the registry is searchable without touching this class. A rule's own hparams
     (`Rule.hparams()`) are declared under a condition on the algorithm.
 
-    `input_shape` is the dataset's (an image shape, or a number of features): a conv arch gets it
-    whole, a dense arch its number of features (`bpfree.tuning.inputs.input_dim`).
+    `input_shape` is the dataset's (an image shape, or a number of features): a conv arch or a builder
+    gets it whole, a dense arch its number of features (`bpfree.tuning.inputs.input_dim`).
     """
 
     def __init__(self, space, config, input_shape, output_dim, **kwargs):
@@ -57,14 +56,7 @@ class BpfreeHyperModel(keras_tuner.HyperModel):
     def build(self, hp, seed=None):
         values = self.declare(hp)
         c = self.config
-        extras = {k: v for k, v in values.items() if k in rules.rule_class(values["algorithm"]).hparams()}
-        model = build_model(
-            values["algorithm"], values["arch"], inputs.input_dim(values["arch"], self.input_shape, c.dataset),
-            self.output_dim,
-            activation=values["activation"], batchnorm=values["batchnorm"], dropout=values["dropout"],
-            bw_init=values["bw_init"], use_bias=c.use_bias, weight_decay=c.weight_decay,
-            problem_type=c.problem_type, trackers=c.trackers, seed=c.seed if seed is None else seed, **extras,
-        )
+        model = point_model(values, c, self.input_shape, self.output_dim, c.seed if seed is None else seed)
         metrics = ["error_rate"] if c.problem_type == "classification" else [UnexplainedVariance(self.output_dim)]
         momentum = {"momentum": c.momentum} if c.momentum else {}  # SGD's; SearchConfig allows it with sgd only
         model.compile(optimizer=optimizers.get(c.optimizer, values["lr"], **momentum), metrics=metrics,

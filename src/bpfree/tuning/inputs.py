@@ -8,13 +8,15 @@ conv archs join a grid.
 import math
 
 from bpfree import arch as arch_lib
+from bpfree import builders
 
 IMAGE_DATASETS = "digits, mnist, fmnist, kmnist, cifar10, cifar100, eurosat, tfds:NAME, folder:PATH"
 
 
 def flattens(arch):
-    """Whether a network of `arch` reads flat vectors (a dense arch) rather than images."""
-    return not arch_lib.is_conv(arch)
+    """Whether a network of `arch` reads flat vectors (a dense arch) rather than images; a builder's model
+    reads the dataset's own shape (`bpfree.builders`)."""
+    return not builders.is_builder(arch) and not arch_lib.is_conv(arch)
 
 
 def input_dim(arch, input_shape, dataset=None):
@@ -22,6 +24,8 @@ def input_dim(arch, input_shape, dataset=None):
     of features): the number of features for a dense arch, the image shape (H, W, C) for a conv arch.
     A conv arch on inputs that are not images is refused in one line."""
     shape = arch_lib.input_shape(input_shape)
+    if builders.is_builder(arch):
+        return shape if len(shape) == 3 else shape[0]
     if flattens(arch):
         return math.prod(shape)
     if len(shape) != 3:

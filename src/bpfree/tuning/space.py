@@ -7,7 +7,7 @@ import json
 import math
 import tomllib
 
-from bpfree import checks, choices
+from bpfree import builders, checks, choices
 from bpfree.arch import TOKEN_FORMS, arch_string
 from bpfree.hparam_names import HPARAMS, SHORT
 from bpfree.choices import ACTIVATIONS, BW_INITS
@@ -216,13 +216,19 @@ def _validate(name, value):
             _rules().rule_class(value)
         except ValueError as e:
             raise SpaceError(str(e)) from None
+    elif name == "arch" and builders.is_builder(value):
+        try:  # a model builder, "module:function(key=value,...)" (`bpfree.builders`): its module loads later
+            value = builders.canonical(value)
+        except ValueError as e:
+            raise SpaceError(str(e)) from None
     elif name == "arch":
         # A string in the arch grammar ("500-1000-500", "conv6k5-pool2-conv16k5-pool2-120-84"), or a list
         # of integer widths; its spelling in records is `arch_string`'s.
         if not isinstance(value, str) and not (isinstance(value, (list, tuple)) and all(
                 isinstance(w, int) and not isinstance(w, bool) for w in value)):
             raise SpaceError(f"Invalid arch {value!r}: expected tokens joined by '-' ({TOKEN_FORMS}), e.g. "
-                             "'500-1000-500' or 'conv6k5-pool2-conv16k5-pool2-120-84' (or a list of integer widths).")
+                             "'500-1000-500' or 'conv6k5-pool2-conv16k5-pool2-120-84' (or a list of integer widths, "
+                             f"or a model builder: {builders.FORM}).")
         try:
             value = arch_string(value)
         except ValueError as e:

@@ -13,8 +13,8 @@ import os
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp_api
 
-from bpfree import models, rules
-from bpfree.tuning import inputs
+from bpfree import rules
+from bpfree.tuning.point_model import point_model
 
 # The compiled metrics a search logs per epoch, train and validation (`BpfreeHyperModel.build`).
 METRICS = {"classification": ("loss", "error_rate"), "reconstruction": ("loss", "unexplained_variance")}
@@ -56,11 +56,7 @@ def tracker_metric_names(points, config):
                 continue
             seen.add(key)
             try:
-                model = models.build_model(
-                    p["algorithm"], p["arch"], inputs.input_dim(p["arch"], meta.input_shape, config.dataset),
-                    output_dim, activation=p["activation"], batchnorm=p["batchnorm"], dropout=p["dropout"],
-                    bw_init=p["bw_init"], use_bias=config.use_bias, problem_type=config.problem_type,
-                    trackers=config.trackers, seed=config.seed, **extras)
+                model = point_model(p, config, meta.input_shape, output_dim, config.seed)
             except ValueError:
                 continue
             names.update(dict.fromkeys(m.name for m in model.tracker_metrics))

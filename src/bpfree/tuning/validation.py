@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 
+from bpfree import builders
 from bpfree.arch import ConvSpec, input_shape, is_conv, parse_layers
 from bpfree.tuning import inputs
 
@@ -33,8 +34,14 @@ def validate_points(points, config, meta=None):
     check_training_data(config, meta)
     memory = memory_bytes()
     seen, sized = set(), set()
+    varied = {name for name in builders.POINT_OPTIONS if len({p[name] for p in points}) > 1}
     for p in points:
         check_point_strings(p)
+        if builders.is_builder(p["arch"]):
+            if p["arch"] not in sized:
+                sized.add(p["arch"])
+                check_builder(p, config, meta, output_dim, varied, memory)
+            continue
         hparams = {k: p[k] for k in rules.rule_class(p["algorithm"]).hparams() if k in p}
         key = (p["algorithm"], p["arch"], p["activation"], p["batchnorm"], p["dropout"], p["bw_init"],
                tuple(sorted(hparams.items(), key=lambda kv: kv[0])))
@@ -53,6 +60,22 @@ def validate_points(points, config, meta=None):
         if (p["algorithm"], p["arch"]) not in sized:
             sized.add((p["algorithm"], p["arch"]))
             check_memory(p, config, input_dim, output_dim, memory)
+
+
+def check_builder(point, config, meta, output_dim, varied, memory):
+    """A builder's arch (`bpfree.builders`): the search settings it honours, its model built and converted for
+    the point's rule (the conversion's refusals name the layer), its weights within this machine's memory."""
+    from bpfree.tuning.point_model import point_model
+
+    arch = point["arch"]
+    for name, value, default in (("weight_decay", config.weight_decay, 0.0), ("use_bias", config.use_bias, True)):
+        if value != default:
+            raise ValueError(f"Invalid {name} {value!r} for arch {arch!r}: it applies to arch-string networks only "
+                             f"(valid: {default!r}); a builder's layers carry their own regularizers and biases.")
+    builders.check_varied(arch, varied)
+    model = point_model(point, config, meta.input_shape, output_dim, config.seed)
+    count = model.count_params()
+    check_memory(point, config, None, output_dim, memory, count=count)
 
 
 def check_point_strings(point):
@@ -118,14 +141,14 @@ def gpu_memory_bytes():
     return min(sizes) if sizes else None
 
 
-def check_memory(point, config, input_dim, output_dim, memory=None):
+def check_memory(point, config, input_dim, output_dim, memory=None, count=None):
     """Refuses a point whose weights, gradients and optimizer state alone exceed this machine's memory:
     a lower bound, so only clearly impossible networks (arch 10000000-10000000) are refused."""
     memory = memory_bytes() if memory is None else memory
     if not memory:
         return
     available, where = memory
-    count = parameter_count(point["arch"], input_dim, output_dim, config.use_bias)
+    count = parameter_count(point["arch"], input_dim, output_dim, config.use_bias) if count is None else count
     needed = count * BYTES_PER_NUMBER * (2 + OPTIMIZER_SLOTS.get(config.optimizer, 2))
     if needed > available:
         raise ValueError(
