@@ -51,6 +51,10 @@ def parse(arch):
         except (SyntaxError, ValueError):
             raise ValueError(f"Invalid arch {arch!r}: a builder's arguments are key=value pairs of Python "
                              "literals (numbers, strings, booleans, lists), e.g. 'mymodels:mlp(width=128,depth=2)'.") from None
+    taken = sorted(set(kwargs) & {*POINT_OPTIONS, "seed"})
+    if taken:
+        raise ValueError(f"Invalid arch {arch!r}: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set by the grid "
+                         "point (its hparam, or its execution's seed), not in the arch value.")
     return module, function, kwargs
 
 
@@ -81,13 +85,14 @@ def accepts(fn, name):
 
 
 def check_varied(arch, varied):
-    """Refuses a grid that varies a point option (activation, ...) the builder of `arch` does not take."""
+    """Refuses a grid that varies point options (activation, ...) the builder of `arch` does not take."""
     fn = resolve(arch)
-    for name in POINT_OPTIONS:
-        if name in varied and not accepts(fn, name):
-            raise ValueError(f"Invalid search space: {name} takes several values but the builder of arch {arch!r} "
-                             f"has no {name!r} argument, so those executions would train the same model; fix "
-                             f"{name} to one value or give the builder the argument.")
+    missing = [name for name in POINT_OPTIONS if name in varied and not accepts(fn, name)]
+    if missing:
+        raise ValueError(f"Invalid search space: {' and '.join(missing)} take{'s' if len(missing) == 1 else ''} several "
+                         f"values but the builder of arch {arch!r} has no such argument, so those executions would "
+                         f"train the same model; fix {'it' if len(missing) == 1 else 'them'} to one value "
+                         f"({' '.join(f'--{name}=VALUE' for name in missing)}) or give the builder the argument.")
 
 
 def build(arch, input_shape, output_dim, *, seed, **point_options):
