@@ -1,12 +1,16 @@
 """Training throughput of every rule beside a plain Keras model of the same layers trained by backprop.
 
-    python bench/throughput.py [--nets dense,lenet,cifar] [--rules fa,dfa,...] [--batch 64] [--steps N]
-                               [--reps 5] [--arch 784-500-500-500-10]
+    python bench/throughput.py [--nets dense,lenet,cifar,resnet20] [--rules fa,dfa,...] [--batch 64] [--steps N]
+                               [--reps 5] [--arch 784-500-500-500-10] [--converted]
 
 Nets (``--nets``, comma-separated):
 - ``dense``: ``--arch`` (input-hidden...-output widths, default 784-500-500-500-10), flat inputs;
 - ``lenet``: LeNet-5, conv6k5-pool2-conv16k5-pool2-120-84 on 28×28×1, 10 classes;
-- ``cifar``: conv32k3-pool2-conv64k3-pool2-256 on 32×32×3, 10 classes.
+- ``cifar``: conv32k3-pool2-conv64k3-pool2-256 on 32×32×3, 10 classes;
+- ``resnet20``: ResNet-20 (`bpfree.models.resnet`, batch norm, option-A shortcuts) on 32×32×3, 10 classes:
+  each rule trains `bpfree.convert(resnet20(), rule)`; the reference is the same Keras ResNet-20.
+``--converted`` adds, on dense/lenet/cifar, each rule's `bpfree.convert` of the reference model beside its
+arch-string Network (the same network: the column "vs arch string" is the cost of conversion per step).
 Rules: ``--rules`` (default: the feedforward rules on dense, `bpfree.rules.convolutional_names()` on
 the conv nets; a conv net skips the rules that train dense networks only).
 
@@ -35,7 +39,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bpfree import build_model, rules
+from bpfree import build_model, convert, rules
+from bpfree.models.resnet import resnet20
 from bpfree.arch import ConvSpec, parse_arch, parse_layers
 
 FEEDFORWARD = ("bp", "fa", "dfa", "drtp", "cce", "mse")
@@ -43,9 +48,10 @@ FEEDFORWARD = ("bp", "fa", "dfa", "drtp", "cce", "mse")
 CONV_NETS = {
     "lenet": ("conv6k5-pool2-conv16k5-pool2-120-84", (28, 28, 1), 10),
     "cifar": ("conv32k3-pool2-conv64k3-pool2-256", (32, 32, 3), 10),
+    "resnet20": (None, (32, 32, 3), 10),
 }
 # Batches per timed fit when --steps is not given: about 1-2 s per fit each on 2 idle CPU cores.
-DEFAULT_STEPS = {"dense": 200, "lenet": 60, "cifar": 16}
+DEFAULT_STEPS = {"dense": 200, "lenet": 60, "cifar": 16, "resnet20": 4}
 POOLS = {"max": keras.layers.MaxPooling2D, "average": keras.layers.AveragePooling2D}
 
 
@@ -82,9 +88,17 @@ def bench_net(label, hidden, input_shape, classes, rule_names, args):
 
     input_dim = input_shape[0] if len(input_shape) == 1 else input_shape
     models = {}
-    for rule in rule_names:
-        models[rule] = build_model(rule, hidden, input_dim, classes, activation=args.activation, seed=0)
-    models["keras"] = reference_model(hidden, input_shape, classes, args.activation)
+    if hidden is None:  # resnet20: every rule on the converted Keras model
+        for rule in rule_names:
+            models[rule] = convert(resnet20(input_shape, classes, seed=0), rule, seed=0)
+        models["keras"] = resnet20(input_shape, classes, seed=0)
+    else:
+        for rule in rule_names:
+            models[rule] = build_model(rule, hidden, input_dim, classes, activation=args.activation, seed=0)
+            if args.converted:
+                models[f"{rule} (converted)"] = convert(reference_model(hidden, input_shape, classes, args.activation),
+                                                        rule, seed=0)
+        models["keras"] = reference_model(hidden, input_shape, classes, args.activation)
     for model in models.values():
         model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="categorical_crossentropy",
                       jit_compile=not args.no_xla, steps_per_execution=args.steps_per_execution)
@@ -101,18 +115,23 @@ def bench_net(label, hidden, input_shape, classes, rule_names, args):
             wall[name].append(n / (time.perf_counter() - start))
             cpu[name].append(n / (time.process_time() - start_cpu))
 
-    def ratio(series, name):
-        return statistics.median(a / b for a, b in zip(series[name], series["keras"]))
+    def ratio(series, name, reference="keras"):
+        return statistics.median(a / b for a, b in zip(series[name], series[reference]))
 
-    print(f"\n{label}: {hidden} on {input_shape} → {classes}, {args.activation}, batch {args.batch}, "
+    print(f"\n{label}: {hidden or 'ResNet-20'} on {input_shape} → {classes}, {args.activation}, batch {args.batch}, "
           f"{steps} steps x {args.reps} reps, XLA {'off' if args.no_xla else 'on'}, "
           f"steps_per_execution {args.steps_per_execution}")
+    converted = any(name.endswith(" (converted)") for name in names)
     print("| model | samples/s (wall, median) | ratio (wall, median) | samples per CPU-s (median) "
-          "| ratio (CPU, median) |")
-    print("|---|---|---|---|---|")
+          "| ratio (CPU, median) |" + (" vs arch string (wall, CPU) |" if converted else ""))
+    print("|---|---|---|---|---|" + ("---|" if converted else ""))
     for name in names:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        print(f"| {name} | {w:.0f} | {ratio(wall, name):.2f} | {c:.0f} | {ratio(cpu, name):.2f} |", flush=True)
+        twin = name.removesuffix(" (converted)")
+        extra = ""
+        if converted:
+            extra = (f" {ratio(wall, name, twin):.3f}, {ratio(cpu, name, twin):.3f} |" if twin != name else " |")
+        print(f"| {name} | {w:.0f} | {ratio(wall, name):.2f} | {c:.0f} | {ratio(cpu, name):.2f} |{extra}", flush=True)
 
 
 def main():
@@ -129,6 +148,8 @@ def main():
                              "on the conv nets)")
     parser.add_argument("--no-xla", action="store_true")
     parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--converted", action="store_true",
+                        help="also time each rule's bpfree.convert of the reference model (dense, lenet, cifar)")
     args = parser.parse_args()
 
     chosen = args.rules.split(",") if args.rules else None
