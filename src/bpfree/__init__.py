@@ -24,7 +24,8 @@ _LAZY = ("datasets", "results", "records", "trackers", "tuning", "experiments", 
          "rules")
 # The public classes and functions, by the module that defines them (loaded with it: PEP 562).
 _PUBLIC = {"build_model": "models", "Network": "models", "InvertibleNetwork": "models", "GLENetwork": "models",
-           "ErrorRate": "metrics", "UncorrectedAdam": "optimizers", "TorchAdam": "optimizers", "parse_arch": "arch"}
+           "ErrorRate": "metrics", "UncorrectedAdam": "optimizers", "TorchAdam": "optimizers", "parse_arch": "arch",
+           "load_model": "results.models"}
 
 
 def register_classes():
