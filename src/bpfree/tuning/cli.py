@@ -117,9 +117,9 @@ flags.DEFINE_float("checkpoint_seconds", 30.0, "The most training time between t
                    "(0: every epoch). A killed search replays at most that much, bit for bit.")
 flags.DEFINE_bool("save_models", False, "Keep each execution's final model (completed or diverged) as "
                   "records/<trial>/execution_<k>.keras beside its record, rewritten when a resumed or extended "
-                  "execution ends; read back with bpfree.results.best_models. It costs disk: about 3x the "
-                  "parameters in float32 with Adam (weights and both moments; fixed feedback matrices add theirs), "
-                  "e.g. 1.1 MB an execution on the quickstart's 256-256 nets, 1.5 MB on LeNet-5 (fa).")
+                  "execution ends; read back with bpfree.results.best_models. Disk: about as much again as the final "
+                  "checkpoint each completed execution keeps (weights, feedback matrices, Adam's two slots a "
+                  "weight): 1.0-1.3 MB an execution on the quickstart's 256-256 nets, 1.3-2.6 MB on LeNet-5.")
 flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
                           "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
