@@ -1,0 +1,330 @@
+"""The CIFAR ResNets (`bpfree.models.resnet`) against the paper's sizes and an independent float64 numpy ResNet-20
+(tests/numpy_resnet.py, written from PyTorch's / biotorch's definitions): forward pass, backprop gradients, and
+FA / uSF gradients of `bpfree.convert` (skipped while it does not exist).
+
+Tolerances, float32 (Keras) against float64 (numpy): one float32 rounding is 6e-8 relative; 20 layers of
+sums over up to 576 terms, each renormalised by batch norm, leave measured errors of about 2e-7 on the
+probabilities and 1e-6 … 5e-6 on every gradient relative to its norm. The forward check uses rtol 1e-5 on
+feature maps scaled by their largest entry, the gradient checks 1e-4 of each gradient's norm: 20× above what
+float32 costs, far below what any modelling error gives (a shortcut's channels misplaced, a stride-2 conv
+padded as Keras's "same", W in place of B in one layer: errors of 1e-2 or more, see the sensitivity tests).
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import numpy_resnet as nr
+from bpfree.layers import ShortcutA
+from bpfree.models.resnet import resnet, resnet20, resnet56
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GRAD_RTOL = 1e-4  # of the gradient's norm (module docstring)
+FORWARD_RTOL = 1e-5  # of the feature map's largest entry
+
+
+# ------------------------------------------------------------------------------------ helpers
+def params_of(model):
+    """The numpy reference's parameter dict (float64) read from a Keras ResNet, by layer name."""
+    params = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            params[layer.name] = layer.kernel.numpy().astype(np.float64)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            params[layer.name] = (layer.gamma.numpy().astype(np.float64), layer.beta.numpy().astype(np.float64))
+        elif isinstance(layer, keras.layers.Dense):
+            params[layer.name] = (layer.kernel.numpy().astype(np.float64), layer.bias.numpy().astype(np.float64))
+    return params
+
+
+def param_entries(params):
+    """{(layer name, "kernel" | "gamma" | "beta" | "bias"): array} of a parameter (or gradient) dict."""
+    entries = {}
+    for name, value in params.items():
+        if name == "fc":
+            entries[(name, "kernel")], entries[(name, "bias")] = value
+        elif name.split("_")[-1].startswith("bn"):
+            entries[(name, "gamma")], entries[(name, "beta")] = value
+        else:
+            entries[(name, "kernel")] = value
+    return entries
+
+
+def assert_gradients_close(got, want, what):
+    """Every gradient within GRAD_RTOL of its norm; none vanishing (a test of zeros tests nothing)."""
+    assert set(got) == set(want), (sorted(set(got) ^ set(want)), what)
+    for key in want:
+        norm = np.linalg.norm(want[key])
+        assert norm > 1e-3, f"{what}: {key} has a vanishing gradient"
+        err = np.linalg.norm(np.asarray(got[key], np.float64) - want[key]) / norm
+        assert err < GRAD_RTOL, f"{what}: {key} off by {err:.2e} of its norm"
+
+
+def batch(seed=0, n=4, classes=10):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 32, 32, 3)).astype("float32")
+    y = np.eye(classes, dtype="float32")[rng.permutation(np.arange(n) % classes)]
+    return x, y
+
+
+def randomise_affine(model, seed=0):
+    """γ, β of every batch norm and the dense bias set to distinct random values (they start at 1 and 0, where
+    a mistake in their gradients or a swapped pair would go unseen)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+            layer.beta.assign(rng.normal(0.0, 0.2, layer.beta.shape))
+        elif isinstance(layer, keras.layers.Dense):
+            layer.bias.assign(rng.normal(0.0, 0.1, layer.bias.shape))
+    return model
+
+
+@pytest.fixture(scope="module")
+def net20():
+    """(model, params, x, y, numpy probabilities, numpy cache): a ResNet-20 and the reference's forward pass."""
+    model = randomise_affine(resnet20(seed=1))
+    params = params_of(model)
+    x, y = batch()
+    probs, cache = nr.forward(params, x)
+    return model, params, x, y, probs, cache
+
+
+def keras_bp_gradients(model, x, y):
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean(keras.losses.categorical_crossentropy(y, model(x, training=True)))
+    grads = tape.gradient(loss, model.trainable_variables)
+    return {tuple(v.path.split("/")[-2:]): g.numpy() for v, g in zip(model.trainable_variables, grads)}
+
+
+# ------------------------------------------------------------------------------------ the builder
+@pytest.mark.parametrize("depth, builder, expected", [(20, resnet20, 269_722), (56, resnet56, 853_018)])
+def test_parameter_counts_match_the_paper(depth, builder, expected):
+    """He et al. 2016 Table 6: 0.27M and 0.85M (Idelbayev's / biotorch's exact counts: the same numbers)."""
+    model = builder()
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    assert trainable == expected
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) + 1 == depth and all(layer.bias is None for layer in convs)
+    assert [layer.name for layer in model.layers if isinstance(layer, ShortcutA)] == [
+        "stage2_block1_shortcut", "stage3_block1_shortcut"]
+    assert model.output_shape == (None, 10) and model.layers[-1].activation is keras.activations.softmax
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == depth - 1 and all(n.epsilon == 1e-5 and n.momentum == 0.9 for n in norms)
+
+
+def test_bad_depth_is_refused():
+    with pytest.raises(ValueError, match="depth 21"):
+        resnet(21)
+    with pytest.raises(ValueError, match="init 'he'"):
+        resnet(20, init="he")
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, b, c = resnet20(seed=5), resnet20(seed=5), resnet20(seed=6)
+    for va, vb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(va.numpy(), vb.numpy())
+    kernels = [(va.numpy(), vc.numpy()) for va, vc in zip(a.weights, c.weights) if va.path.endswith("kernel")]
+    assert len(kernels) == 20 and all(not np.array_equal(ka, kc) for ka, kc in kernels)
+    # and the layers of one model are drawn from different seeds (no two equal-shaped kernels proportional)
+    k1, k2 = a.get_layer("stage1_block1_conv1").kernel.numpy(), a.get_layer("stage1_block1_conv2").kernel.numpy()
+    assert abs(np.corrcoef(k1.ravel(), k2.ravel())[0, 1]) < 0.2
+
+
+@pytest.mark.parametrize("init, std", [("xavier", lambda fi, fo: (2 / (fi + fo)) ** 0.5),
+                                       ("kaiming_normal", lambda fi, fo: (2 / fi) ** 0.5)])
+def test_initial_kernels_have_the_initialisers_spread(init, std):
+    """xavier: U(±√(6/(fan_in + fan_out))), std √(2/(fan_in + fan_out)) (biotorch); kaiming_normal: N(0, 2/fan_in)."""
+    kernel = resnet20(seed=0, init=init).get_layer("stage3_block2_conv1").kernel.numpy()  # 3×3×64×64: 36,864
+    fan = 9 * 64
+    assert abs(kernel.std() / std(fan, fan) - 1) < 0.02
+    if init == "xavier":
+        assert np.abs(kernel).max() <= (6 / (2 * fan)) ** 0.5
+
+
+def test_shortcut_a_equals_numpy_forward_and_backward():
+    """Subsample by 2, zero channels on both sides (biotorch's IdentityPadding); an odd size keeps ⌈H/2⌉ rows."""
+    rng = np.random.default_rng(0)
+    for shape, width in [((2, 8, 8, 16), 32), ((1, 7, 5, 4), 8), ((2, 6, 6, 3), 8)]:
+        x = rng.normal(size=shape).astype("float32")
+        layer = ShortcutA(width)
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out = layer(xt)
+            g = rng.normal(size=out.shape)
+            loss = tf.reduce_sum(out * tf.constant(g, tf.float32))
+        assert out.shape == layer.compute_output_shape(shape)
+        np.testing.assert_array_equal(out.numpy(), nr.shortcut_a(x, width))
+        np.testing.assert_allclose(tape.gradient(loss, xt).numpy(), nr.shortcut_a_backward(g, shape), rtol=1e-6)
+    # 16 → 32 channels: the input's channels are 8 … 23 of the output, as planes // 4 = 8 zeros go on each side
+    out = ShortcutA(32)(np.ones((1, 4, 4, 16), "float32")).numpy()
+    assert out[..., :8].max() == 0 and out[..., 24:].max() == 0 and out[..., 8:24].min() == 1
+    # an odd channel difference: the extra zero channel goes after
+    out = ShortcutA(6)(np.ones((1, 2, 2, 3), "float32")).numpy()
+    assert out[0, 0, 0].tolist() == [0, 1, 1, 1, 0, 0]
+    with pytest.raises(ValueError, match="fewer"):
+        ShortcutA(8)(np.ones((1, 2, 2, 16), "float32"))
+    assert ShortcutA.from_config(ShortcutA(64, strides=2, name="s").get_config()).get_config()["filters"] == 64
+
+
+def test_save_and_load_in_a_fresh_process(tmp_path):
+    model = randomise_affine(resnet20(seed=2))
+    x, _ = batch(1)
+    model(x, training=True)  # moving statistics away from their initial values
+    path, x_path, out_path = tmp_path / "resnet20.keras", tmp_path / "x.npy", tmp_path / "out.npy"
+    model.save(path)
+    np.save(x_path, x)
+    code = ("import sys, numpy as np, keras, bpfree\n"
+            "m = keras.models.load_model(sys.argv[1])\n"
+            "np.save(sys.argv[3], np.stack([keras.ops.convert_to_numpy(m(np.load(sys.argv[2]), training=t))"
+            " for t in (False, True)]))\n")
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code, str(path), str(x_path), str(out_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = np.load(out_path)
+    np.testing.assert_allclose(loaded[0], model(x, training=False).numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(loaded[1], model(x, training=True).numpy(), rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------------------------ the numpy reference itself
+def test_numpy_reference_bp_equals_finite_differences(net20):
+    """The reference's backprop checked against central differences of its own loss (float64), so it does not
+    lean on TensorFlow to be right."""
+    _, params, x, y, probs, cache = net20
+    grads = param_entries(nr.backward(params, cache, probs, y))
+    rng = np.random.default_rng(3)
+    h = 1e-7  # small: a larger step moves some of the ~600k ReLU inputs across their kink
+    for key in [("conv1", "kernel"), ("bn1", "gamma"), ("stage2_block1_conv1", "kernel"),
+                ("stage2_block1_bn2", "beta"), ("stage3_block3_conv2", "kernel"), ("fc", "kernel"), ("fc", "bias")]:
+        index = tuple(rng.integers(0, d) for d in param_entries(params)[key].shape)
+        losses = []
+        for sign in (1, -1):
+            shifted = {name: (tuple(np.copy(a) for a in v) if isinstance(v, tuple) else np.copy(v))
+                       for name, v in params.items()}
+            param_entries(shifted)[key][index] += sign * h  # the entries are the dict's own arrays
+            losses.append(nr.cross_entropy(nr.forward(shifted, x)[0], y))
+        numeric = (losses[0] - losses[1]) / (2 * h)
+        assert abs(grads[key][index] - numeric) <= 1e-6 * max(1.0, abs(numeric)), (key, grads[key][index], numeric)
+
+
+def test_numpy_reference_fa_with_b_equal_w_is_bp_and_usf_is_not(net20):
+    _, params, x, y, probs, cache = net20
+    bp = param_entries(nr.backward(params, cache, probs, y))
+    kernels = {name: (params[name][0] if name == "fc" else params[name]) for name in nr.weighted_names()}
+    fa = param_entries(nr.backward(params, cache, probs, y, mode="fa", feedback=kernels))
+    for key in bp:
+        np.testing.assert_allclose(fa[key], bp[key], rtol=1e-12, atol=1e-15)
+    usf = param_entries(nr.backward(params, cache, probs, y, mode="usf"))
+    np.testing.assert_allclose(usf[("fc", "kernel")], bp[("fc", "kernel")], rtol=1e-12)  # the top layer: same
+    assert np.linalg.norm(usf[("conv1", "kernel")] - bp[("conv1", "kernel")]) > 0.1 * np.linalg.norm(
+        bp[("conv1", "kernel")])
+
+
+# ------------------------------------------------------------------------------------ Keras against numpy
+def test_forward_equals_numpy(net20):
+    """Training-mode forward pass: probabilities and the feature maps after the stem, after each stage's
+    downsampling block (option-A shortcut) and at the end."""
+    model, _, x, _, probs, cache = net20
+    names = ["relu1", "stage1_block3_relu2", "stage2_block1_relu2", "stage3_block1_relu2", "stage3_block3_relu2"]
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in names] + [model.output])
+    outputs = probe(x, training=True)
+    for name, got in zip(names, outputs):
+        want = cache[name]
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=FORWARD_RTOL * np.abs(want).max(), err_msg=name)
+    np.testing.assert_allclose(outputs[-1].numpy(), probs, rtol=FORWARD_RTOL, atol=1e-7)
+    assert probs.std() > 1e-3  # not all equal: the comparison sees the network
+
+
+def test_backprop_gradients_equal_numpy(net20):
+    model, params, x, y, probs, cache = net20
+    got = keras_bp_gradients(model, x, y)
+    want = param_entries(nr.backward(params, cache, probs, y))
+    assert len(got) == len(model.trainable_variables) == 2 * 19 + 21
+    assert_gradients_close(got, want, "bp")
+
+
+def test_a_stride_two_conv_needs_explicit_padding():
+    """Why the stride-2 convs are ZeroPadding2D(1) + "valid": Keras's "same" pads (0, 1) on an even size, one
+    pixel off PyTorch's (1, 1), and its output differs from the reference's by the size of the output itself;
+    at stride 1 "same" is PyTorch's padding=1."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    kernel = rng.normal(size=(3, 3, 3, 4)).astype("float32")
+    for strides in (1, 2):
+        want = nr.conv(x.astype(np.float64), kernel.astype(np.float64), strides)
+        same = keras.layers.Conv2D(4, 3, strides=strides, padding="same", use_bias=False)
+        same.build(x.shape)
+        same.kernel.assign(kernel)
+        explicit = keras.layers.Conv2D(4, 3, strides=strides, padding="valid", use_bias=False)
+        explicit.build((2, 10, 10, 3))
+        explicit.kernel.assign(kernel)
+        np.testing.assert_allclose(explicit(keras.layers.ZeroPadding2D(1)(x)).numpy(), want, rtol=1e-5, atol=1e-5)
+        if strides == 1:
+            np.testing.assert_allclose(same(x).numpy(), want, rtol=1e-5, atol=1e-5)
+        else:
+            assert np.abs(same(x).numpy() - want).max() > 0.1 * np.abs(want).max()
+
+
+# ------------------------------------------------------------------------------------ rules via bpfree.convert
+def convert_or_skip():
+    import bpfree
+
+    convert = getattr(bpfree, "convert", None)
+    if convert is None:
+        try:
+            from bpfree.models.convert import convert
+        except ModuleNotFoundError as error:
+            if error.name != "bpfree.models.convert":
+                raise
+            pytest.skip("bpfree.convert does not exist yet (src/bpfree/models/convert.py)")
+    return convert
+
+
+def match_variables(variables, params):
+    """For each variable, the (layer name, kind) of the reference parameter with exactly its value (every
+    parameter is distinct: random kernels, randomised γ, β and dense bias); each parameter matched once."""
+    entries = param_entries(params)
+    keys = []
+    for v in variables:
+        value = np.asarray(v.numpy(), np.float64)
+        found = [k for k, p in entries.items() if p.shape == value.shape and np.array_equal(p, value)]
+        assert len(found) == 1, f"{v.path}: matches {found} among the ResNet's parameters"
+        keys.append(found[0])
+    assert sorted(keys) == sorted(entries), "converted trainable variables are not the ResNet's parameters"
+    return keys
+
+
+@pytest.mark.parametrize("rule", ["bp", "fa", "usf"])
+def test_converted_rule_gradients_equal_numpy(rule, net20):
+    convert = convert_or_skip()
+    model, params, x, y, probs, cache = net20
+    net = convert(model, rule, seed=3, bw_init="xavier")
+    keys = match_variables(net.trainable_variables, params)
+    weighted = list(net.weighted_layers)
+    names = nr.weighted_names()
+    assert len(weighted) == len(names)
+    for layer, name in zip(weighted, names):  # topological order: the reference's order of the forward pass
+        kernel = params[name][0] if name == "fc" else params[name]
+        np.testing.assert_array_equal(np.asarray(layer.kernel.numpy(), np.float64), kernel, err_msg=name)
+    feedback = None
+    if rule == "fa":
+        feedback = {name: np.asarray(layer.feedback.numpy(), np.float64)
+                    for layer, name in zip(weighted[1:], names[1:])}
+        for name, b in feedback.items():
+            kernel = params[name][0] if name == "fc" else params[name]
+            assert b.shape == kernel.shape and not np.allclose(b, kernel), name
+    grads = net.rule_gradients(x, y)
+    got = {key: keras.ops.convert_to_numpy(g) for key, g in zip(keys, grads)}
+    want = param_entries(nr.backward(params, cache, probs, y, mode=rule, feedback=feedback))
+    assert_gradients_close(got, want, rule)
+    if rule != "bp":  # the rule's gradients are not backprop's (else the test could not tell them apart)
+        bp = param_entries(nr.backward(params, cache, probs, y))
+        key = ("stage1_block1_conv1", "kernel")
+        assert np.linalg.norm(want[key] - bp[key]) > 10 * GRAD_RTOL * np.linalg.norm(bp[key])
