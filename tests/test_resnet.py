@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import numpy_resnet as nr
-from bpfree.layers import ShortcutA
+from bpfree.layers import FeedbackAlignmentConv2D, FeedbackAlignmentDense, ShortcutA
 from bpfree.models.resnet import resnet, resnet20, resnet56
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -270,6 +270,55 @@ def test_a_stride_two_conv_needs_explicit_padding():
             np.testing.assert_allclose(same(x).numpy(), want, rtol=1e-5, atol=1e-5)
         else:
             assert np.abs(same(x).numpy() - want).max() > 0.1 * np.abs(want).max()
+
+
+# ------------------------------------------------------------------------------------ FA / uSF layers on the graph
+def with_feedback_layers(model, backward):
+    """The ResNet's graph with bpfree's own FA layers in place of every Conv2D and the Dense (feedback seeds
+    100 + position), all weights copied: what a converter should build, made here without one."""
+    position = iter(range(1000))
+
+    def swap(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.Conv2D):
+            return FeedbackAlignmentConv2D(config["filters"], config["kernel_size"], strides=config["strides"],
+                                           padding=config["padding"], use_bias=False, bw_init="xavier",
+                                           feedback_seed=100 + next(position), backward=backward, name=layer.name)
+        if isinstance(layer, keras.layers.Dense):
+            return FeedbackAlignmentDense(config["units"], activation=config["activation"], bw_init="xavier",
+                                          feedback_seed=100 + next(position), backward=backward, name=layer.name)
+        return layer.__class__.from_config(config)
+
+    net = keras.models.clone_model(model, clone_function=swap)
+    for layer in model.layers:
+        twin = net.get_layer(layer.name)
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            twin.kernel.assign(layer.kernel)
+            if layer.bias is not None:
+                twin.bias.assign(layer.bias)
+        elif layer.weights:
+            twin.set_weights(layer.get_weights())
+    return net
+
+
+@pytest.mark.parametrize("backward, rule", [("fixed", "fa"), ("sign", "usf")])
+def test_feedback_layers_on_the_resnet_graph_equal_numpy(backward, rule, net20):
+    """bpfree's FeedbackAlignmentConv2D / FeedbackAlignmentDense wired into the ResNet-20 graph (no converter):
+    their tape gradients equal the numpy reference's FA (B copied out) and uSF (B from sign(W), computed in
+    numpy) gradients."""
+    model, params, x, y, probs, cache = net20
+    net = with_feedback_layers(model, backward)
+    got = keras_bp_gradients(net, x, y)  # the tape's gradients: the layers' custom backward does the rest
+    feedback = None
+    if rule == "fa":
+        feedback = {layer.name: layer.feedback.numpy().astype(np.float64) for layer in net.layers
+                    if isinstance(layer, (FeedbackAlignmentConv2D, FeedbackAlignmentDense))}
+        assert sorted(feedback) == sorted(nr.weighted_names())
+    want = param_entries(nr.backward(params, cache, probs, y, mode=rule, feedback=feedback))
+    assert_gradients_close(got, want, rule)
+    bp = param_entries(nr.backward(params, cache, probs, y))
+    key = ("stage1_block1_conv1", "kernel")
+    assert np.linalg.norm(want[key] - bp[key]) > 10 * GRAD_RTOL * np.linalg.norm(bp[key])
 
 
 # ------------------------------------------------------------------------------------ rules via bpfree.convert
