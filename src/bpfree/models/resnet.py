@@ -50,9 +50,10 @@ def _bias_init(init, seed, fan_in):
     return keras.initializers.RandomUniform(-bound, bound, seed=seed)
 
 
-def resnet(depth, input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier"):
+def resnet(depth, input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None):
     """The CIFAR ResNet of `depth` = 6n + 2 layers (20, 32, 44, 56, 110, ...), with option-A shortcuts,
-    as a built, untrained `keras.Model` whose output is softmax probabilities over `classes`."""
+    as a built, untrained `keras.Model` whose output is softmax probabilities over `classes`. ``dtype``: every
+    layer's (None: Keras's default policy, float32; "float64" for exact comparisons)."""
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise checks.invalid("depth", depth, "6n + 2 with n >= 1 (20, 32, 44, 56, 110, ...)")
     checks.choice("init", init, INITS)
@@ -64,45 +65,46 @@ def resnet(depth, input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="
         if strides == 1:
             padding = "same"  # pads (1, 1) for a 3×3 kernel at stride 1: PyTorch's padding=1
         else:
-            x = keras.layers.ZeroPadding2D(1, name=f"{prefix}_pad")(x)
+            x = keras.layers.ZeroPadding2D(1, name=f"{prefix}_pad", dtype=dtype)(x)
             padding = "valid"
         return keras.layers.Conv2D(filters, 3, strides=strides, padding=padding, use_bias=False,
                                    kernel_initializer=_kernel_init(init, seeds.layer_weights(seed, l)),
-                                   name=prefix)(x)
+                                   name=prefix, dtype=dtype)(x)
 
     def bn(x, prefix):
-        return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=prefix)(x)
+        return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=prefix,
+                                               dtype=dtype)(x)
 
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    inputs = keras.Input(shape=tuple(input_shape), name="image", dtype=dtype)
     x = conv(inputs, STAGE_WIDTHS[0], 1, "conv1")
-    x = keras.layers.ReLU(name="relu1")(bn(x, "bn1"))
+    x = keras.layers.ReLU(name="relu1", dtype=dtype)(bn(x, "bn1"))
     channels = STAGE_WIDTHS[0]
     for stage, width in enumerate(STAGE_WIDTHS, start=1):
         for block in range(1, n + 1):
             p = f"stage{stage}_block{block}"
             strides = 2 if stage > 1 and block == 1 else 1
             h = conv(x, width, strides, f"{p}_conv1")
-            h = keras.layers.ReLU(name=f"{p}_relu1")(bn(h, f"{p}_bn1"))
+            h = keras.layers.ReLU(name=f"{p}_relu1", dtype=dtype)(bn(h, f"{p}_bn1"))
             h = bn(conv(h, width, 1, f"{p}_conv2"), f"{p}_bn2")
             shortcut = x
             if strides != 1 or channels != width:
-                shortcut = ShortcutA(width, strides=strides, name=f"{p}_shortcut")(x)
-            x = keras.layers.Add(name=f"{p}_add")([h, shortcut])
-            x = keras.layers.ReLU(name=f"{p}_relu2")(x)
+                shortcut = ShortcutA(width, strides=strides, name=f"{p}_shortcut", dtype=dtype)(x)
+            x = keras.layers.Add(name=f"{p}_add", dtype=dtype)([h, shortcut])
+            x = keras.layers.ReLU(name=f"{p}_relu2", dtype=dtype)(x)
             channels = width
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool", dtype=dtype)(x)
     l = next(layer_index)
-    outputs = keras.layers.Dense(classes, activation="softmax", name="fc",
+    outputs = keras.layers.Dense(classes, activation="softmax", name="fc", dtype=dtype,
                                  kernel_initializer=_kernel_init(init, seeds.layer_weights(seed, l)),
                                  bias_initializer=_bias_init(init, seeds.layer_weights(seed, l + 1), channels))(x)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
 
 
-def resnet20(input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier"):
+def resnet20(input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None):
     """ResNet-20 (n = 3 blocks a stage, 0.27M parameters)."""
-    return resnet(20, input_shape=input_shape, classes=classes, seed=seed, name=name, init=init)
+    return resnet(20, input_shape=input_shape, classes=classes, seed=seed, name=name, init=init, dtype=dtype)
 
 
-def resnet56(input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier"):
+def resnet56(input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None):
     """ResNet-56 (n = 9 blocks a stage, 0.85M parameters)."""
-    return resnet(56, input_shape=input_shape, classes=classes, seed=seed, name=name, init=init)
+    return resnet(56, input_shape=input_shape, classes=classes, seed=seed, name=name, init=init, dtype=dtype)
