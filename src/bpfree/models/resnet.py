@@ -12,12 +12,16 @@ The numbers are PyTorch's (biotorch/models/small_resnet.py):
 - every conv is 3×3, padding 1 on both sides, no bias. For stride 1 Keras's "same" pads (1, 1): the same
   thing. For stride 2 on an even size "same" pads (0, 1), which shifts every window by one pixel against
   PyTorch's, so those convs get an explicit `ZeroPadding2D(1)` and "valid";
-- batch norm with PyTorch's defaults: ε = 1e-5, momentum 0.1 (Keras's convention: 0.9), γ = 1, β = 0;
+- batch norm with PyTorch's defaults: ε = 1e-5, momentum 0.1 (Keras's convention: 0.9), γ = 1, β = 0. In
+  training mode both normalise with the biased batch variance; the running variance differs: PyTorch averages
+  the unbiased one (× M/(M − 1), M = N·H·W ≥ 64·N), Keras the biased one, so inference-mode outputs differ
+  by a hair (about 1/(2M) relative: 6e-5 for batches of 128);
 - the dense layer has a bias (nn.Linear's). It ends in a softmax here (PyTorch's cross-entropy takes the
   logits: the same loss and gradients);
 - ``init="xavier"`` (the default) is biotorch's benchmark init: every conv and dense kernel Glorot-uniform
-  (PyTorch's xavier_uniform_, fans k²C_in and k²C_out), the dense bias 0. biotorch's converted layers
-  re-draw the torchvision model's weights that way (``init: "xavier"`` in all its benchmark configs).
+  (PyTorch's xavier_uniform_, fans k²C_in and k²C_out), the dense bias 0: biotorch's BioModule replaces every conv and
+  linear layer of small_resnet.py, bp included, by one that draws its weights that way (biotorch/layers/
+  fa_constructor/conv.py, init_parameters; ``init: "xavier"`` in all its benchmark configs).
   ``init="kaiming_normal"`` is Idelbayev's pytorch_resnet_cifar10 (where small_resnet.py comes from):
   kernels N(0, 2/fan_in), not truncated, the dense bias U(±1/√fan_in) as nn.Linear draws it.
 
