@@ -199,6 +199,9 @@ def test_shortcut_a_equals_numpy_forward_and_backward():
     with pytest.raises(ValueError, match="fewer"):
         ShortcutA(8)(np.ones((1, 2, 2, 16), "float32"))
     assert ShortcutA.from_config(ShortcutA(64, strides=2, name="s").get_config()).get_config()["filters"] == 64
+    import bpfree  # noqa: F401  (registers bpfree's classes)
+
+    assert keras.saving.get_registered_object("bpfree>ShortcutA") is ShortcutA
 
 
 def test_save_and_load_in_a_fresh_process(tmp_path):
