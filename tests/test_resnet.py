@@ -438,3 +438,26 @@ def test_converted_rule_gradients_equal_numpy(rule, net20):
         bp = param_entries(reference())
         key = ("stage1_block1_conv1", "kernel")
         assert np.linalg.norm(want[key] - bp[key]) > 1e-2 * np.linalg.norm(bp[key])
+
+
+def test_converted_resnet_saves_and_loads_in_a_fresh_process(tmp_path):
+    """A ResNet-20 converted for fa (ShortcutA and ZeroPadding2D inside the rule's graph) reloads with its feedback
+    matrices and gives the same predictions in a process that imports only bpfree."""
+    convert = convert_or_skip()
+    net = convert(resnet20(seed=1), "fa", seed=3, bw_init="xavier")
+    net.compile()
+    x, _ = batch(1, n=2)
+    path, x_path, out_path = tmp_path / "fa.keras", tmp_path / "x.npy", tmp_path / "out.npy"
+    net.save(path)
+    np.save(x_path, x)
+    code = ("import sys, numpy as np, keras, bpfree\n"
+            "m = keras.models.load_model(sys.argv[1])\n"
+            "np.save(sys.argv[3], np.concatenate([m.predict(np.load(sys.argv[2]), verbose=0).ravel(),"
+            " np.concatenate([np.ravel(l.feedback) for l in m.weighted_layers[1:]])]))\n")
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code, str(path), str(x_path), str(out_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = np.concatenate([net.predict(x, verbose=0).ravel(),
+                               np.concatenate([np.ravel(l.feedback) for l in net.weighted_layers[1:]])])
+    np.testing.assert_allclose(np.load(out_path), expected, rtol=1e-6, atol=1e-7)
