@@ -185,7 +185,7 @@ def test_report_holm_across_the_rules_compared_with_bp(tmp_path):
     assert compared["p_w"].iloc[0] == pytest.approx(statistics.wilcoxon_floor(6))  # dfa above bp on every seed
     assert compared["holm_w"].iloc[0] == pytest.approx(2 * statistics.wilcoxon_floor(6))
     text = read_report(tmp_path)
-    assert "(here 6 nonzero differences: 0.0312)" in text and "across the 2 configuration(s)" in text
+    assert "(here 6 nonzero differences: 0.0312)" in text and "across the configurations compared with bp (2; " in text
     assert "| Holm p (t) | Wilcoxon signed-rank (exact p) | Holm p (W) |" in text
     assert "| dfa | test error_rate | 6 | +3.25 [" in text and "W = 0, p = 0.0312 (ties: exact over all 2^6 signs) | 0.0625 |" in text
 
@@ -245,3 +245,15 @@ def test_frame_confirmation_column_and_a_bad_value_is_refused(tmp_path):
     assert dict(zip(frame["trial_id"], frame["confirmation"])) == {"bp": False, "confirmed": True}
     assert len(errors) == 1 and "invalid confirmation" in errors[0]
     assert list(frame.columns[:7]) == list(results.BASE_COLUMNS[:7]) and results.BASE_COLUMNS[6] == "confirmation"
+
+
+def test_a_configuration_without_a_matching_reference_says_so(tmp_path):
+    exp = tmp_path / "exp"
+    for algorithm, arch in (("bp", "16"), ("dfa", "16"), ("dfa", "32")):
+        for seed in range(3):
+            write(exp, f"{algorithm}-{arch}", seed, point(algorithm, arch=arch),
+                  {"val_error_rate": [60.0, 10.0 + seed]}, search=search(score="final"),
+                  test={"error_rate": 11.0 + seed + (algorithm == "dfa") * (1 + 0.5 * seed)})
+    text = read_report(tmp_path, "--by", "algorithm,arch")
+    assert "| dfa · arch 32 | test error_rate | 0 | — | no bp with the same arch | — | — | — |" in text
+    assert "| dfa · arch 16 | test error_rate | 3 | +1.5 [" in text and "W = 0, p = 0.25 | 0.25 |" in text

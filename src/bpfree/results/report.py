@@ -156,9 +156,9 @@ def significance_section(table, per_execution, reference=REFERENCE):
               f"Δ mean: the mean of the paired differences, the configuration's minus {reference}'s (lower is "
               f"better), with its {statistics.CONFIDENCE:.0%} confidence interval (t-based). Paired t-test and "
               "Wilcoxon signed-rank test, both two-sided; the Wilcoxon p is exact (zero differences dropped, "
-              "ties by enumerating all sign assignments). Holm p: adjusted by Holm's method across the "
-              f"{len(compared['configuration'].unique())} configuration(s) compared with {reference}, per metric "
-              "and test.", "",
+              "ties by enumerating all sign assignments). Holm p: the p adjusted by Holm's method across the "
+              f"configurations compared with {reference} ({len(compared['configuration'].unique())}; those "
+              "tested count), per metric and test.", "",
               "**The smallest two-sided Wilcoxon p with n nonzero differences is 2 / 2^n**"
               + (f" (here {floors})" if floors else "")
               + ": 0.25 for 3 seeds, 0.0625 for 5; a p below 0.05 needs at least 6. The paired t-test has no "
