@@ -106,10 +106,24 @@ def test_differences_equal_up_to_float32_rounding_are_ties_and_zeros():
     assert out["p_w"] == pytest.approx(0.25)
 
 
-def test_many_tied_pairs_give_no_p_rather_than_an_approximate_one():
-    n = statistics.MAX_ENUMERATED + 1
-    out = statistics.wilcoxon(np.ones(n) + 1.0, np.ones(n))
-    assert math.isnan(out["p_w"]) and "an approximate p is not shown" in out["note_w"]
+def test_the_tied_exact_p_equals_scipys_full_enumeration_and_scipys_exact_without_ties():
+    rng = np.random.default_rng(0)
+    for n in (2, 4, 7, 10):
+        d = rng.choice([-3.0, -1.5, -1.0, 1.0, 1.5, 2.0, 3.0], size=n)
+        enumerated = scipy.stats.wilcoxon(d, method=scipy.stats.PermutationMethod(n_resamples=2 ** n))
+        w, p = statistics.exact_tied_p(d)
+        assert (w, p) == (pytest.approx(enumerated.statistic), pytest.approx(enumerated.pvalue)), d
+        untied = rng.permutation(np.arange(1.0, n + 1)) * rng.choice([-1.0, 1.0], size=n)
+        exact = scipy.stats.wilcoxon(untied, method="exact")
+        assert statistics.exact_tied_p(untied) == (pytest.approx(exact.statistic), pytest.approx(exact.pvalue))
+
+
+def test_many_tied_pairs_still_get_an_exact_p_quickly():
+    d = np.tile([1.0, 1.0, -2.0, 3.0, 3.0], 12)  # n = 60: 2^60 assignments, never enumerated
+    out = statistics.wilcoxon(d + 5.0, np.full(len(d), 5.0))
+    assert out["ties"] and out["wilcoxon_n"] == 60
+    approximate = scipy.stats.wilcoxon(d, method="asymptotic", correction=False).pvalue
+    assert out["p_w"] == pytest.approx(approximate, abs=0.01) and out["p_w"] != approximate
 
 
 # ----------------------------------------------------------------------------------------- Holm

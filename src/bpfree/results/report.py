@@ -156,7 +156,7 @@ def significance_section(table, per_execution, reference=REFERENCE):
               f"Δ mean: the mean of the paired differences, the configuration's minus {reference}'s (lower is "
               f"better), with its {statistics.CONFIDENCE:.0%} confidence interval (t-based). Paired t-test and "
               "Wilcoxon signed-rank test, both two-sided; the Wilcoxon p is exact (zero differences dropped, "
-              "ties by enumerating all sign assignments). Holm p: the p adjusted by Holm's method across the "
+              "with ties, the exact distribution of the mid-rank statistic over all 2^n sign assignments). Holm p: the p adjusted by Holm's method across the "
               f"configurations compared with {reference} ({len(compared['configuration'].unique())}; those "
               "tested count), per metric and test.", "",
               "**The smallest two-sided Wilcoxon p with n nonzero differences is 2 / 2^n**"
