@@ -54,13 +54,17 @@ def _bias_init(init, seed, fan_in):
     return keras.initializers.RandomUniform(-bound, bound, seed=seed)
 
 
-def resnet(depth, input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None):
+def resnet(depth, input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None, weight_decay=0.0):
     """The CIFAR ResNet of `depth` = 6n + 2 layers (20, 32, 44, 56, 110, ...), with option-A shortcuts,
     as a built, untrained `keras.Model` whose output is softmax probabilities over `classes`. ``dtype``: every
-    layer's (None: Keras's default policy, float32; "float64" for exact comparisons)."""
+    layer's (None: Keras's default policy, float32; "float64" for exact comparisons). ``weight_decay``: λ of
+    an L2 penalty λΣW² on every conv and dense kernel (PyTorch's SGD weight_decay wd is λ = wd/2; it also
+    decays biases and batch norm's γ, β, which this does not)."""
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise checks.invalid("depth", depth, "6n + 2 with n >= 1 (20, 32, 44, 56, 110, ...)")
     checks.choice("init", init, INITS)
+    checks.number("weight_decay", weight_decay, lambda v: v >= 0, "must be ≥ 0")
+    regularizer = keras.regularizers.L2(weight_decay) if weight_decay else None
     n = (depth - 2) // 6
     layer_index = iter(range(1, depth + 1))
 
@@ -73,7 +77,7 @@ def resnet(depth, input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="
             padding = "valid"
         return keras.layers.Conv2D(filters, 3, strides=strides, padding=padding, use_bias=False,
                                    kernel_initializer=_kernel_init(init, seeds.layer_weights(seed, l)),
-                                   name=prefix, dtype=dtype)(x)
+                                   kernel_regularizer=regularizer, name=prefix, dtype=dtype)(x)
 
     def bn(x, prefix):
         return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=prefix,
@@ -100,15 +104,17 @@ def resnet(depth, input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="
     l = next(layer_index)
     outputs = keras.layers.Dense(classes, activation="softmax", name="fc", dtype=dtype,
                                  kernel_initializer=_kernel_init(init, seeds.layer_weights(seed, l)),
-                                 bias_initializer=_bias_init(init, seeds.layer_weights(seed, l + 1), channels))(x)
+                                 kernel_regularizer=regularizer, bias_initializer=_bias_init(init, seeds.layer_weights(seed, l + 1), channels))(x)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
 
 
-def resnet20(input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None):
+def resnet20(input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None, weight_decay=0.0):
     """ResNet-20 (n = 3 blocks a stage, 0.27M parameters)."""
-    return resnet(20, input_shape=input_shape, classes=classes, seed=seed, name=name, init=init, dtype=dtype)
+    return resnet(20, input_shape=input_shape, classes=classes, seed=seed, name=name, init=init, dtype=dtype,
+                  weight_decay=weight_decay)
 
 
-def resnet56(input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None):
+def resnet56(input_shape=(32, 32, 3), classes=10, seed=0, name=None, init="xavier", dtype=None, weight_decay=0.0):
     """ResNet-56 (n = 9 blocks a stage, 0.85M parameters)."""
-    return resnet(56, input_shape=input_shape, classes=classes, seed=seed, name=name, init=init, dtype=dtype)
+    return resnet(56, input_shape=input_shape, classes=classes, seed=seed, name=name, init=init, dtype=dtype,
+                  weight_decay=weight_decay)
