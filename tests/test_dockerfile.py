@@ -228,8 +228,9 @@ def test_the_gpu_install_path_resolves_with_the_lock_in_a_clean_virtualenv(tmp_p
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     installed = {item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
                  for item in json.loads(report.read_text())["install"]}
-    pinned = dict(line.split(";")[0].strip().lower().replace("_", "-").split("==", 1)
-                  for line in requirements.read_text().splitlines() if "==" in line and not line.startswith("-"))
+    pins = (re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^;\s]+)", line)
+            for line in requirements.read_text().splitlines())
+    pinned = {pin.group(1).lower().replace("_", "-"): pin.group(2) for pin in pins if pin}
     extra = sorted(set(installed) - set(pinned) - {"bpfree"})
     assert extra and all(name.startswith("nvidia-") for name in extra), extra
     assert {name: installed[name] for name in pinned if name in installed} == {

@@ -93,3 +93,27 @@ def test_a_users_log_level_and_an_earlier_tensorflow_import_are_left_alone():
                     "import bpfree\n"
                     "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))")
     assert done.returncode == 0 and done.stdout.split() == ["unset"], done.stderr[-3000:]
+
+
+def notebook_cell_stderr(code, level=None):
+    """What a notebook cell running `code` shows on its stderr: a fresh Jupyter kernel, which forwards the C++
+    libraries' file descriptor 2 into the cell's output (unless it runs under pytest, hence the environment)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTEST_CURRENT_TEST")}
+    env["PYTHONPATH"] = os.path.join(ROOT, "src")
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute(env=env)
+    return "".join(o.get("text", "") for o in notebook.cells[0].outputs if o.get("name") == "stderr")
+
+
+def test_a_notebook_importing_bpfree_shows_no_tensorflow_start_up_lines():
+    code = "import bpfree, tensorflow as tf\ntf.config.list_physical_devices('GPU'); tf.constant(1.0) + 1"
+    quiet = notebook_cell_stderr(code)
+    assert [line for line in quiet.splitlines() if CPP_LOG_LINE.search(line)] == [], quiet
+    verbose = notebook_cell_stderr(code, level="0")
+    if not any(CPP_LOG_LINE.search(line) for line in verbose.splitlines()):
+        pytest.skip("this TensorFlow build prints no start-up lines here: nothing to keep off")
