@@ -123,9 +123,10 @@ def test_supervise_starts_the_coordinator_on_its_address_and_the_workers_reach_i
         assert started[worker]["KERASTUNER_ORACLE_PORT"] == started["chief"]["KERASTUNER_ORACLE_PORT"] == "8123"
 
 
-def started_by_supervise(tmp_path, monkeypatch, workers, gpus, environ=None):
+def started_by_supervise(tmp_path, monkeypatch, workers, gpus, environ=None, driver=False):
     """{KERASTUNER_TUNER_ID: environment} of the processes `supervise` starts on a host with `gpus` GPUs (as
-    nvidia-smi lists them), CUDA_VISIBLE_DEVICES as in `environ` (absent: unset), and the line it logs."""
+    nvidia-smi lists them) and an NVIDIA driver if `driver`, CUDA_VISIBLE_DEVICES as in `environ` (absent:
+    unset), and the lines it logs."""
     started, logged = {}, []
 
     class Done:  # a process that has already finished its part
@@ -142,6 +143,7 @@ def started_by_supervise(tmp_path, monkeypatch, workers, gpus, environ=None):
 
     monkeypatch.setattr(distributed.subprocess, "Popen", Done)
     monkeypatch.setattr(distributed, "gpu_count", lambda: gpus)
+    monkeypatch.setattr(distributed, "NVIDIA_DRIVER", str(tmp_path) if driver else str(tmp_path / "no-driver"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     for name, value in (environ or {}).items():
         monkeypatch.setenv(name, value)
@@ -174,7 +176,16 @@ def test_without_a_visible_gpu_workers_share_the_cpu_cores(tmp_path, monkeypatch
     for k in range(2):
         assert started[f"worker{k}"]["CUDA_VISIBLE_DEVICES"] == ""
         assert int(started[f"worker{k}"]["BPFREE_INTRA_OP_THREADS"]) >= 1
-    assert "CPU cores" in logged[0], logged
+    assert "CPU cores" in logged[0] and len(logged) == 1, logged
+
+
+def test_a_driver_without_nvidia_smi_is_said_not_silently_run_on_the_cpu(tmp_path, monkeypatch):
+    """No nvidia-smi (gpu_count 0) on a host whose NVIDIA driver is loaded: the workers get the CPU, and the
+    log says how to give them the GPUs; CUDA_VISIBLE_DEVICES then names them."""
+    started, logged = started_by_supervise(tmp_path, monkeypatch, 2, 0, driver=True)
+    assert started["worker0"]["CUDA_VISIBLE_DEVICES"] == "" and "CUDA_VISIBLE_DEVICES" in logged[1], logged
+    started, logged = started_by_supervise(tmp_path, monkeypatch, 2, 0, {"CUDA_VISIBLE_DEVICES": "0,1"}, driver=True)
+    assert [started[f"worker{k}"]["CUDA_VISIBLE_DEVICES"] for k in range(2)] == ["0", "1"] and len(logged) == 1
 
 
 @pytest.mark.slow

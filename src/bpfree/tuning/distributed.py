@@ -40,6 +40,7 @@ from bpfree import checks, io
 CHIEF = "chief"
 RESTARTS = 5
 LOOPBACK = "127.0.0.1"
+NVIDIA_DRIVER = "/proc/driver/nvidia"  # present where NVIDIA's kernel driver is loaded
 BIND_CHOICES = "an IPv4 address of this host (127.0.0.1: loopback, the default; 0.0.0.0: every interface)"
 
 
@@ -220,6 +221,9 @@ def supervise(experiment_dir, args, workers, host=LOOPBACK, log=print):
     placement = (f"CUDA_VISIBLE_DEVICES {', '.join(env['CUDA_VISIBLE_DEVICES'] for env in envs.values())}" if gpus
                  else f"CPU cores {list(cpus.values())}")
     log(f"coordinator on {host}:{port} (pid {chief.pid}, no GPU), {workers} workers ({placement})")
+    if not gpus and "CUDA_VISIBLE_DEVICES" not in os.environ and os.path.exists(NVIDIA_DRIVER):
+        log("note: this host has an NVIDIA driver but `nvidia-smi -L` lists no GPU, so the workers run on the "
+            "CPU; set CUDA_VISIBLE_DEVICES to the GPUs they should share (e.g. 0,1)")
 
     def write_state():
         io.write_json(state_path, {"host": host, "port": port, "chief": chief.pid,
