@@ -123,8 +123,12 @@ flags.DEFINE_bool("save_models", False, "Keep each execution's final model (comp
 flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
                           "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
-flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
-                     "(keras-tuner chief/worker mode; README: several hosts).")
+flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many worker processes on this host "
+                     "(keras-tuner chief/worker mode; README: several workers). On a GPU host worker k sees one GPU "
+                     "alone, the (k mod n)-th of the n visible (CUDA_VISIBLE_DEVICES, else every GPU nvidia-smi "
+                     "lists): --workers n runs one worker per GPU, more share them; the coordinator uses none. "
+                     "Without a GPU each worker gets its share of the CPU cores. 0: one process, which trains "
+                     "on the first visible GPU only.")
 flags.DEFINE_string("oracle_bind", None, "Address the coordinator listens on: an IPv4 address (or name) of this "
                     "host, 0.0.0.0 for every interface; beyond loopback anyone who reaches the port can take and "
                     "report trials (no authentication; README: an SSH tunnel instead). Default: 127.0.0.1 with "
