@@ -120,6 +120,10 @@ flags.DEFINE_bool("save_models", False, "Keep each execution's final model (comp
                   "execution ends; read back with bpfree.results.best_models. Disk: about as much again as the final "
                   "checkpoint each completed execution keeps (weights, feedback matrices, Adam's two slots a "
                   "weight): 1.0-1.3 MB an execution on the quickstart's 256-256 nets, 1.3-2.6 MB on LeNet-5.")
+flags.DEFINE_integer("confirm_seeds", 0, "After the grid, re-run each rule's chosen configuration (best validation "
+                     "score) with this many fresh seeds no grid execution used, as confirmation executions "
+                     "(<project>-confirmation/, records marked confirmation): the report's paired tests run on their "
+                     "test scores, which played no part in the selection. Resumable; more seeds add executions.")
 flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
                           "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
@@ -148,7 +152,8 @@ HELP_GROUPS = (
      ("hparams", *HPARAM_FLAGS, "rule_hparam")),
     ("search settings (the flag, else the preset's [search] table, else the default shown)",
      (*SEARCH_FLAGS, "tracker")),
-    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "save_models", "workers", "oracle_bind", "verbose")),
+    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "save_models", "confirm_seeds", "workers",
+                 "oracle_bind", "verbose")),
 )
 
 
@@ -230,6 +235,7 @@ def main(argv):
         with console.quiet_start(quiet=not (FLAGS.verbose or console.wants_verbose([]))):  # or TF_CPP_MIN_LOG_LEVEL=0
             experiment_dir, config, space = resolve(argv)
             checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
+            checks.whole("--confirm_seeds", FLAGS.confirm_seeds, lambda v: v >= 0, "an integer ≥ 0 (0: none)")
             checks.whole("--members", FLAGS.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
             checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0,
                           "a number ≥ 0 (0: every epoch)")
@@ -245,10 +251,16 @@ def main(argv):
             validation.validate_points(space.grid(), config)  # a bad point is said first
             plan.check_size(size, FLAGS.yes)
         role = distributed.role()
+        reset = FLAGS.reset_training
         if FLAGS.workers and role is None:
             bind = distributed.check_bind(distributed.LOOPBACK if FLAGS.oracle_bind is None else FLAGS.oracle_bind)
             validation.validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
-            return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind)
+            code = distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind)
+            if code or not FLAGS.confirm_seeds:
+                return code
+            # The grid is done: its confirmation executions run here, in one process (nothing of the grid is
+            # left to train, and nothing is reset twice).
+            reset = False
         if role == "chief":  # keras-tuner's chief listens on its KERASTUNER_ORACLE_IP: the flag's, if given
             if FLAGS.oracle_bind is not None:
                 os.environ["KERASTUNER_ORACLE_IP"] = distributed.check_bind(FLAGS.oracle_bind)
@@ -256,8 +268,8 @@ def main(argv):
             warning = distributed.bind_warning(bind, os.environ["KERASTUNER_ORACLE_PORT"])
             if warning:
                 print(warning, file=sys.stderr)
-        summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training,
-                             engine=engine)
+        summary = run_search(experiment_dir, config, space, reset_training=reset, engine=engine,
+                             confirm_seeds=FLAGS.confirm_seeds)
     except (ValueError, ExperimentLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
