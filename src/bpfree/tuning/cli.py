@@ -108,8 +108,9 @@ for _alias, _name in ALIASES.items():
 flags.DEFINE_multi_string("tracker", None, "Tracker (repeatable)" + _one_of(TRACKERS))
 flags.DEFINE_integer("members", 0, "The most executions of one structure (rule, arch, ... all but lr and seed) "
                      "trained in the same kernels by one program, its members (each its own weights, seed, data order "
-                     "and optimizer state). 0: automatic (from the structure's size and the device). Records are the "
-                     "same whatever the number.")
+                     "and optimizer state). 0: automatic (from the structure's size and the device). Under XLA records are "
+                     "the same whatever the number; without XLA they depend on it, so an experiment keeps the count "
+                     "its records were trained with (another is refused).")
 flags.DEFINE_enum("engine", "members", ["members", "fit"], "members: the member programs (bpfree.tuning.engine); "
                   "fit: each execution through its own Keras fit (a debugging path, slower; same records within "
                   "the compile mode's rounding).")

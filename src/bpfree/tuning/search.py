@@ -8,7 +8,7 @@ import time
 
 from bpfree import checks, datasets, io, records
 from bpfree.tuning import confirmation, distributed, tensorboard_hparams
-from bpfree.tuning.options import EngineOptions
+from bpfree.tuning.options import EngineOptions, program_members
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
 from bpfree.tuning.oracle import GridOracle, valid_records
@@ -61,6 +61,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
             if os.path.isdir(confirmation.directory_of(directory)):
                 shutil.rmtree(confirmation.directory_of(directory))
         check_record_settings(directory, config)  # first: a config.json written now would hide the change
+        check_engine(directory, config, engine or EngineOptions())
         _write_or_check_config(directory, config, space)
         oracle = _oracle(directory, config, points)
         log(f"{directory}: {len(points)} grid points, {len(oracle.finished_ids)} already finished, "
@@ -74,6 +75,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
             else:
                 def run_grid(confirm_dir, confirm_config, chosen, confirm_oracle, count):
                     check_record_settings(confirm_dir, confirm_config)
+                    check_engine(confirm_dir, confirm_config, engine or EngineOptions())
                     _write_or_check_config(confirm_dir, confirm_config, space)
                     found = _run(confirm_dir, confirm_config, space, chosen, confirm_oracle, None, log, engine,
                                  confirmation_of=count)
@@ -199,6 +201,31 @@ def check_record_settings(directory, config):
                 "re-run with the same flags, "
                 "pass --reset_training to start over, or use another EXPERIMENT_DIR."
             )
+
+
+def check_engine(directory, config, engine):
+    """Refuses a search whose programs would train without XLA with another member count (or another engine)
+    than its records were: there, unlike under XLA, a member's numbers depend on how many members its program
+    has (`options.program_members`), so the same experiment would hold numbers of two different runs."""
+    if config.jit_compile:
+        return
+    now = {"fit": True} if engine.fit else {"members": program_members(engine, False, 1, 0, 0)}
+    for path, data in valid_records(directory):
+        recorded = data.get("engine")
+        if not isinstance(recorded, dict) or recorded.get("xla") is not False:
+            continue  # older records, or trained under XLA
+        before = {"fit": True} if recorded.get("fit") else {"members": recorded.get("members")}
+        # A record trained through fit under the members engine may be a model programs cannot train (its own
+        # train step, trackers): it trains through fit again, so that pair is no change.
+        if before != now and not ("fit" in before and "members" in now):
+            def how(engine_used):
+                return "through fit" if "fit" in engine_used else f"by programs of {engine_used['members']} members"
+
+            flag = "--engine fit" if "fit" in before else f"--members {before['members']}"
+            raise ExperimentMismatch(
+                f"{path} was trained without XLA {how(before)}, and this search would train {how(now)}: without XLA "
+                f"a member's numbers depend on that; re-run with {flag}, pass --reset_training to start over, or "
+                "use another EXPERIMENT_DIR.")
 
 
 def _write_or_check_config(directory, config, space, write=True):
