@@ -235,11 +235,16 @@ def test_a_resume_without_xla_refuses_another_member_count(tmp_path):
     another --members than its records were trained with is refused, naming the flag that matches them."""
     space = SearchSpace.create({**SPACE, "dropout": [0.0]})
     config = SearchConfig(**{**CONFIG, "use_xla": False, "num_epochs": 1})
-    run_search(str(tmp_path / "exp"), config, space, log=quiet, engine=EngineOptions(members=2))
+    lines = []
+    run_search(str(tmp_path / "exp"), config, space, log=lines.append, engine=EngineOptions(members=2))
+    assert not any("one after another" in line for line in lines), lines  # nothing fell back: no "(None)" line
     grown = SearchConfig(**{**CONFIG, "use_xla": False, "num_epochs": 2})
     with pytest.raises(ValueError, match="trained without XLA by programs of 2 members, and this search would "
                                          "train by programs of 1 members.*re-run with --members 2"):
         run_search(str(tmp_path / "exp"), grown, space, log=quiet, engine=EngineOptions(members=0))
     with pytest.raises(ValueError, match="would train through fit.*--members 2"):
         run_search(str(tmp_path / "exp"), grown, space, log=quiet, engine=EngineOptions(fit=True))
-    run_search(str(tmp_path / "exp"), grown, space, log=quiet, engine=EngineOptions(members=2))  # the same: grows
+    lines = []
+    run_search(str(tmp_path / "exp"), grown, space, log=lines.append, engine=EngineOptions(members=2))  # grows
+    run_search(str(tmp_path / "one"), config, space, log=lines.append, engine=EngineOptions(members=1))
+    assert not any("(None)" in line for line in lines), lines  # a program of one member is no fallback

@@ -329,7 +329,7 @@ class GridTuner(keras_tuner.Tuner):
                                    activations, _device())
             program = engine.MemberProgram(model, size, data.in_memory("train", flatten), self.config.batch_size,
                                            jit_compile=jit)
-            if not program.vectorized:
+            if program.fallback:  # an op with no vectorized form (a program of one member has nothing to vectorize)
                 self.log(f"  {runs[0].tid}: its structure's members are computed one after another in their "
                          f"program ({program.fallback})")
             self._programs[key] = program
