@@ -63,7 +63,8 @@ def test_help_lists_bpfrees_own_flags_with_defaults_and_choices():
                  "verbose", "reset_training", "experiment_dir"):
         assert re.search(rf"^  --(\[no\])?{name}\b", out, re.M), name
     assert "one of tanh, relu, lrelu, swish, sigmoid, linear" in out  # choices
-    assert "(default: 100 from hparams/default.toml)" in out and "(default: standard)" in out  # defaults
+    assert "(default: 30 from hparams/quickstart.toml)" in out and "(default: standard)" in out  # defaults
+    assert "(default: bp, fa, dfa, drtp from hparams/quickstart.toml)" in " ".join(out.split())  # the preset's list
     assert "--[no]batchnorm (or --[no]batch_norm)" in out
     assert "--flagfile" not in out and "Try --helpfull" not in out  # absl's own flags only with --helpfull
     assert noise(proc.stderr) == [], proc.stderr[-3000:]
@@ -181,7 +182,9 @@ def test_verbose_is_read_before_tensorflow_loads(args, env, verbose):
 
 # ------------------------------------------------------------------------------------------ batch norm
 @pytest.mark.parametrize("args,values", [
-    ([], (False, True)),  # hparams/default.toml searches both
+    ([], (False,)),  # hparams/quickstart.toml's
+    (["--hparams", os.path.join(ROOT, "hparams", "default.toml")], (False, True)),  # default.toml searches both
+    (["--batchnorm=false,true"], (False, True)), (["--batch_norm=true,false"], (True, False)),  # a list
     (["--batchnorm"], (True,)), (["--nobatchnorm"], (False,)), (["--batchnorm=false"], (False,)),
     (["--batch_norm"], (True,)), (["--nobatch_norm"], (False,)),  # the ancestor's spelling
 ])
