@@ -116,10 +116,16 @@ class _BooleansParser(flags.BooleanParser):
     is not a boolean is kept as text, for the space to refuse in one line (exit 2)."""
 
     def parse(self, argument):
+        if isinstance(argument, str) and "," in argument:
+            try:
+                return Values([self._one(v) for v in split_values(argument)])
+            except ValueError:  # an empty value: the list as text, refused by the space naming it
+                return argument
+        return self._one(argument)
+
+    def _one(self, argument):
         try:
-            if isinstance(argument, str) and "," in argument:
-                return Values([flags.BooleanParser.parse(self, v) for v in split_values(argument)])
-            return super().parse(argument)
+            return flags.BooleanParser.parse(self, argument)
         except ValueError:
             return argument
 

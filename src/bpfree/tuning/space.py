@@ -90,6 +90,11 @@ class SearchSpace:
             if name not in space:
                 raise SpaceError(f"The search space does not define {name!r}.")
             ordered.append((name, _unique(name, tuple(_validate(name, v) for v in _values(name, space[name])))))
+        for algorithm in dict(ordered)["algorithm"]:  # after every cheap check: the rules import Keras
+            try:
+                _rules().rule_class(algorithm)
+            except ValueError as e:
+                raise SpaceError(str(e)) from None
         checked = []
         for qualified in sorted(extras):
             rule, name = qualified.split(".", 1)
@@ -253,10 +258,6 @@ def _rule_hparams(key, value):
 def _validate(name, value):
     if name == "algorithm":
         checks.choice("algorithm", value, choices.RULES, label="Unknown", error=SpaceError)  # before Keras loads
-        try:
-            _rules().rule_class(value)
-        except ValueError as e:
-            raise SpaceError(str(e)) from None
     elif name == "arch" and builders.is_builder(value):
         try:  # a model builder, "module:function(key=value,...)" (`bpfree.builders`): its module loads later
             value = builders.canonical(value)
