@@ -166,7 +166,7 @@ def test_the_threshold_counts_execution_epochs(tmp_path, cli_in_process, no_sear
 
 
 def test_a_bad_point_is_said_before_the_size(tmp_path, cli_in_process, no_search):
-    done = cli_in_process(tmp_path / "exp", "--dataset", "mnist1d", "--arch", "conv8k3")
+    done = cli_in_process(tmp_path / "exp", "--hparams", DEFAULT_PRESET, "--dataset", "mnist1d", "--arch", "conv8k3")
     assert done.returncode == 2 and not no_search
     assert done.stderr.startswith("error: Invalid arch 'conv8k3' for dataset 'mnist1d'"), done.stderr
 

@@ -336,9 +336,10 @@ def main(argv):
             engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",
                                    checkpoint_seconds=FLAGS.checkpoint_seconds)
             dry_run, run_search = _load_search_modules()  # the flags are good: now Keras and TensorFlow
-        if distributed.role() != "worker":  # the coordinator (or a search alone) says what the flags change
-            for line in override_lines(space):
-                print(line)
+        changed = override_lines(space) if distributed.role() != "worker" else []  # workers: the coordinator says
+        if changed:
+            validation.validate_points(space.grid(), config)  # a bad point is said alone, before what flags changed
+            print("\n".join(changed))
         if FLAGS.dry_run:
             dry_run(experiment_dir, config, space, engine, preset=FLAGS.hparams or DEFAULT_PRESET,
                     reset_training=FLAGS.reset_training, workers=FLAGS.workers)
