@@ -336,7 +336,10 @@ def main(argv):
             engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",
                                    checkpoint_seconds=FLAGS.checkpoint_seconds)
             dry_run, run_search = _load_search_modules()  # the flags are good: now Keras and TensorFlow
-        changed = override_lines(space) if distributed.role() != "worker" else []  # workers: the coordinator says
+        # Said once: by a search alone or its coordinator (not by workers, nor by the --workers supervisor,
+        # whose coordinator runs this same command line).
+        says = distributed.role() == "chief" or (distributed.role() is None and not FLAGS.workers)
+        changed = override_lines(space) if says else []
         if changed:
             validation.validate_points(space.grid(), config)  # a bad point is said alone, before what flags changed
             print("\n".join(changed))
