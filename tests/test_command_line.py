@@ -403,3 +403,9 @@ def test_a_search_ends_with_its_results_table_and_curves(tmp_path, cli_in_proces
     assert [line.split()[0] for line in table.splitlines()[2:5]] == sorted(["bp", "dfa", "fa"])  # a row per rule
     assert f"curves: {tmp_path / 'exp' / 'curves.png'}" in out
     assert (tmp_path / "exp" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second search in the same experiment (another project: fa at one lr) shows its own rows only
+    again = cli_in_process(tmp_path / "exp", "--hparams", tiny_preset(1), "--algorithm", "fa", "--lr", "1e-2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    table = again.stdout[again.stdout.index("val_error_rate in %, lower is better"):]
+    assert [line.split()[0] for line in table.splitlines()[2:]][:2] == ["fa", "every"], table
+    assert "project digits-classification-val_error_rate-fa-lr0.01" in " ".join(table.split())

@@ -303,18 +303,23 @@ def _listed(value):
     return _shown(value)
 
 
-def print_results(project_dir, objective, curves):
+def print_results(experiment_dir, project_dir, objective):
     """The table a finished search ends with (the best configuration per rule of its project, `bpfree.results`)
-    and their learning curves in `curves`; a summary that cannot be made is said, not fatal."""
+    and their learning curves in EXPERIMENT_DIR/curves.png; a summary that cannot be made is said, not fatal."""
     from bpfree import results
 
     try:
-        frame = results.load(project_dir)
+        frame = results.load(experiment_dir)
+        project = os.path.relpath(project_dir, experiment_dir)
+        if "project" in frame and (frame["project"] != project).any():  # the experiment's other searches: left out
+            attrs = dict(frame.attrs)
+            frame = frame[frame["project"] == project].reset_index(drop=True)
+            frame.attrs.update(attrs)
         if frame.empty:
             raise ValueError(f"no records under {project_dir}")
         table = results.best(frame, objective, by=results.rule_column(frame))
         print(results.tables.console(table, width=results.CONSOLE_WIDTH))
-        path = results.plot_curves(frame, objective, path=curves, table=table)
+        path = results.plot_curves(frame, objective, path=os.path.join(experiment_dir, "curves.png"), table=table)
         print(f"curves: {path}")
     except (ValueError, OSError) as e:
         print(f"(no results table: {e})")
@@ -388,7 +393,7 @@ def main(argv):
     ran = ("handed to the workers" if role == "chief"
            else f"run in {summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
     print(f"search done: {summary['ran']} grid points {ran}; records in {summary['project_dir']}")
-    print_results(summary["project_dir"], config.objective, curves=os.path.join(experiment_dir, "curves.png"))
+    print_results(experiment_dir, summary["project_dir"], config.objective)
     print(f"a report (tests against bp, figures): python -m bpfree.results {summary['project_dir']} --report "
           "report.md")
     return 0
