@@ -42,7 +42,7 @@ def main(argv=None):
     parser.add_argument("--csv", default=None, help="write the table here as CSV (numbers unrounded: mean, std, "
                         "executions, test metrics, every hparam)")
     parser.add_argument("--latex", default=None, help="write the table here as a LaTeX tabular (booktabs), as "
-                        "printed")
+                        "printed, without the project and trial id columns")
     parser.add_argument("--lr_plot", default=None, help="write the objective against the learning rate here (PNG): "
                         "a line per rule, the best configuration at each lr, mean and min–max over executions")
     args = parser.parse_args(argv)
@@ -90,8 +90,11 @@ def write_csv(table, path):
 
 
 def write_latex(table, path):
-    """A `best` table as the console shows it (`tables.summary`: mean ± std, n, score, tests), as LaTeX."""
+    """A `best` table as the console shows it (`tables.summary`: mean ± std, n, score, tests, the hparams that
+    differ), as LaTeX for a paper: without the project and trial id columns (the CSV has them)."""
     rows, shared = tables.summary(table)
+    rows = rows.drop(columns=[c for c in ("project", "trial_id") if c in rows])
+    shared.pop("project", None)
     objective = table.attrs["objective"]
     notes = [f"{objective}{' in %' if 'error_rate' in objective else ''}, lower is better: mean ± std over n "
              "executions; score: rule@epochs it comes from"]

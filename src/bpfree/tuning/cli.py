@@ -103,8 +103,8 @@ HPARAM_FLAGS = {
                                      "(--batchnorm=false,true)."),
     "bw_init": ("bw_init", str, "The feedback-matrix inits, e.g. ortho,lecun" + _one_of(BW_INITS)),
     "lr": ("lr", float, "The learning rates, e.g. 1e-3,1e-2."),
-    "reg_rate": ("dropout", float, "The dropout rates, e.g. 0,0.2 (the preset's are tuned only for a val_* "
-                                   "objective; the values given here always are)."),
+    "reg_rate": ("dropout", float, "The dropout rates, e.g. 0,0.2 (a preset's list is searched only for a val_* "
+                                   "objective, a training objective gets 0; rates given here always are)."),
 }
 ALIASES = {"batch_norm": "batchnorm"}  # the ancestor's flag name, still accepted
 for _name, (_kind, _help) in SEARCH_FLAGS.items():
