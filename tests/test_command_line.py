@@ -409,3 +409,17 @@ def test_a_search_ends_with_its_results_table_and_curves(tmp_path, cli_in_proces
     table = again.stdout[again.stdout.index("val_error_rate in %, lower is better"):]
     assert [line.split()[0] for line in table.splitlines()[2:]][:2] == ["fa", "every"], table
     assert "project digits-classification-val_error_rate-fa-lr0.01" in " ".join(table.split())
+
+
+def test_a_rule_hparam_flag_overrides_the_presets_rule_table_and_says_so():
+    flags.FLAGS.unparse_flags()
+    try:
+        argv = flags.FLAGS(["bpfree", "exp", "--hparams", os.path.join(ROOT, "hparams", "gait_prop.toml"),
+                            "--rule_hparam", "gait.orthogonal_init=false,true", "--rule_hparam", "tp.orthogonal_reg=0.1"])
+        _, _, space = cli.resolve(argv)
+        lines = cli.override_lines(space)
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert dict(space.extras)["gait.orthogonal_init"] == (False, True)
+    assert lines == ["preset hparams/gait_prop.toml, with the command line's values:",  # tp's reg: not in the preset
+                     "  --rule_hparam overrides the preset's gait.orthogonal_init [true] with [false, true]"]
