@@ -2,7 +2,10 @@
 
 B_l has one row per feature of the block's (pooled) map, H·W·C, and one column per class; with
 ``projection_pool=k`` the map is average-pooled k×k first (k² fewer rows). Computed from the arch and
-`FeedbackProjection.features` without building anything, so ImageNet-sized nets can be listed too.
+`FeedbackProjection.features` without building anything, so ImageNet-sized nets can be listed too. The ResNets
+(`bpfree.models.resnet`, trained through `bpfree.convert`) are counted from the converted model's projections:
+one B_l per hidden conv, on its block's activity (`bpfree.models.convert`: a residual block's second conv
+projects its batch-normed output, before the Add).
 
     python bench/projection_memory.py
 """
@@ -54,6 +57,18 @@ def weight_floats(arch, input_shape, classes):
     return total + math.prod(shape) * classes + classes
 
 
+RESNETS = (("ResNet-20, CIFAR-10", "resnet20"), ("ResNet-56, CIFAR-10", "resnet56"))
+
+
+def resnet_floats(builder, pool):
+    """(the network's weights, Σ_l rows(B_l)·classes) of a ResNet converted for dfa with `projection_pool`."""
+    from bpfree import convert, models  # TensorFlow: only for these rows
+
+    source = getattr(models, builder)((32, 32, 3), 10, seed=0)
+    converted = convert(source, "dfa", seed=0, projection_pool=pool)
+    return source.count_params(), sum(math.prod(p.feedback.shape) for p in converted.projections)
+
+
 def mib(floats):
     size = floats * 4 / 2**20
     return f"{size:,.1f} MiB" if size >= 1 else f"{size * 1024:,.0f} KiB"
@@ -66,6 +81,9 @@ def main():
         cells = [mib(projection_floats(arch, shape, classes, k)) for k in POOLS]
         print(f"| {name} | {'×'.join(map(str, shape))}, {classes} classes | {mib(weight_floats(arch, shape, classes))} | "
               + " | ".join(cells) + " |")
+    for name, builder in RESNETS:
+        counts = [resnet_floats(builder, k) for k in POOLS]
+        print(f"| {name} | 32×32×3, 10 classes | {mib(counts[0][0])} | " + " | ".join(mib(c) for _, c in counts) + " |")
 
 
 if __name__ == "__main__":

@@ -326,11 +326,14 @@ def test_report_best_per_rule_curves_alignment_and_tests_against_bp(tmp_path, ca
     for figure in ("report_curves.png", "report_bp_cosine.png", "report_weight_alignment.png"):
         assert f"]({figure})" in text
         assert (tmp_path / "out" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Welch's t-test" in text and "Mann–Whitney U" in text
-    t = -4.0 / math.sqrt(2 / 3)  # bp vs dfa: means 11, 15, std 1 each, n = 3
-    assert f"| dfa | val_error_rate (final) | +4 | 3 vs 3 | t = {-t:.3g}, p = 0.0" in text
-    assert "U = 9, p = 0.1 |" in text  # every dfa execution above every bp one: the exact two-sided p
-    assert "| dfa | test error_rate | +4 | 3 vs 3 |" in text
+    assert "paired t" in text and "Wilcoxon signed-rank (exact p)" in text and "Mann–Whitney" not in text
+    # Paired by seed, dfa minus bp is +4 on every seed: the t-test is undefined (no variance), the exact
+    # Wilcoxon p is its floor with 3 pairs, 2 / 2^3 (ties enumerated), and the validation score is not tested.
+    assert ("| dfa | test error_rate | 3 | +4 | undefined: every difference is the same | — | W = 0, p = 0.25 "
+            "(ties: exact over all 2^3 signs) | 0.25 |") in text
+    assert "| dfa | test loss | 3 | +0.4444 |" in text and "val_error_rate (final) |" not in text
+    assert "(here 3 nonzero differences: 0.25)" in text
+    assert "the same executions whose validation scores chose each configuration" in text
 
 
 def test_report_without_bp_tests_or_trackers_and_with_one_execution_says_so(tmp_path):
@@ -342,8 +345,11 @@ def test_report_without_bp_tests_or_trackers_and_with_one_execution_says_so(tmp_
     assert "| dfa | val_error_rate | n | score |" not in text and "| fa | 13 | 1 | final@2/2 |" in text
     seeds(tmp_path / "exp", "bp", [10.0, 11.0], tests=False)
     text = read_report(tmp_path)
-    assert "| fa | val_error_rate (final) | +2.5 | 1 vs 2 | not tested: a single execution (needs ≥ 2 each) |" in text
-    assert "| dfa | val_error_rate (final) | +4 | 2 vs 2 | t = " in text
+    # No test scores, and nothing was chosen (one configuration per rule): the objective itself is compared.
+    assert "no configuration was chosen among others (each group ran one)" in text
+    assert ("| fa | val_error_rate (final) | 1 (unpaired: 0 here, 1 bp) | +3 | not tested: 1 pair (needs ≥ 2) | — "
+            "| W = 0, p = 1 | 1 |") in text  # seed 0 pairs; bp's seed 1 has no partner
+    assert "| dfa | val_error_rate (final) | 2 | +4 | undefined: every difference is the same | — | W = 0, p = 0.5" in text
 
 
 def test_report_of_experiment_records_groups_by_model(tmp_path):
@@ -352,7 +358,7 @@ def test_report_of_experiment_records_groups_by_model(tmp_path):
             write(tmp_path / "exp", model, seed, {"model": model}, {"loss": errors}, project=None)
     text = read_report(tmp_path)
     assert "## Best configuration per model" in text and "| bp | 1.058 ± 0 | 2 | final@3/3 |" in text
-    assert "| gle | loss (final) | -1.048 | 2 vs 2 | undefined: no variance on either side |" in text
+    assert "| gle | loss (final) | 2 | -1.048 | undefined: every difference is the same | — | W = 0, p = 0.5" in text
 
 
 def test_report_path_must_be_markdown(tmp_path, capsys):
@@ -448,7 +454,8 @@ def test_report_over_a_real_tiny_search(tmp_path):
     run_search(str(tmp_path / "exp"), config, SearchSpace.create(space), log=lambda *a: None)
     text = read_report(tmp_path, "--by", "algorithm")
     assert "Objective **val_loss**" in text and "| algorithm | val_loss | n | score |" in text
-    assert "| dfa | val_loss (" in text and "| 2 vs 2 | t = " in text
+    assert "| dfa | test loss | 2 | " in text and "| dfa | test error_rate | 2 | " in text
+    assert "| dfa | val_loss (" not in text  # the score that chose the configuration is not tested
     for figure in ("report_curves.png", "report_bp_cosine.png", "report_weight_alignment.png"):
         assert f"]({figure})" in text and (tmp_path / "out" / figure).stat().st_size > 1000
 

@@ -23,8 +23,9 @@ __version__ = "0.1.0"
 _LAZY = ("datasets", "results", "records", "trackers", "tuning", "experiments", "layers", "models", "optimizers",
          "rules")
 # The public classes and functions, by the module that defines them (loaded with it: PEP 562).
-_PUBLIC = {"build_model": "models", "convert": "models", "Network": "models", "InvertibleNetwork": "models", "GLENetwork": "models",
-           "ErrorRate": "metrics", "UncorrectedAdam": "optimizers", "TorchAdam": "optimizers", "parse_arch": "arch"}
+_PUBLIC = {"build_model": "models", "convert": "models", "Network": "models", "InvertibleNetwork": "models",
+           "GLENetwork": "models", "ErrorRate": "metrics", "UncorrectedAdam": "optimizers", "TorchAdam": "optimizers",
+           "parse_arch": "arch", "load_model": "results.models"}
 
 
 def register_classes():

@@ -14,6 +14,9 @@ rewritten atomically (temporary name, then `os.replace`) after every epoch, so a
      "history": {metric: [value per epoch, null where not finite]}, "started": iso time,
      "updated": iso time, "error": str | None}
 
+and, from a search run with ``--save_models``, "model_path": the final model's file (`.keras`), relative
+to the record's directory (``execution_<k>.keras``; `bpfree.results.best_models` loads it).
+
 Strict JSON (no bare NaN), never pickle: records are read by other tools, other Python versions and
 people. Beside a running execution's record lies its checkpoint (`bpfree.checkpoints`).
 """

@@ -9,7 +9,8 @@ from bpfree.layers.gle import GLEDense
 from bpfree.layers.input_feedback import InputFeedback
 from bpfree.layers.invertible import InvertibleDense
 from bpfree.layers.learned_inverse import LearnedInverse
+from bpfree.layers.shortcut import ShortcutA
 
 __all__ = ["ACTIVATIONS", "BW_INITS", "ConvBlock", "DenseBlock", "FeedbackAlignmentConv2D", "FeedbackAlignmentDense", "FeedbackProjection", "GLEDense",
-           "InputFeedback", "InvertibleDense", "LearnedInverse", "activation_function", "call_dense",
+           "InputFeedback", "InvertibleDense", "LearnedInverse", "ShortcutA", "activation_function", "call_dense",
            "feedback_initializer"]

@@ -13,6 +13,7 @@ from bpfree.models.feedforward import Network, NetworkConfig
 from bpfree.models.ff import FFNetwork
 from bpfree.models.gle import GLENetwork, build_gle_network
 from bpfree.models.invertible import InvertibleNetwork
+from bpfree.models.resnet import resnet, resnet20, resnet56
 from bpfree.models.rule_options import configure_rule
 
 MODELS = {"feedforward": Network, "invertible": InvertibleNetwork, "gle": GLENetwork, "ff": FFNetwork}
@@ -44,4 +45,4 @@ def check_options(rule, arch, input_dim, output_dim, **options):
 
 
 __all__ = ["MODELS", "ConvertedNetwork", "convert", "FFNetwork", "GLENetwork", "InvertibleNetwork", "Network", "NetworkConfig", "RuleModel",
-           "build_gle_network", "build_model", "check_options", "model_class"]
+           "build_gle_network", "build_model", "check_options", "model_class", "resnet", "resnet20", "resnet56"]

@@ -13,7 +13,8 @@ import pandas as pd
 from bpfree import checks, records, scoring
 from bpfree.hparam_names import HPARAMS
 
-BASE_COLUMNS = ("project", "trial_id", "execution", "epoch", "status", "seed", "wall_time", "objective", "scored_by")
+BASE_COLUMNS = ("project", "trial_id", "execution", "epoch", "status", "seed", "confirmation", "wall_time", "objective",
+                "scored_by")
 TEST_PREFIX = "test."
 
 
@@ -21,10 +22,12 @@ def load(experiment_dir, errors=None):
     """Every execution record under `experiment_dir` as one DataFrame, one row per epoch.
 
     Columns: project (the sub-directory of the search), trial_id, execution, epoch (0-based), status, seed,
-    wall_time, objective (the search's; None for experiment records), scored_by (`scoring.recorded_score`),
-    test.<metric> (the execution's test-split metrics, where recorded), every hparam by its long name, every
-    metric. A corrupt record file is skipped with a warning naming it (and appended to `errors` when a list
-    is given); the rest still loads.
+    confirmation (True for a confirmation execution: a chosen configuration re-run after the selection with a
+    fresh seed, ``record["confirmation"]``; False when the record has no such field), wall_time, objective
+    (the search's; None for experiment records), scored_by (`scoring.recorded_score`), test.<metric> (the
+    execution's test-split metrics, where recorded), every hparam by its long name, every metric. A corrupt
+    record file is skipped with a warning naming it (and appended to `errors` when a list is given); the rest
+    still loads.
     """
     if not os.path.isdir(experiment_dir):
         raise ValueError(f"No experiment directory {experiment_dir!r}.")
@@ -42,7 +45,8 @@ def load(experiment_dir, errors=None):
         search = data.get("search")
         test = {f"{TEST_PREFIX}{k}": (np.nan if v is None else v) for k, v in (data.get("test") or {}).items()}
         base = {"project": project, "trial_id": data["trial_id"], "execution": data["execution"],
-                "status": data["status"], "seed": data.get("seed"), "wall_time": data.get("wall_time"),
+                "status": data["status"], "seed": data.get("seed"),
+                "confirmation": bool(data.get("confirmation") or False), "wall_time": data.get("wall_time"),
                 "objective": (search or {}).get("objective"), "scored_by": scoring.recorded_score(search),
                 **test, **data["hparams"]}
         history = data["history"]
@@ -66,7 +70,7 @@ def load(experiment_dir, errors=None):
 
 
 def _read(path):
-    """`records.read`, and the fields only this side reads: search.score and test."""
+    """`records.read`, and the fields only this side reads: search.score, test and confirmation."""
     data = records.read(path)
     try:
         scoring.recorded_score(data.get("search"))
@@ -76,6 +80,8 @@ def _read(path):
     if test is not None and not (isinstance(test, dict) and all(
             v is None or checks.is_number(v) for v in test.values())):
         raise records.RecordError(f"Corrupted record file {path}: invalid test (a {{metric: number}} object).")
+    if data.get("confirmation") is not None and not isinstance(data["confirmation"], bool):
+        raise records.RecordError(f"Corrupted record file {path}: invalid confirmation (true or false).")
     return data
 
 

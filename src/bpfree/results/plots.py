@@ -59,9 +59,13 @@ def lr_curves(frame, objective=None, score=None):
     max, executions (finite scores), trial_id and project of the best trial at that lr (lowest mean over its
     executions; the other hparams are chosen at every lr, as a best-per-rule table chooses them), sorted by
     group and lr. Its attrs: "objective", "by". A trial none of whose executions has a finite score (all
-    diverged) leaves its lr out of the curve."""
+    diverged) leaves its lr out of the curve; confirmation executions are left out."""
     if "lr" not in hparam_columns(frame):
         raise ValueError("No lr hparam in these records: no curve of the objective against the learning rate.")
+    if "confirmation" in frame and frame["confirmation"].fillna(False).astype(bool).any():
+        attrs = dict(frame.attrs)  # confirmation executions (re-runs after the selection) are no part of the grid
+        frame = frame[~frame["confirmation"].fillna(False).astype(bool)]
+        frame.attrs.update(attrs)
     per = execution_scores(frame, objective, score)
     objective = per.attrs["objective"]
     trials = trial_scores(frame, objective, score).dropna(subset=[objective])

@@ -3,13 +3,17 @@
     python -m bpfree.results data/quickstart --report report.md
     results.report.write(results.load("data/quickstart"), "report.md")
 
-It holds the best configuration per rule (by the searches' objective and score, `bpfree.results.best`)
-with its validation and test mean ± std over executions, the learning curves of those configurations
-(``report_curves.png``), the objective against the learning rate per rule (``report_lr.png``), the
-trackers' alignment curves where the records have them
-(``report_bp_cosine.png``, ``report_weight_alignment.png``), and a significance test of each rule against
-bp over its executions (seeds): Welch's t-test (unequal variances) and the Mann–Whitney U test, both
-two-sided and unpaired, on the per-execution scores (`bpfree.results.statistics`).
+It holds the best configuration per rule (by the searches' objective and score, `bpfree.results.best`, over
+the executions of the search; confirmation executions take no part) with its validation and test mean ± std
+over executions, the learning curves of those configurations (``report_curves.png``), the objective against
+the learning rate per rule (``report_lr.png``), the trackers' alignment curves where the records have them (``report_bp_cosine.png``, ``report_weight_alignment.png``), and each rule
+compared with bp on the test split (`bpfree.results.statistics`): executions paired by seed, the mean paired
+difference with its 95% confidence interval, the paired t-test and the exact Wilcoxon signed-rank test
+(two-sided), each with Holm's correction across the rules compared with bp, and the smallest p the
+Wilcoxon test can reach with that many pairs. Where the records hold confirmation executions (each chosen
+configuration re-run with fresh seeds after the selection), only they are compared, and their test mean ± std
+is shown; otherwise the report says that the test scores compared come from the executions whose validation
+scores chose the configurations. The validation score that chose a configuration is never tested.
 """
 
 import os
@@ -34,12 +38,16 @@ def write(frame, path, objective=None, by=None, score=None, reference=REFERENCE,
     """Writes the report of `frame` (a `load` frame) to `path` and its figures beside it; returns the paths
     written (the report first)."""
     check_path(path)
-    table = best(frame, objective, by=by or rule_column(frame), score=score)
+    selection = frame[~frame["confirmation"].fillna(False).astype(bool)] if "confirmation" in frame else frame
+    table = best(selection, objective, by=by or rule_column(frame), score=score)
     per_execution = execution_scores(frame, table.attrs["objective"], score)
+    if "confirmation" in frame:
+        keys = ["project", "trial_id", "execution"]
+        per_execution = per_execution.join(frame.drop_duplicates(keys).set_index(keys)["confirmation"], on=keys)
     lines = header(frame, table, per_execution, source) + best_section(table)
     written = [path]
     if len(table):
-        figure_lines, figures = figures_section(frame, table, os.path.splitext(path)[0])
+        figure_lines, figures = figures_section(selection, table, os.path.splitext(path)[0])
         written += figures
         lines += figure_lines + significance_section(table, per_execution, reference)
     text = "\n".join(lines).rstrip() + "\n"
@@ -58,8 +66,13 @@ def header(frame, table, per_execution, source):
     scored = sorted(set(table["scored_by"]))
     trials = frame.drop_duplicates(["project", "trial_id"]).shape[0]
     percent = "; error rates in %" if "error_rate" in objective else ""
+    confirmations = int(per_execution["confirmation"].sum()) if "confirmation" in per_execution else 0
+    confirming = (f" ({confirmations} of them confirmation executions: chosen configurations re-run with fresh "
+                  "seeds after the selection, which the best configurations below do not count)"
+                  if confirmations else "")
     return [f"# Results: {source or 'records'}", "",
-            f"{len(per_execution)} executions of {trials} trials in {frame['project'].nunique()} project(s). "
+            f"{len(per_execution)} executions{confirming} of {trials} trials in {frame['project'].nunique()} "
+            "project(s). "
             f"Objective **{objective}** (lower is better{percent}), an execution scored by its "
             f"**{', '.join(scored) or tables.MISSING}** ({_score_words(scored)}); a configuration's score is the "
             "mean ± sample std over its executions (seeds) with a finite score, n of them.", ""]
@@ -117,7 +130,8 @@ def _score_words(scored):
 
 
 def significance_section(table, per_execution, reference=REFERENCE):
-    """The Markdown lines comparing each best configuration with the reference rule's (bp)."""
+    """The Markdown lines comparing each best configuration with the reference rule's (bp): paired tests on
+    the test split, over confirmation executions where there are any (`bpfree.results.statistics`)."""
     by = table.attrs["by"]
     lines = [f"## Compared with {reference}", ""]
     if not by:
@@ -127,12 +141,39 @@ def significance_section(table, per_execution, reference=REFERENCE):
         return lines + [f"No {reference} configuration in these records: nothing to compare against.", ""]
     others = [c for c in by[1:] if references[c].notna().any()]  # bp has no rule hparams: not matched on
     same = f" with the same {', '.join(others)}" if others else ""
-    lines += [f"Welch's t-test (unequal variances) and the Mann–Whitney U test, both two-sided and unpaired, "
-              f"of each configuration's per-execution scores (one per seed) against those of {reference}'s best "
-              f"configuration{same}. n: executions with a finite value, the configuration's vs {reference}'s; a "
-              f"test needs ≥ {statistics.MIN_EXECUTIONS} on each side. Δ mean: the configuration's mean minus "
-              f"{reference}'s (lower is better). With few executions Mann–Whitney cannot give a small p: its "
-              "smallest two-sided p for n vs m executions is 2 / C(n + m, n), 0.1 for 3 vs 3 and 0.0079 for "
-              "5 vs 5.", ""]
-    compared = statistics.against_reference(table, per_execution, reference, others)
-    return lines + [tables.markdown(compared), ""]
+    confirmation = statistics.uses_confirmation(per_execution)
+    metrics = statistics.tested_metrics(table, per_execution, confirmation)
+    if confirmation:
+        lines += ["Compared: the **confirmation executions** only, each chosen configuration re-run with fresh "
+                  "seeds after the selection, so they played no part in choosing it. Their test scores, mean ± "
+                  "sample std over n confirmation executions:", "",
+                  tables.markdown(statistics.confirmation_summary(table, per_execution, metrics)), ""]
+    elif metrics and all(column == "score" for _, column in metrics):
+        lines += ["No test scores in these records, and no configuration was chosen among others (each group "
+                  "ran one): the objective's score itself is compared.", ""]
+    else:
+        lines += ["No confirmation executions in these records: **the test scores compared come from the same "
+                  "executions whose validation scores chose each configuration** (a search's `--confirm_seeds N` "
+                  "re-runs the chosen configurations with fresh seeds, which did not).", ""]
+    if not metrics:
+        return lines + ["No test scores among these executions: nothing is tested (the validation score that "
+                        "chose each configuration is not).", ""]
+    compared = statistics.against_reference(table, per_execution, reference, others, metrics, confirmation)
+    pairs = sorted({int(n) for n in compared["wilcoxon_n"].dropna() if n > 0})
+    floors = "; ".join(f"{n} nonzero difference{'s' if n > 1 else ''}: "
+                       f"{tables.number(statistics.wilcoxon_floor(n), 3)}" for n in pairs)
+    lines += [f"Each configuration against {reference}'s best configuration{same}, per test metric, on paired "
+              f"executions: an execution and the {reference} execution with the same seed (execution k of every "
+              "rule runs with seed + k); pairs: how many, and the executions left out for want of a partner. "
+              f"Δ mean: the mean of the paired differences, the configuration's minus {reference}'s (lower is "
+              f"better), with its {statistics.CONFIDENCE:.0%} confidence interval (t-based). Paired t-test and "
+              "Wilcoxon signed-rank test, both two-sided; the Wilcoxon p is exact (zero differences dropped, "
+              "with ties, the exact distribution of the mid-rank statistic over all 2^n sign assignments). Holm p: the p adjusted by Holm's method across the "
+              f"configurations compared with {reference} ({len(compared['configuration'].unique())}; those "
+              "tested count), per metric and test.", "",
+              "**The smallest two-sided Wilcoxon p with n nonzero differences is 2 / 2^n**"
+              + (f" (here {floors})" if floors else "")
+              + ": 0.25 for 3 seeds, 0.0625 for 5; a p below 0.05 needs at least 6. The paired t-test has no "
+              "such floor but assumes roughly normal differences.", "",
+              tables.markdown(statistics.shown(compared, reference)), ""]
+    return lines

@@ -147,6 +147,11 @@ flags.DEFINE_enum("engine", "members", ["members", "fit"], "members: the member 
                   "the compile mode's rounding).")
 flags.DEFINE_float("checkpoint_seconds", 30.0, "The most training time between two checkpoints of an execution "
                    "(0: every epoch). A killed search replays at most that much, bit for bit.")
+flags.DEFINE_bool("save_models", False, "Keep each execution's final model (completed or diverged) as "
+                  "records/<trial>/execution_<k>.keras beside its record, rewritten when a resumed or extended "
+                  "execution ends; read back with bpfree.results.best_models. Disk: about as much again as the final "
+                  "checkpoint each completed execution keeps (weights, feedback matrices, Adam's two slots a "
+                  "weight): 1.0-1.3 MB an execution on the quickstart's 256-256 nets, 1.3-2.6 MB on LeNet-5.")
 flags.DEFINE_multi_string("rule_hparam", None, "A rule's own hparam, RULE.NAME=VALUE or a list RULE.NAME=V1,V2 "
                           "(repeatable), e.g. tp_rinv.gamma=0.01,0.1; a bare NAME=VALUE only for a name no other "
                           "rule has.")
@@ -173,7 +178,7 @@ HELP_GROUPS = (
      ("hparams", *HPARAM_FLAGS, "rule_hparam")),
     ("search settings (the flag, else the preset's [search] table, else the default shown)",
      (*SEARCH_FLAGS, "tracker")),
-    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "workers", "oracle_bind", "verbose")),
+    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "save_models", "workers", "oracle_bind", "verbose")),
 )
 
 
@@ -339,7 +344,7 @@ def main(argv):
             checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0,
                           "a number ≥ 0 (0: every epoch)")
             engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",
-                                   checkpoint_seconds=FLAGS.checkpoint_seconds)
+                                   checkpoint_seconds=FLAGS.checkpoint_seconds, save_models=FLAGS.save_models)
             dry_run, run_search = _load_search_modules()  # the flags are good: now Keras and TensorFlow
         # Said once: by a search alone or its coordinator (not by workers, nor by the --workers supervisor,
         # whose coordinator runs this same command line).

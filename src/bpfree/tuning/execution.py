@@ -12,6 +12,11 @@ seconds), written atomically. The checkpoint (model, optimizer, rule state, hist
 most every ``checkpoint_seconds`` of training and at the last epoch: a killed run resumes from the last
 checkpoint and replays the epochs after it bit for bit (each epoch's data order and dropout masks
 follow from the seed and the epoch), its record's later epochs replaced by the replay's.
+
+With ``save_models`` (``--save_models``) `conclude` also keeps the final model, the state the engine left
+in `model`, as ``execution_<k>.keras`` beside the record (`model_path`; written atomically, before the
+record names it as ``"model_path"``, relative to the record's directory); a resumed or extended
+execution rewrites it at its new end.
 """
 
 import dataclasses
@@ -21,13 +26,15 @@ import time
 
 import keras
 
-from bpfree import checkpoints, records, scoring, seeds
+from bpfree import checkpoints, io, records, scoring, seeds
 from bpfree.reconstructions import ReconstructionFigure
 from bpfree.schedule_callback import EpochLearningRate
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
 from bpfree.tuning import inputs, tensorboard_hparams
 from bpfree.tuning.space import trial_id
+
+MODEL_SUFFIX = ".keras"  # `--save_models`: execution_<k>.keras beside execution_<k>.json
 
 
 class RecordCallback(keras.callbacks.Callback):
@@ -102,6 +109,7 @@ class Execution:
     config: object
     log: object
     checkpoint_seconds: float = 0.0
+    save_models: bool = False
     score: object = None
     # Called before a checkpoint is written: an engine that holds the state elsewhere copies it into `model`.
     before_checkpoint: object = dataclasses.field(default=lambda: None, repr=False)
@@ -155,7 +163,7 @@ class Execution:
         record.data["data_source"] = tuner.data_source  # this run's (a resumed record may have had another)
         record.start(time.monotonic())
         return cls(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,
-                   history, config, log, tuner.checkpoint_seconds)
+                   history, config, log, tuner.checkpoint_seconds, tuner.options.save_models)
 
     # ------------------------------------------------------------------------------ train
     def callbacks(self, data):
@@ -184,6 +192,7 @@ class Execution:
         """Ends a trained execution's record (completed, or diverged when a loss was not finite) and sets its score."""
         losses = self.record.data["history"].get("loss", [])
         diverged = any(v is None or not math.isfinite(v) for v in losses)
+        self._keep_model()
         self.record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
         if diverged:
             checkpoints.remove(self.checkpoint_path)
@@ -191,6 +200,17 @@ class Execution:
             checkpoints.keep_as_final(self.checkpoint_path)
         tensorboard_hparams.write_run(self.run_dir, self.point, self.execution, self.seed, self.record.data["history"])
         self.score = None if diverged else score_of(self.record.data["history"], self.config)
+
+    def _keep_model(self):
+        """The final model written as `model_path` and named in the record (``--save_models``); without
+        it, a model an earlier run of this execution kept is removed (it is not this record's end)."""
+        path = model_path(self.record.path)
+        if self.save_models:
+            io.write_atomic(path, self.model.save, MODEL_SUFFIX)  # Keras saves only to a name ending .keras
+            self.record.data["model_path"] = os.path.basename(path)
+        else:
+            checkpoints.remove(path)
+            self.record.data.pop("model_path", None)
 
     def fail(self, status, exception, accidents):
         """Ends the record with `status` ("failed" or "error") and the exception's message."""
@@ -210,6 +230,11 @@ def fail(record, status, exception, log, accidents):
         record.finish(status, error=error, wall_clock=time.monotonic())
     except OSError as e:  # the disk that failed the run may refuse the record too
         log(f"  could not write {record.path}: {e}")
+
+
+def model_path(record_path):
+    """Where `--save_models` keeps the final model of the execution whose record is `record_path`."""
+    return record_path[: -len(".json")] + MODEL_SUFFIX
 
 
 def score_of(history, config):
@@ -256,4 +281,5 @@ def _new_record(experiment_dir, path, tid, execution, point, seed, checkpoint_pa
         records.set_aside(run_dir, aside)
     checkpoints.remove(checkpoint_path)
     checkpoints.remove(checkpoints.path_for(path, checkpoints.FINAL_SUFFIX))
+    checkpoints.remove(model_path(path))
     return records.ExecutionRecord(experiment_dir, tid, execution, point, seed=seed, search=config.to_json())

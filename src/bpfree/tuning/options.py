@@ -35,11 +35,14 @@ class EngineOptions:
     capacity, ≥ 1; 0: automatic, from the structure's size, its executions and the device, `capacity`).
     ``fit``: every execution through its own Keras `fit` instead (a debugging path; slower).
     ``checkpoint_seconds``: the most training time between two checkpoints of an execution (0: every
-    epoch); a killed run replays at most that much, bit for bit."""
+    epoch); a killed run replays at most that much, bit for bit.
+    ``save_models``: keep each execution's final model as ``execution_<k>.keras`` beside its record
+    (`bpfree.tuning.execution.Execution.conclude`; read back by `bpfree.results.best_models`)."""
 
     members: int = 0
     fit: bool = False
     checkpoint_seconds: float = 30.0
+    save_models: bool = False
 
     def __post_init__(self):
         checks.whole("members", self.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")

@@ -65,7 +65,8 @@ def describe(space, config, engine, finished=None, points=None, width=100):
     lines += _wrapped("searched", searched or ["nothing (one point)"], "; ", width)
     lines += _wrapped("fixed", fixed, ", ", width)
     lines += _wrapped("first trials", [", ".join(ids) + more], "", width)
-    lines += _wrapped("settings", settings + [grouping], ", ", width)
+    kept = ["each execution's final model kept as .keras (--save_models)"] if engine.save_models else []
+    lines += _wrapped("settings", settings + [grouping] + kept, ", ", width)
     return lines
 
 
