@@ -582,3 +582,14 @@ def test_no_lr_in_the_records_is_said_for_the_lr_plot(tmp_path, capsys):
     assert results.main([str(tmp_path / "exp"), "--lr_plot", "lr.png"]) == 2
     assert capsys.readouterr().err == "error: No lr hparam in these records: no curve of the objective against the " \
                                       "learning rate.\n"
+
+
+def test_confirmation_executions_take_no_part_in_the_lr_curve(tmp_path):
+    exp = lr_grid(tmp_path / "exp")
+    record = records.ExecutionRecord(os.path.join(exp, PROJECT), "bp-16-lr0.001", 2, point("bp", lr=1e-3), seed=7,
+                                     search=search(score="final"))
+    record.data["history"] = {"val_error_rate": [80.0, 0.0], "val_loss": [2.0, 0.0]}
+    record.data["confirmation"] = True  # a re-run after the selection, far better: would move bp's curve at 1e-3
+    record.finish("completed")
+    curves = results.lr_curves(results.load(exp))
+    assert list(curves[curves["algorithm"] == "bp"]["mean"]) == [32.0, 13.0, 60.0]
