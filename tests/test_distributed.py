@@ -123,6 +123,71 @@ def test_supervise_starts_the_coordinator_on_its_address_and_the_workers_reach_i
         assert started[worker]["KERASTUNER_ORACLE_PORT"] == started["chief"]["KERASTUNER_ORACLE_PORT"] == "8123"
 
 
+def started_by_supervise(tmp_path, monkeypatch, workers, gpus, environ=None, driver=False):
+    """{KERASTUNER_TUNER_ID: environment} of the processes `supervise` starts on a host with `gpus` GPUs (as
+    nvidia-smi lists them) and an NVIDIA driver if `driver`, CUDA_VISIBLE_DEVICES as in `environ` (absent:
+    unset), and the lines it logs."""
+    started, logged = {}, []
+
+    class Done:  # a process that has already finished its part
+        pid = 1
+
+        def __init__(self, command, **kwargs):
+            started[kwargs["env"]["KERASTUNER_TUNER_ID"]] = kwargs["env"]
+
+        def poll(self):
+            return 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", Done)
+    monkeypatch.setattr(distributed, "gpu_count", lambda: gpus)
+    monkeypatch.setattr(distributed, "NVIDIA_DRIVER", str(tmp_path) if driver else str(tmp_path / "no-driver"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    for name, value in (environ or {}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8123")
+    assert distributed.supervise(str(tmp_path), ["exp"], workers, log=logged.append) == 0
+    return started, logged
+
+
+@pytest.mark.parametrize("gpus, environ, workers, expected", [
+    (2, None, 2, ["0", "1"]),  # one worker per GPU
+    (2, None, 3, ["0", "1", "0"]),  # more workers than GPUs: round-robin, two share GPU 0
+    (4, {"CUDA_VISIBLE_DEVICES": "2,3"}, 2, ["2", "3"]),  # the GPUs the user left visible, not GPUs 0 and 1
+    (1, {"CUDA_VISIBLE_DEVICES": "GPU-aa,GPU-bb"}, 3, ["GPU-aa", "GPU-bb", "GPU-aa"]),  # UUIDs as given
+    (4, {"CUDA_VISIBLE_DEVICES": "1,-1,2"}, 2, ["1", "1"]),  # CUDA reads up to the first invalid entry
+])
+def test_on_a_gpu_host_worker_k_sees_the_k_th_visible_gpu_alone(tmp_path, monkeypatch, gpus, environ, workers,
+                                                                expected):
+    started, logged = started_by_supervise(tmp_path, monkeypatch, workers, gpus, environ)
+    assert [started[f"worker{k}"]["CUDA_VISIBLE_DEVICES"] for k in range(workers)] == expected
+    assert started["chief"]["CUDA_VISIBLE_DEVICES"] == ""  # the coordinator trains nothing
+    for k in range(workers):  # a GPU worker is not limited to a share of the CPU threads
+        assert "BPFREE_INTRA_OP_THREADS" not in started[f"worker{k}"]
+    assert f"CUDA_VISIBLE_DEVICES {', '.join(expected)}" in logged[0], logged
+
+
+@pytest.mark.parametrize("gpus, environ", [(0, None), (2, {"CUDA_VISIBLE_DEVICES": ""}),
+                                           (2, {"CUDA_VISIBLE_DEVICES": "-1"})])
+def test_without_a_visible_gpu_workers_share_the_cpu_cores(tmp_path, monkeypatch, gpus, environ):
+    started, logged = started_by_supervise(tmp_path, monkeypatch, 2, gpus, environ)
+    for k in range(2):
+        assert started[f"worker{k}"]["CUDA_VISIBLE_DEVICES"] == ""
+        assert int(started[f"worker{k}"]["BPFREE_INTRA_OP_THREADS"]) >= 1
+    assert "CPU cores" in logged[0] and len(logged) == 1, logged
+
+
+def test_a_driver_without_nvidia_smi_is_said_not_silently_run_on_the_cpu(tmp_path, monkeypatch):
+    """No nvidia-smi (gpu_count 0) on a host whose NVIDIA driver is loaded: the workers get the CPU, and the
+    log says how to give them the GPUs; CUDA_VISIBLE_DEVICES then names them."""
+    started, logged = started_by_supervise(tmp_path, monkeypatch, 2, 0, driver=True)
+    assert started["worker0"]["CUDA_VISIBLE_DEVICES"] == "" and "CUDA_VISIBLE_DEVICES" in logged[1], logged
+    started, logged = started_by_supervise(tmp_path, monkeypatch, 2, 0, {"CUDA_VISIBLE_DEVICES": "0,1"}, driver=True)
+    assert [started[f"worker{k}"]["CUDA_VISIBLE_DEVICES"] for k in range(2)] == ["0", "1"] and len(logged) == 1
+
+
 @pytest.mark.slow
 def test_worker_killed_mid_trial_is_restarted_and_resumes_its_trial(tmp_path, preset, _kill_leftovers):
     exp = tmp_path / "exp"

@@ -2,6 +2,7 @@
 Keras or keras-tuner, and the light lists the flags are checked against agree with the modules behind them."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -58,3 +59,67 @@ def test_light_names_agree_with_the_modules_that_implement_them():
     assert choices.OPTIMIZERS == optimizers.NAMES
     assert choices.LR_SCHEDULES == schedules.NAMES
     assert choices.TRACKERS == trackers.TRACKERS
+
+
+# ------------------------------------------------------------------------------ the Python API (issue 24)
+CPP_LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|rebuild TensorFlow with the appropriate compiler flags")
+
+
+def python_c(code, **env):
+    """`python -c CODE` in a fresh process, under a user's environment (no TF_CPP_MIN_LOG_LEVEL unless given)."""
+    base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    base.update(PYTHONPATH=os.path.join(ROOT, "src"), **env)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_importing_bpfree_keeps_tensorflows_start_up_lines_off_stderr():
+    """`import bpfree` (the Python API, a notebook) imports TensorFlow through the filter of known noise: no
+    I0000 / W0000 notices, no cuInit E0000 on a host without a GPU. TF_CPP_MIN_LOG_LEVEL=0 brings them back."""
+    code = ("import bpfree, tensorflow as tf, os\n"
+            "tf.config.list_physical_devices('GPU'); tf.constant(1.0) + 1\n"
+            "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])")
+    quiet = python_c(code)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert [line for line in quiet.stderr.splitlines() if CPP_LOG_LINE.search(line)] == [], quiet.stderr[-3000:]
+    assert quiet.stdout.split() == ["2"]  # the default it set; a value the user set is kept (below)
+    verbose = python_c(code, TF_CPP_MIN_LOG_LEVEL="0")
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert verbose.stdout.split() == ["0"]
+    if not any(CPP_LOG_LINE.search(line) for line in verbose.stderr.splitlines()):
+        pytest.skip("this TensorFlow build prints no start-up lines here: nothing to keep off")
+
+
+def test_a_users_log_level_and_an_earlier_tensorflow_import_are_left_alone():
+    done = python_c("import os, sys\n"
+                    "import bpfree\n"
+                    "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])", TF_CPP_MIN_LOG_LEVEL="3")
+    assert done.returncode == 0 and done.stdout.split() == ["3"], done.stderr[-3000:]
+    done = python_c("import os, tensorflow\n"
+                    "import bpfree\n"
+                    "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))")
+    assert done.returncode == 0 and done.stdout.split() == ["unset"], done.stderr[-3000:]
+
+
+def notebook_cell_stderr(code, level=None):
+    """What a notebook cell running `code` shows on its stderr: a fresh Jupyter kernel, which forwards the C++
+    libraries' file descriptor 2 into the cell's output (unless it runs under pytest, hence the environment)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTEST_CURRENT_TEST")}
+    env["PYTHONPATH"] = os.path.join(ROOT, "src")
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute(env=env)
+    return "".join(o.get("text", "") for o in notebook.cells[0].outputs if o.get("name") == "stderr")
+
+
+def test_a_notebook_importing_bpfree_shows_no_tensorflow_start_up_lines():
+    code = "import bpfree, tensorflow as tf\ntf.config.list_physical_devices('GPU'); tf.constant(1.0) + 1"
+    quiet = notebook_cell_stderr(code)
+    assert [line for line in quiet.splitlines() if CPP_LOG_LINE.search(line)] == [], quiet
+    verbose = notebook_cell_stderr(code, level="0")
+    if not any(CPP_LOG_LINE.search(line) for line in verbose.splitlines()):
+        pytest.skip("this TensorFlow build prints no start-up lines here: nothing to keep off")

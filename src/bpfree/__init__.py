@@ -14,7 +14,7 @@ import importlib
 
 from bpfree import console
 
-console.quiet_command_line()  # `python -m bpfree...`: TensorFlow's start-up noise off the console (first)
+console.quiet_import()  # TensorFlow's start-up noise off the console (first; TF_CPP_MIN_LOG_LEVEL=0 keeps it)
 
 
 __version__ = "0.1.0"

@@ -14,7 +14,12 @@ a GPU, CPU-feature and oneDNN notices, XLA banners, absl warnings from tfds. For
 The search (`python -m bpfree`) imports TensorFlow only once its flags are checked, so its `--help` and a
 refused flag answer without it: it loads it within `quiet_start` itself; the other command lines get it at once.
 `--verbose` (a flag of the search and the experiments), or TF_CPP_MIN_LOG_LEVEL=0, leaves all of it alone.
-Importing bpfree as a library changes nothing.
+
+Importing bpfree as a library (the Python API, a notebook) imports TensorFlow at once (`register_classes`),
+so, unless TensorFlow is loaded already or TF_CPP_MIN_LOG_LEVEL is 0, it defaults TF_CPP_MIN_LOG_LEVEL to 2
+and imports TensorFlow and lists its GPUs through the same filter (`quiet_library`). The Python loggers are
+left as they are: TensorFlow's and Keras's warnings (retracing, ...) reach a library user as without
+bpfree. TF_CPP_MIN_LOG_LEVEL=0 before the import shows every start-up line.
 """
 
 import contextlib
@@ -39,6 +44,7 @@ KNOWN_NOISE = (
 )
 NO_GPU_NOTE = ("note: TensorFlow could not initialise this host's NVIDIA GPU (cuInit failed); training runs on "
                "the CPU (--verbose shows TensorFlow's messages).")
+LIBRARY_NO_GPU_NOTE = NO_GPU_NOTE.replace("--verbose", "TF_CPP_MIN_LOG_LEVEL=0 before importing bpfree")
 
 
 READ_SIDE = "bpfree.results"  # reads records, loads no model: never imports TensorFlow
@@ -93,6 +99,29 @@ def quiet_command_line():
         load_tensorflow()
 
 
+def quiet_import():
+    """Called first by `bpfree/__init__.py`: `quiet_command_line` for `python -m bpfree...`, `quiet_library`
+    for any other import (the Python API, a notebook, a user's script)."""
+    if command_line() is None:
+        quiet_library()
+    else:
+        quiet_command_line()
+
+
+def quiet_library(environ=None):
+    """A library import of bpfree (which imports TensorFlow anyway): TensorFlow imported now, its C++ start-up
+    lines through the filter of known noise, TF_CPP_MIN_LOG_LEVEL 2 unless set; nothing if TensorFlow is
+    loaded already or TF_CPP_MIN_LOG_LEVEL is 0. Python's loggers are left alone."""
+    environ = os.environ if environ is None else environ
+    if "tensorflow" in sys.modules or wants_verbose([], environ):
+        return
+    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL)
+    with filtered_stderr(note=LIBRARY_NO_GPU_NOTE):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # cuInit now, inside the filter, not at the first op
+
+
 def load_tensorflow():
     """Imports TensorFlow with its start-up noise off stderr (`quiet_start`) and lists its GPUs."""
     with quiet_start():
@@ -121,15 +150,16 @@ def quiet_start(quiet=True):
 
 
 @contextlib.contextmanager
-def filtered_stderr():
+def filtered_stderr(note=NO_GPU_NOTE):
     """Within it, what this process writes to file descriptor 2 (C++ libraries included) goes through
-    the filter of known noise (`drops`); the rest reaches the console unchanged, as it comes."""
+    the filter of known noise (`drops`); the rest reaches the console unchanged, as it comes. `note` ends
+    it if a cuInit failure was dropped on a host with an NVIDIA driver."""
     try:
         level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL))
     except ValueError:
         level = int(LOG_LEVEL)
     hidden_gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1")
-    note = NO_GPU_NOTE if os.path.exists("/proc/driver/nvidia") and not hidden_gpus else ""
+    note = note if os.path.exists("/proc/driver/nvidia") and not hidden_gpus else ""
     sys.stderr.flush()
     try:  # the filter is this file run as a script in a child process (no site, no bpfree import), so
         # that what TensorFlow prints just before aborting its import still reaches the console

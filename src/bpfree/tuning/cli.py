@@ -152,12 +152,20 @@ flags.DEFINE_bool("save_models", False, "Keep each execution's final model (comp
                   "execution ends; read back with bpfree.results.best_models. Disk: about as much again as the final "
                   "checkpoint each completed execution keeps (weights, feedback matrices, Adam's two slots a "
                   "weight): 1.0-1.3 MB an execution on the quickstart's 256-256 nets, 1.3-2.6 MB on LeNet-5.")
+flags.DEFINE_integer("confirm_seeds", 0, "After the grid, re-run each rule's chosen configuration (best validation "
+                     "score) with this many fresh seeds no grid execution used, as confirmation executions "
+                     "(<project>-confirmation/, records marked confirmation): the report's paired tests run on their "
+                     "test scores, which played no part in the selection. Resumable; more seeds add executions.")
 flags.DEFINE_multi_string("rule_hparam", None, "A rule's own hparam, RULE.NAME=VALUE or a list RULE.NAME=V1,V2 "
                           "(repeatable), e.g. tp_rinv.gamma=0.01,0.1; a bare NAME=VALUE only for a name no other "
                           "rule has.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
-flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many workers on this host "
-                     "(keras-tuner chief/worker mode; README: several hosts).")
+flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many worker processes on this host "
+                     "(keras-tuner chief/worker mode; README: several workers). On a GPU host worker k sees one GPU "
+                     "alone, the (k mod n)-th of the n visible (CUDA_VISIBLE_DEVICES, else every GPU nvidia-smi "
+                     "lists): --workers n runs one worker per GPU, more share them; the coordinator uses none. "
+                     "Without a GPU each worker gets its share of the CPU cores. 0: one process, which trains "
+                     "on the first visible GPU only.")
 flags.DEFINE_string("oracle_bind", None, "Address the coordinator listens on: an IPv4 address (or name) of this "
                     "host, 0.0.0.0 for every interface; beyond loopback anyone who reaches the port can take and "
                     "report trials (no authentication; README: an SSH tunnel instead). Default: 127.0.0.1 with "
@@ -178,7 +186,8 @@ HELP_GROUPS = (
      ("hparams", *HPARAM_FLAGS, "rule_hparam")),
     ("search settings (the flag, else the preset's [search] table, else the default shown)",
      (*SEARCH_FLAGS, "tracker")),
-    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "save_models", "workers", "oracle_bind", "verbose")),
+    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "save_models", "confirm_seeds", "workers",
+                 "oracle_bind", "verbose")),
 )
 
 
@@ -316,9 +325,12 @@ def print_results(experiment_dir, project_dir, objective):
     try:
         frame = results.load(experiment_dir)
         project = os.path.relpath(project_dir, experiment_dir)
-        if "project" in frame and (frame["project"] != project).any():  # the experiment's other searches: left out
+        keep = frame["project"] == project if "project" in frame else None  # the experiment's other searches: out
+        if keep is not None and "confirmation" in frame:  # the grid's executions (as the selection counts them)
+            keep &= ~frame["confirmation"].fillna(False).astype(bool)
+        if keep is not None and not keep.all():
             attrs = dict(frame.attrs)
-            frame = frame[frame["project"] == project].reset_index(drop=True)
+            frame = frame[keep].reset_index(drop=True)
             frame.attrs.update(attrs)
         if frame.empty:
             raise ValueError(f"no records under {project_dir}")
@@ -340,6 +352,7 @@ def main(argv):
         with console.quiet_start(quiet=not (FLAGS.verbose or console.wants_verbose([]))):  # or TF_CPP_MIN_LOG_LEVEL=0
             experiment_dir, config, space = resolve(argv)
             checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
+            checks.whole("--confirm_seeds", FLAGS.confirm_seeds, lambda v: v >= 0, "an integer ≥ 0 (0: none)")
             checks.whole("--members", FLAGS.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
             checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0,
                           "a number ≥ 0 (0: every epoch)")
@@ -362,10 +375,16 @@ def main(argv):
             validation.validate_points(space.grid(), config)  # a bad point is said first
             plan.check_size(size, FLAGS.yes)
         role = distributed.role()
+        reset = FLAGS.reset_training
         if FLAGS.workers and role is None:
             bind = distributed.check_bind(distributed.LOOPBACK if FLAGS.oracle_bind is None else FLAGS.oracle_bind)
             validation.validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
-            return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind)
+            code = distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind)
+            if code or not FLAGS.confirm_seeds:
+                return code
+            # The grid is done: its confirmation executions run here, in one process (nothing of the grid is
+            # left to train, and nothing is reset twice).
+            reset = False
         if role == "chief":  # keras-tuner's chief listens on its KERASTUNER_ORACLE_IP: the flag's, if given
             if FLAGS.oracle_bind is not None:
                 os.environ["KERASTUNER_ORACLE_IP"] = distributed.check_bind(FLAGS.oracle_bind)
@@ -373,8 +392,8 @@ def main(argv):
             warning = distributed.bind_warning(bind, os.environ["KERASTUNER_ORACLE_PORT"])
             if warning:
                 print(warning, file=sys.stderr)
-        summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training,
-                             engine=engine)
+        summary = run_search(experiment_dir, config, space, reset_training=reset, engine=engine,
+                             confirm_seeds=FLAGS.confirm_seeds)
     except (ValueError, ExperimentLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

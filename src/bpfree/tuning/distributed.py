@@ -40,6 +40,7 @@ from bpfree import checks, io
 CHIEF = "chief"
 RESTARTS = 5
 LOOPBACK = "127.0.0.1"
+NVIDIA_DRIVER = "/proc/driver/nvidia"  # present where NVIDIA's kernel driver is loaded
 BIND_CHOICES = "an IPv4 address of this host (127.0.0.1: loopback, the default; 0.0.0.0: every interface)"
 
 
@@ -148,11 +149,28 @@ def free_port(host=LOOPBACK):
 
 
 def gpu_count():
+    """The NVIDIA GPUs on this host (`nvidia-smi -L`; 0 without it), whatever CUDA_VISIBLE_DEVICES says."""
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return 0
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def visible_gpus(environ=None):
+    """The GPUs the workers share, as CUDA_VISIBLE_DEVICES entries: those CUDA_VISIBLE_DEVICES names if it is
+    set (indices or UUIDs, up to the first invalid entry as CUDA reads it; "" or -1: none), else every GPU of
+    the host (`gpu_count`)."""
+    environ = os.environ if environ is None else environ
+    if "CUDA_VISIBLE_DEVICES" not in environ:
+        return [str(i) for i in range(gpu_count())]
+    ids = []
+    for entry in environ["CUDA_VISIBLE_DEVICES"].split(","):
+        entry = entry.strip()
+        if not entry or entry.startswith("-"):  # CUDA ignores this entry and every one after it
+            break
+        ids.append(entry)
+    return ids
 
 
 def worker_cpus(index, workers, cores):
@@ -168,10 +186,11 @@ def worker_cpus(index, workers, cores):
 
 
 def worker_env(index, workers, gpus, cores):
-    """GPUs round-robin when present; otherwise the CPU cores split between the workers."""
+    """Worker `index` sees one GPU, gpus[index % len(gpus)] (`visible_gpus`: so --workers len(gpus) is one
+    worker per GPU, more share them, memory growing as needed); without GPUs, its share of the CPU cores."""
     env = {"KERASTUNER_TUNER_ID": f"worker{index}"}
     if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
     else:
         env["CUDA_VISIBLE_DEVICES"] = ""
         threads = os.environ.get("BPFREE_THREADS_PER_WORKER") or str(max(1, cores // workers))
@@ -186,7 +205,7 @@ def supervise(experiment_dir, args, workers, host=LOOPBACK, log=print):
     port = int(os.environ.get("KERASTUNER_ORACLE_PORT") or free_port(host))
     base = {**os.environ, "KERASTUNER_ORACLE_IP": connect_address(host), "KERASTUNER_ORACLE_PORT": str(port)}
     command = [sys.executable, "-m", "bpfree", *args, "--workers=0"]
-    gpus, cores = gpu_count(), os.cpu_count() or 1
+    gpus, cores = visible_gpus(), os.cpu_count() or 1
     state_path = os.path.join(experiment_dir, "distributed.json")
 
     def start(tuner_id, extra, cpus=None):
@@ -199,8 +218,12 @@ def supervise(experiment_dir, args, workers, host=LOOPBACK, log=print):
     procs = {tid: start(tid, env, cpus[tid]) for tid, env in envs.items()}
     restarts = dict.fromkeys(procs, 0)
     finished = set()
-    log(f"coordinator on {host}:{port} (pid {chief.pid}), {workers} workers "
-        f"({'GPUs round-robin over ' + str(gpus) if gpus else 'CPU cores ' + str(list(cpus.values()))})")
+    placement = (f"CUDA_VISIBLE_DEVICES {', '.join(env['CUDA_VISIBLE_DEVICES'] for env in envs.values())}" if gpus
+                 else f"CPU cores {list(cpus.values())}")
+    log(f"coordinator on {host}:{port} (pid {chief.pid}, no GPU), {workers} workers ({placement})")
+    if not gpus and "CUDA_VISIBLE_DEVICES" not in os.environ and os.path.exists(NVIDIA_DRIVER):
+        log("note: this host has an NVIDIA driver but `nvidia-smi -L` lists no GPU, so the workers run on the "
+            "CPU; set CUDA_VISIBLE_DEVICES to the GPUs they should share (e.g. 0,1)")
 
     def write_state():
         io.write_json(state_path, {"host": host, "port": port, "chief": chief.pid,

@@ -6,8 +6,8 @@ import re
 import shutil
 import time
 
-from bpfree import datasets, io, records
-from bpfree.tuning import distributed, tensorboard_hparams
+from bpfree import checks, datasets, io, records
+from bpfree.tuning import confirmation, distributed, tensorboard_hparams
 from bpfree.tuning.options import EngineOptions
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
@@ -28,7 +28,7 @@ def project_dir(experiment_dir, config, space):
     return os.path.join(experiment_dir, space.project_name(config.dataset, config.problem_type, config.objective))
 
 
-def run_search(experiment_dir, config, space, *, reset_training=False, log=print, engine=None):
+def run_search(experiment_dir, config, space, *, reset_training=False, log=print, engine=None, confirm_seeds=0):
     """Runs (or resumes) the grid; returns a summary dict. Raises ValueError subclasses on bad input.
 
     ``engine``: `EngineOptions` (how many executions of a structure one program trains in the same
@@ -37,7 +37,12 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
 
     Under keras-tuner's distributed environment variables (see `bpfree.tuning.distributed`) the chief
     only serves the grid oracle and the workers only run trials; otherwise one process does both.
+
+    ``confirm_seeds`` = N: once every grid execution has finished, each rule's chosen configuration trains N
+    confirmation executions with fresh seeds (`bpfree.tuning.confirmation`), in a single-process search (a
+    distributed one runs them when it is run again without workers: `--workers` does that itself).
     """
+    checks.whole("confirm_seeds", confirm_seeds, lambda v: v >= 0, "an integer ≥ 0 (0: none)")
     directory = project_dir(experiment_dir, config, space)
     _check_writable(experiment_dir)
     points = space.grid()
@@ -53,6 +58,8 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
             for sub in (records.RECORDS_DIRNAME, "tensorboard", "keras_tuner", CONFIG_FILE):
                 path = os.path.join(directory, sub)
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+            if os.path.isdir(confirmation.directory_of(directory)):
+                shutil.rmtree(confirmation.directory_of(directory))
         check_record_settings(directory, config)  # first: a config.json written now would hide the change
         _write_or_check_config(directory, config, space)
         oracle = _oracle(directory, config, points)
@@ -61,6 +68,21 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space, config)
         summary = _run(directory, config, space, points, oracle, role, log, engine)
         summary["unfinished"] = oracle.unfinished_executions()
+        if confirm_seeds and role is None:
+            if summary["unfinished"]:
+                log("confirmation: waits until every grid execution has finished (re-run the same command)")
+            else:
+                def run_grid(confirm_dir, confirm_config, chosen, confirm_oracle, count):
+                    check_record_settings(confirm_dir, confirm_config)
+                    _write_or_check_config(confirm_dir, confirm_config, space)
+                    found = _run(confirm_dir, confirm_config, space, chosen, confirm_oracle, None, log, engine,
+                                 confirmation_of=count)
+                    found["unfinished"] = confirm_oracle.unfinished_executions()
+                    return found
+
+                confirmed = confirmation.run(directory, config, points, confirm_seeds, log, run_grid)
+                summary["confirmation"] = confirmed
+                summary["unfinished"] = summary["unfinished"] + confirmed["unfinished"]
         return summary
 
 
@@ -130,7 +152,7 @@ class SearchData:
         return datasets.from_tensors(split.x, split.y, split.meta, flatten=flatten, **self.common, **kwargs)
 
 
-def _run(directory, config, space, points, oracle, role, log, engine=None):
+def _run(directory, config, space, points, oracle, role, log, engine=None, confirmation_of=None):
     meta = config.dataset_info()
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     hypermodel = BpfreeHyperModel(space, config, meta.input_shape, output_dim)
@@ -143,7 +165,7 @@ def _run(directory, config, space, points, oracle, role, log, engine=None):
     log(f"data: {config.dataset} from {data_source}")
     tuner = GridTuner(oracle, hypermodel, directory, config, log=log, directory=os.path.join(directory, "keras_tuner"),
                       project_name=project_name, overwrite=True, engine_options=engine or EngineOptions(),
-                      points=points, data_source=data_source)
+                      points=points, data_source=data_source, confirmation_of=confirmation_of)
     start = time.perf_counter()
     if role == "chief":
         distributed.serve(tuner)

@@ -18,6 +18,7 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
+from bpfree import seeds
 from bpfree.tuning import distributed, engine, inputs, progress
 from bpfree.tuning.execution import Execution, finite_or_none
 from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, EngineOptions, program_members, structure_key
@@ -34,8 +35,13 @@ class GridTuner(keras_tuner.Tuner):
     runs named by the recognisable trial id."""
 
     def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, engine_options=None, points=(),
-                 data_source=None, **kwargs):
+                 data_source=None, confirmation_of=None, **kwargs):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        # Execution k's seed: the search's (seed + k), or, for the confirmation executions of a search
+        # (`bpfree.tuning.confirmation`; `confirmation_of` their count), seeds no grid execution used.
+        self.confirmation = confirmation_of is not None
+        self.execution_seed = (functools.partial(seeds.confirmation, config.seed, count=confirmation_of)
+                               if self.confirmation else functools.partial(seeds.execution, config.seed))
         self.data_source = data_source  # `datasets.source`: each record's "data_source" (not a search setting)
         self.options = engine_options or EngineOptions()
         self.checkpoint_seconds = self.options.checkpoint_seconds
@@ -230,7 +236,7 @@ class GridTuner(keras_tuner.Tuner):
         models = [run.model for run in runs] + [None] * (size - len(runs))
         flatten = inputs.flattens(runs[0].point["arch"])
         callbacks = [keras.callbacks.CallbackList(run.callbacks(data), model=run.model) for run in runs]
-        seeds = [run.seed for run in runs] + [0] * (size - len(runs))
+        member_seeds = [run.seed for run in runs] + [0] * (size - len(runs))
         active = [True] * len(runs) + [False] * (size - len(runs))
         failed = set()
 
@@ -269,7 +275,7 @@ class GridTuner(keras_tuner.Tuner):
                 if not any(trained):
                     break
                 each(_indices(trained), functools.partial(epoch_begin, epoch=epoch))
-                active = program.train_epoch(seeds, epoch, trained)
+                active = program.train_epoch(member_seeds, epoch, trained)
                 train_logs = {k: program.train_logs(k, runs[k].model) for k in _indices(trained)}
                 if whole_state_each_epoch:  # callbacks that read the weights every epoch (histograms)
                     each(_indices(trained), lambda k: program.unload(k, runs[k].model))
