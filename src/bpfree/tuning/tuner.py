@@ -145,7 +145,7 @@ class GridTuner(keras_tuner.Tuner):
 
     def _trial_metrics(self, trial, scores):
         """The trial's objective: the mean over its executions that finished with a finite score."""
-        tid = trial_id(dict(trial.hyperparameters.values))
+        tid = trial_id(point_of(trial))
         finite = [s for s in scores if s is not None and math.isfinite(s)]
         if not finite:
             raise keras_tuner.errors.FailedTrialError(f"Trial {tid}: no execution finished with a finite objective.")
@@ -158,7 +158,7 @@ class GridTuner(keras_tuner.Tuner):
         scores, ready = {}, []
         for trial in trials:
             self.trials_run += 1
-            point = dict(trial.hyperparameters.values)
+            point = point_of(trial)
             for execution in range(self.config.executions_per_trial):
                 run = Execution.open(self, trial, point, execution)
                 if isinstance(run, Execution):
@@ -351,11 +351,19 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.tuner.progress.epoch(epoch, [(logs or {}).get(self.tuner.config.objective)])
 
 
+def point_of(trial):
+    """The grid point of a keras-tuner trial: its active hparams. A trial that came over keras-tuner's gRPC
+    (a worker's) carries every hparam of the space, those of other rules included (inactive, at their
+    defaults): taken as they come they would make another point, with another trial id."""
+    hp = trial.hyperparameters
+    return {name: value for name, value in hp.values.items() if hp.is_active(name)}
+
+
 def _by_structure(trials):
     """`trials` in groups of one structure (`options.structure_key`), in order of first appearance."""
     groups = {}
     for trial in trials:
-        groups.setdefault(structure_key(dict(trial.hyperparameters.values)), []).append(trial)
+        groups.setdefault(structure_key(point_of(trial)), []).append(trial)
     return list(groups.values())
 
 
