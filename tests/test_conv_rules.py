@@ -212,8 +212,11 @@ def expected_updates(rule, model, blocks, params, x, y, problem_type="classifica
         for l in range(L):
             # the activity difference before any pooling (f(a_l) − f(a_lᵉʳʳ)), as the error of a_l
             delta = (cache[l]["f"] - cache_err[l]["f"]) / len(x)
+            if isinstance(blocks[l], Conv) and model.rule.conv_update == "official":
+                delta = -delta / (len(x) * delta.shape[1] * delta.shape[2])  # the authors' sign, ÷ N·P more
             grads[l] = net.kernel_grads(l, inputs_err[l], delta)
-        e_top = output_error(z_err, y, problem_type, w) if model.rule.output_error == "modulated" else e
+        first = {"auto": isinstance(blocks[-1], Conv), "first": True, "modulated": False}[model.rule.output_error]
+        e_top = e if first else output_error(z_err, y, problem_type, w)
         grads[L] = net.kernel_grads(L, inputs_err[L], e_top)
     else:
         pytest.fail(f"no numpy reference for the conv rule {rule!r}: add its equations to this test")
