@@ -30,12 +30,12 @@ chooses between two updates:
   (their convolutions have no bias; ours gets the same rule with a constant input of 1).
 - ``"surrogate"``: the dense rule applied to a convolution, the gradient of the surrogate J above:
       ∇W_l = Conv2DBackpropFilter(h_{l−1}ᵉʳʳ, h_l − h_lᵉʳʳ) / N   (−N·P times ``"official"``).
-Why both: ``"surrogate"`` is the same learning rule as PEPITA's dense layers (same sign, one batch
-mean); ``"official"`` is what the published conv result used (one conv layer and a readout, 56.3 % on
+Why both: ``"surrogate"`` (bpfree's conv update before the option existed) is the same learning rule as
+PEPITA's dense layers (same sign, one batch mean); ``"official"`` is what the published conv result used (one conv layer and a readout, 56.3 % on
 CIFAR-10 vs BP 65.0 %). With it a conv kernel barely moves (on Fashion-MNIST, their net and optimizer,
 5 epochs: by ~10⁻⁵ of its norm, and the accuracy is a frozen conv's under bp to 0.1 %; README): the net
 is fixed random conv features under a PEPITA-trained readout. The authors' `--sqrt_conv` (÷√P) is not
-offered.
+offered. A network without convolution blocks refuses ``conv_update="surrogate"`` (it would change nothing).
 
 ``output_error="auto"`` (the default) is the authors' choice per network: their conv code trains a readout
 that reads a conv block directly from the first pass's error e (``"first"``), their fully connected
