@@ -89,7 +89,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--examples_frac", type=float, default=1 / 3)
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..k−1 (weights, feedback, shuffling)")
-    parser.add_argument("--only", default="", help="comma-separated labels' prefixes to run (default: all)")
+    parser.add_argument("--only", default="", help="semicolon-separated label prefixes to run (default: all)")
     args = parser.parse_args(argv)
     import keras
 
@@ -101,7 +101,7 @@ def main(argv=None):
     print(f"fmnist: {len(x)} training examples (examples_frac {args.examples_frac:.4f}, seed 0), {len(xt)} test; "
           f"{args.epochs} epochs, seeds 0..{args.seeds - 1}", flush=True)
     for spec in runs(args.suite):
-        if args.only and not any(spec[0].startswith(p) for p in args.only.split(",")):
+        if args.only and not any(spec[0].startswith(p) for p in args.only.split(";")):
             continue
         final = np.array([train(*spec, data, args.epochs, seed)[-1] for seed in range(args.seeds)])
         print(f"{spec[0]}: final test acc {final.mean():.2f} ± {final.std(ddof=1) if len(final) > 1 else 0:.2f} "
