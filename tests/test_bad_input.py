@@ -243,7 +243,7 @@ BAD_RULE_HPARAMS = {
     "alpha_t": -1.0, "inverse_noise": -0.5, "gamma": -1.0, "num_steps_rinv": -1, "lr_rinv": 0.0,
     "orthogonal_reg": -0.1, "orthogonal_init": "maybe", "dt": -0.2, "tau": -1.2, "tau_profile": "fast",
     "beta": math.nan, "steps": 0, "f_scale": -0.05, "output_error": "last", "threshold": 0.0, "decay": -1.0,
-    "projection_pool": 0,
+    "projection_pool": 0, "conv_update": "sqrt", "project_before_pool": "maybe",
 }
 RULE_HPARAMS = sorted({(r, name) for r in rules.names() for name in rules.rule_class(r).hparams()})
 

@@ -39,10 +39,14 @@ def pepita_expected(params, F, x, y, output_error):
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
-@pytest.mark.parametrize("output_error", ["modulated", "first"])
+@pytest.mark.parametrize("output_error", ["modulated", "first", "auto"])
 def test_pepita_update_matches_formula(use_bias, output_error):
+    """"auto", the default, is "modulated" on a dense net (the authors' fully connected code)."""
     model = pepita_model(use_bias, output_error=output_error)
-    assert isinstance(model, Network) and model.rule.get_config() == {"f_scale": 1.0, "output_error": output_error}
+    assert isinstance(model, Network) and model.rule.get_config() == {
+        "f_scale": 1.0, "output_error": output_error, "conv_update": "official"}
+    assert model.rule.resolved_output_error(model) == ("modulated" if output_error == "auto" else output_error)
+    output_error = model.rule.resolved_output_error(model)
     x, y = pepita_batch()
     F = np.array(model.rule_layers[0].feedback, np.float64)
     assert F.shape == (DIMS[0], DIMS[-1]) and np.abs(F).max() <= np.sqrt(6 / DIMS[0])
@@ -60,14 +64,12 @@ def test_pepita_update_is_the_same_in_eager_and_xla(mode):
     assert_updates(got, pepita_expected(before, F, x.astype(np.float64), y.astype(np.float64), "modulated"), True)
 
 
-def test_pepita_with_a_zero_F_leaves_hidden_layers_unchanged():
-    model = pepita_model(f_scale=0.0)
-    assert not np.any(np.array(model.rule_layers[0].feedback))
-    x, y = pepita_batch()
-    got, _ = sgd_step(model, x, y)
-    for dW, db in got[:-1]:
-        assert not np.any(dW) and not np.any(db)
-    assert np.abs(got[-1][0]).max() > 1e-3  # the output layer still learns, from e
+def test_pepita_refuses_a_zero_F():
+    """f_scale = 0 makes F = 0: both passes coincide and the hidden layers never learn (issue 26, item 5)."""
+    for value in (0, 0.0, -0.0):
+        with pytest.raises(ValueError, match=r"^Invalid f_scale (0|0\.0|-0\.0) for pepita: a scale > 0 \(0 would give "
+                                             r"the hidden layers no feedback\)\.?$"):
+            build_model("pepita", "8", 5, 3, f_scale=value)
 
 
 def test_pepita_F_is_fixed_seeded_and_scaled():
@@ -88,7 +90,12 @@ def test_lowers_the_loss_on_digits(algorithm, lr, epochs):
 def test_options_they_refuse_name_the_valid_ones():
     with pytest.raises(ValueError, match=r"pepita does not support dropout=0.1 \(only 0.0\)"):
         build_model("pepita", "8", 5, 3, dropout=0.1)
-    with pytest.raises(ValueError, match="Invalid f_scale -1.0 for pepita: a scale ≥ 0"):
+    with pytest.raises(ValueError, match="Invalid f_scale -1.0 for pepita: a scale > 0"):
         build_model("pepita", "8", 5, 3, f_scale=-1.0)
-    with pytest.raises(ValueError, match="Unknown output_error 'last' for pepita; valid: modulated, first"):
+    with pytest.raises(ValueError, match="Unknown output_error 'last' for pepita; valid: auto, modulated, first"):
         build_model("pepita", "8", 5, 3, output_error="last")
+    with pytest.raises(ValueError, match="Unknown conv_update 'sqrt' for pepita; valid: official, surrogate"):
+        build_model("pepita", "conv4k3-8", (6, 6, 1), 3, conv_update="sqrt")
+    with pytest.raises(ValueError, match=r"^pepita's conv_update='surrogate' changes nothing on a network without "
+                                         r"convolution blocks \(valid there: 'official', the default\)\.$"):
+        build_model("pepita", "8", 5, 3, conv_update="surrogate")

@@ -80,11 +80,17 @@ class ConvBlock(DenseBlock):
         if self.norm is not None:
             self.norm.build(self.dense.compute_output_shape(input_shape))
 
-    def call(self, inputs, training=None, feedback=True):
-        h = super().call(inputs, training=training, feedback=feedback)
+    def call(self, inputs, training=None, feedback=True, unpooled=False):
+        """h; with ``unpooled``, (the activity before the poolings, h) (the direct rules'
+        ``project_before_pool`` projects the first)."""
+        before = h = super().call(inputs, training=training, feedback=feedback)
         for pool in self.pool_layers:
             h = pool(h)
-        return h
+        return (before, h) if unpooled else h
+
+    def unpooled_shape(self, input_shape):
+        """The shape of the activity before the poolings (the convolution's output shape)."""
+        return tuple(self.dense.compute_output_shape(input_shape))
 
     def compute_output_shape(self, input_shape):
         shape = self.dense.compute_output_shape(input_shape)

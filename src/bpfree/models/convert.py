@@ -16,7 +16,8 @@ reader of the previous, with one input); its activity h_l is the chain's last te
 an arch-string block (Conv2D → BatchNorm → activation → Dropout → poolings). Where an Add or a second
 reader comes first (a residual block's second convolution: conv → BN → Add), h_l is the tensor just
 before it. Rules that detach blocks (dfa, drtp, sdfa, cce, mse, pepita) pass every weighted layer's input
-through `stop_gradient`, so W_l learns from h_l's projection alone, whatever the graph joins.
+through `stop_gradient`, so W_l learns from h_l's projection alone, whatever the graph joins (the direct
+rules' ``project_before_pool=True`` is refused: h_l here includes the chain's poolings).
 PEPITA's second pass reads h_{l−1} as layer l's input, so it needs a chain (each weighted layer reading
 the previous block's activity, through a Flatten at most): a residual graph is refused, naming the layer.
 
@@ -124,6 +125,9 @@ class ConvertedNetwork(LayeredNetwork):
             raise ValueError(f"Cannot convert a model with Conv2D layers for rule {self.rule.name!r}: it trains fully "
                              f"connected networks only; rules with convolutions: {', '.join(rules.convolutional_names())}.")
         trackers_lib.validate(config.trackers)
+        if getattr(self.rule, "project_before_pool", False):
+            raise ValueError(f"Cannot convert a model for {self.rule.name} with project_before_pool=True: a converted "
+                             "block's activity is the end of its chain, poolings included (valid here: False).")
         self.rule.validate(config)
         self.network_config = config
         if self.rule.name == "pepita":

@@ -14,12 +14,14 @@ import dataclasses
 import math
 
 import keras
+import tensorflow as tf
 
 from bpfree import checks, seeds
 from bpfree import trackers as trackers_lib
 from bpfree import arch as arch_lib
 from bpfree import rules
 from bpfree.arch import ConvSpec, arch_string, parse_layers
+from bpfree.forward_pass import ForwardPass
 from bpfree.layers import ConvBlock, DenseBlock, activation_function, call_dense, feedback_initializer
 from bpfree.models.base import resolve_seed
 from bpfree.models.layered import LayeredNetwork
@@ -158,9 +160,10 @@ class Network(LayeredNetwork):
         shape = tuple(input_shape)
         for block, proj in zip(self.blocks, self.projections or [None] * len(self.blocks)):
             block.build(shape if isinstance(block, ConvBlock) else _flat(shape))
+            before = shape
             shape = block.compute_output_shape(shape if isinstance(block, ConvBlock) else _flat(shape))
-            if proj is not None:
-                proj.build(shape)
+            if proj is not None:  # B_l's rows: the pooled map's, or the map's before pooling
+                proj.build(block.unpooled_shape(before) if self._projects_unpooled(block) else shape)
         self.output_layer.build(_flat(shape))
 
     def _align_forward_weights(self):
@@ -173,20 +176,44 @@ class Network(LayeredNetwork):
             self.weighted_layers[l - 1].kernel.assign(target)
 
     # ----------------------------------------------------------------------------------- forward
-    def forward(self, x, training=None, rule=True):
+    def forward(self, x, training=None, rule=True, unpooled=False):
         """Returns (hidden activities [h_1..h_L], output pre-activation z).
 
         ``rule=True`` wires the pass for the rule's gradient (detached blocks, feedback weights in the
-        backward pass); ``rule=False`` is the plain network whose gradient is backprop's.
+        backward pass); ``rule=False`` is the plain network whose gradient is backprop's. ``unpooled``:
+        (hidden, z, the blocks' activities before their poolings), for ``project_before_pool``.
         """
         detach = rule and self.rule.detach_blocks
         h = x
-        hidden = []
+        hidden, before = [], []
         for block in self.blocks:
-            h = block(keras.ops.stop_gradient(h) if detach else h, training=training, feedback=rule)
+            inputs = keras.ops.stop_gradient(h) if detach else h
+            if unpooled and self._projects_unpooled(block):
+                h_before, h = block(inputs, training=training, feedback=rule, unpooled=True)
+            else:
+                h_before = h = block(inputs, training=training, feedback=rule)
             hidden.append(h)
+            before.append(h_before)
         h = keras.ops.stop_gradient(h) if detach else h
-        return hidden, call_dense(self.output_layer, h, feedback=rule, training=training)
+        z = call_dense(self.output_layer, h, feedback=rule, training=training)
+        return (hidden, z, before) if unpooled else (hidden, z)
+
+    def _projects_unpooled(self, block):
+        """Whether the rule projects `block`'s activity before its poolings (direct rules' hparam)."""
+        return bool(getattr(self.rule, "project_before_pool", False) and getattr(block, "pools", ()))
+
+    def forward_pass(self, x, y, sample_weight=None, training=True):
+        """`LayeredNetwork.forward_pass`, with p_l = (h_l before its poolings) B_l under ``project_before_pool``."""
+        if not getattr(self.rule, "project_before_pool", False):
+            return super().forward_pass(x, y, sample_weight, training)
+        hidden, z, before = self.forward(x, training=training, rule=True, unpooled=True)
+        projections = [proj(h) for proj, h in zip(self.projections, before)]
+        with tf.GradientTape(watch_accessed_variables=False) as head:
+            z = self.rule.output_preactivation(z, projections)
+            head.watch(z)
+            y_pred = self._output_activation(z)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        return ForwardPass(self, x, y, sample_weight, hidden, z, y_pred, loss, projections=projections, head_tape=head)
 
     def _stateful_layers(self):
         return [*self.blocks, self.output_layer]

@@ -11,16 +11,21 @@ s = Σ_l p_l, p_l = h_l B_l. Its value is exactly z (s − s = 0), and its gradi
 projection, so the single gradient call of the train step delivers e B_lᵀ to h_l for whatever loss
 the model was compiled with. (A `tf.custom_gradient` identity does the same but measured ~8 % slower
 under XLA: it blocks fusion.)
+
+On a conv block that pools, ``project_before_pool`` chooses what B_l projects: False (the default) the
+pooled map, so only each max-pooling window's maximum receives e B_lᵀ (biotorch's DFA on conv nets);
+True the map before the pooling, every position getting its own signal (the official DRTP code's DFA
+mode, whose hook sits between the activation and the max pool). `bpfree.rules.direct` says more.
 """
 
 import keras
 
-from bpfree.rules.direct import DirectFeedbackRule
+from bpfree.rules.direct import ProjectedSignalRule
 from bpfree.rules.registry import register
 
 
 @register
-class DirectFeedbackAlignment(DirectFeedbackRule):
+class DirectFeedbackAlignment(ProjectedSignalRule):
     name = "dfa"
     summary = "direct feedback alignment: the output error projected to every hidden layer"
 

@@ -14,18 +14,19 @@ import logging
 
 import keras
 
-from bpfree.rules.direct import DirectFeedbackRule
+from bpfree.rules.direct import ProjectedSignalRule
 from bpfree.rules.registry import register
 
 UNBOUNDED_ACTIVATIONS = ("relu", "lrelu", "swish", "linear")
 
 
 @register
-class DirectRandomTargetProjection(DirectFeedbackRule):
+class DirectRandomTargetProjection(ProjectedSignalRule):
     name = "drtp"
     summary = "direct random target projection: the one-hot target projected to every hidden layer"
 
     def validate(self, config):
+        super().validate(config)
         if config.problem_type != "classification":
             raise ValueError(
                 f"drtp needs class targets: problem_type {config.problem_type!r} is not supported "

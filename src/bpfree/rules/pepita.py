@@ -9,8 +9,8 @@ fixed random F of shape (input_dim, output_dim) (`bpfree.layers.InputFeedback`, 
 and, with N the batch size (the code divides by it),
     hidden l:  ∇W_l = h_{l−1}ᵉʳʳᵀ (h_l − h_lᵉʳʳ) / N,   ∇b_l = mean_n (h_l − h_lᵉʳʳ),
     output:    ∇W_{L+1} = h_Lᵉʳʳᵀ eᵉʳʳ / N,           ∇b_{L+1} = mean_n eᵉʳʳ.
-The output layer uses the modulated pass's error eᵉʳʳ, as the authors' code does; ``output_error="first"``
-uses the first pass's e instead. The paper's networks have no biases; the bias terms above are the
+The output layer uses the modulated pass's error eᵉʳʳ (the authors' fully connected code), or the first
+pass's e (``output_error``, below). The paper's networks have no biases; the bias terms above are the
 same rule with a constant input of 1.
 
 Surrogate (one gradient call): the global loss carries no gradient (`output_preactivation` stops z;
@@ -19,10 +19,29 @@ weight decay still applies), and
 The second pass is the plain network (`Network.forward(..., rule=False)`) run inside `local_losses`;
 dropout and batch norm are refused (both passes must see the same network).
 
-On a convolution block the same surrogate gives ∇W_l = Conv2DBackpropFilter(h_{l−1}ᵉʳʳ, (h_l − h_lᵉʳʳ)/N)
-(the convolution's weight gradient with the activity difference as its error), and F carries e to
-the image (H·W·C rows, reshaped). Where the block pools, h_l and h_lᵉʳʳ are taken before the pooling
-(f(a_l), f(a_lᵉʳʳ): the activities the kernel produced).
+On a convolution block (h_l and h_lᵉʳʳ taken before the block's pooling, f(a_l) and f(a_lᵉʳʳ): the
+activities the kernel produced; P = H_out·W_out the convolution's output positions) ``conv_update``
+chooses between two updates:
+- ``"official"`` (the default): the authors' conv code (`compute_delta_w_conv` in models.py, applied in
+  main_pytorch.py): per position, the batch mean of (h_l − h_lᵉʳʳ) ⊗ the input patch of the modulated pass,
+  summed over positions and divided by P, then applied as w += η Δw / N with the opposite sign to their
+  fully connected layers (w += η·(−Δw)/N there):
+      ∇W_l = −Conv2DBackpropFilter(h_{l−1}ᵉʳʳ, h_l − h_lᵉʳʳ) / (N²·P),   ∇b_l = −Σ_{n,p} (h_l − h_lᵉʳʳ) / (N²·P)
+  (their convolutions have no bias; ours gets the same rule with a constant input of 1).
+- ``"surrogate"``: the dense rule applied to a convolution, the gradient of the surrogate J above:
+      ∇W_l = Conv2DBackpropFilter(h_{l−1}ᵉʳʳ, h_l − h_lᵉʳʳ) / N   (−N·P times ``"official"``).
+Why both: ``"surrogate"`` (bpfree's conv update before the option existed) is the same learning rule as
+PEPITA's dense layers (same sign, one batch mean); ``"official"`` is what the published conv result used (one conv layer and a readout, 56.3 % on
+CIFAR-10 vs BP 65.0 %). With it a conv kernel barely moves (on Fashion-MNIST, their net and optimizer,
+5 epochs: by ~10⁻⁵ of its norm, and the accuracy is a frozen conv's under bp to 0.1 %; README): the net
+is fixed random conv features under a PEPITA-trained readout. The authors' `--sqrt_conv` (÷√P) is not
+offered. A network without convolution blocks refuses ``conv_update="surrogate"`` (it would change nothing).
+
+``output_error="auto"`` (the default) is the authors' choice per network: their conv code trains a readout
+that reads a conv block directly from the first pass's error e (``"first"``), their fully connected
+code from eᵉʳʳ (``"modulated"``); so "auto" is "first" when the last hidden block is a convolution
+block and "modulated" otherwise (dense nets, and conv nets with dense hidden layers, as in their code).
+``f_scale`` must be > 0: with F = 0 the two passes coincide and the hidden layers never learn.
 """
 
 import keras
@@ -34,7 +53,8 @@ from bpfree.layers.input_feedback import InputFeedback
 from bpfree.rules.base import Rule, number
 from bpfree.rules.registry import register
 
-OUTPUT_ERRORS = ("modulated", "first")
+OUTPUT_ERRORS = ("auto", "modulated", "first")
+CONV_UPDATES = ("official", "surrogate")
 
 
 @register
@@ -43,17 +63,22 @@ class PEPITA(Rule):
     summary = "PEPITA: a second forward pass on the input perturbed by the error; updates from activity differences"
     detach_blocks = True
     convolutional = True
-    search_values = {"f_scale": (0.01, 0.05, 0.1), "output_error": OUTPUT_ERRORS}
+    search_values = {"f_scale": (0.01, 0.05, 0.1), "output_error": ("modulated", "first")}
 
-    def __init__(self, f_scale=0.05, output_error="modulated"):
-        self.f_scale = number(self.name, "f_scale", f_scale, lambda v: v >= 0, "a scale ≥ 0")
+    def __init__(self, f_scale=0.05, output_error="auto", conv_update="official"):
+        self.f_scale = number(self.name, "f_scale", f_scale, lambda v: v > 0,
+                              "a scale > 0 (0 would give the hidden layers no feedback)")
         self.output_error = checks.choice("output_error", output_error, OUTPUT_ERRORS, owner=self.name)
+        self.conv_update = checks.choice("conv_update", conv_update, CONV_UPDATES, owner=self.name)
 
     def validate(self, config):
         for what, value, default in (("batchnorm", config.batchnorm, False), ("dropout", config.dropout, 0.0)):
             if value != default:
                 raise ValueError(f"{self.name} does not support {what}={value!r} (only {default!r}): "
                                  "its two forward passes must see the same network.")
+        if self.conv_update != "official" and not config.is_conv:
+            raise ValueError(f"{self.name}'s conv_update={self.conv_update!r} changes nothing on a network without "
+                             "convolution blocks (valid there: 'official', the default).")
 
     def build_layers(self, config):
         """[F]: the fixed input feedback, seeded from the network's seed."""
@@ -80,14 +105,23 @@ class PEPITA(Rule):
             if getattr(block, "pools", ()):  # the difference of the unpooled activities (see the docstring)
                 h, h_err = block.act(forward.preactivations[l - 1]), block.act(a_err)
             delta = sg(h - h_err) / n
+            if self.conv_update == "official" and len(a_err.shape) == 4:  # −1/(N·P) times the surrogate's
+                delta = -delta / (n * float(a_err.shape[1] * a_err.shape[2]))
             losses[f"pepita_{l}"] = keras.ops.sum(delta * a_err)
-        if self.output_error == "modulated":
+        if self.resolved_output_error(model) == "modulated":
             e_top = sg(self._loss_gradient(forward, sg(z_err)))
         else:
             e_top = e
         out = weighted_preactivation(model.output_layer, inputs_err[-1])
         losses["pepita_output"] = keras.ops.sum(e_top * out)
         return losses
+
+    def resolved_output_error(self, model):
+        """"modulated" or "first": ``output_error``, with "auto" resolved for `model` (the module docstring)."""
+        if self.output_error != "auto":
+            return self.output_error
+        reads_conv = bool(model.blocks) and len(model.blocks[-1].dense.kernel.shape) == 4
+        return "first" if reads_conv else "modulated"
 
     @staticmethod
     def _loss_gradient(forward, z):

@@ -8,16 +8,21 @@ and the output layer gets its ordinary gradient. The official code sends sign(ŷ
 dividing by the batch size N averages it over the batch like Keras losses (and like dfa and drtp here).
 Surrogate, with detached block inputs: J = L + Σ_l Σ stop_gradient(sign(e)/N) ⊙ (h_l B_l).
 Alignment as DFA's: W_l ~ B_{l−1} B_lᵀ, W_{L+1} ~ B_L.
+
+On a conv block that pools, ``project_before_pool=True`` projects the map before the pooling (every
+position of a window gets its own signal): the official DRTP code, whose sDFA hook sits between the
+activation and the max pool. The default, False, projects the pooled map (only each window's maximum
+gets a signal), as bpfree's direct rules did before and as biotorch does for DFA. See `bpfree.rules.direct`.
 """
 
 import keras
 
-from bpfree.rules.direct import DirectFeedbackRule
+from bpfree.rules.direct import ProjectedSignalRule
 from bpfree.rules.registry import register
 
 
 @register
-class SignDirectFeedbackAlignment(DirectFeedbackRule):
+class SignDirectFeedbackAlignment(ProjectedSignalRule):
     name = "sdfa"
     summary = "sign direct feedback alignment: the sign of the output error projected to every hidden layer"
 
