@@ -14,14 +14,12 @@ import dataclasses
 import math
 
 import keras
-import tensorflow as tf
 
 from bpfree import checks, seeds
 from bpfree import trackers as trackers_lib
 from bpfree import arch as arch_lib
 from bpfree import rules
 from bpfree.arch import ConvSpec, arch_string, parse_layers
-from bpfree.forward_pass import ForwardPass
 from bpfree.layers import ConvBlock, DenseBlock, activation_function, call_dense, feedback_initializer
 from bpfree.models.base import resolve_seed
 from bpfree.models.layered import LayeredNetwork
@@ -202,18 +200,12 @@ class Network(LayeredNetwork):
         """Whether the rule projects `block`'s activity before its poolings (direct rules' hparam)."""
         return bool(getattr(self.rule, "project_before_pool", False) and getattr(block, "pools", ()))
 
-    def forward_pass(self, x, y, sample_weight=None, training=True):
-        """`LayeredNetwork.forward_pass`, with p_l = (h_l before its poolings) B_l under ``project_before_pool``."""
+    def projected_forward(self, x, training=None):
+        """`LayeredNetwork.projected_forward`; under ``project_before_pool`` the projections read the blocks'
+        activities before their poolings."""
         if not getattr(self.rule, "project_before_pool", False):
-            return super().forward_pass(x, y, sample_weight, training)
-        hidden, z, before = self.forward(x, training=training, rule=True, unpooled=True)
-        projections = [proj(h) for proj, h in zip(self.projections, before)]
-        with tf.GradientTape(watch_accessed_variables=False) as head:
-            z = self.rule.output_preactivation(z, projections)
-            head.watch(z)
-            y_pred = self._output_activation(z)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-        return ForwardPass(self, x, y, sample_weight, hidden, z, y_pred, loss, projections=projections, head_tape=head)
+            return super().projected_forward(x, training)
+        return self.forward(x, training=training, rule=True, unpooled=True)
 
     def _stateful_layers(self):
         return [*self.blocks, self.output_layer]

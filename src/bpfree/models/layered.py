@@ -66,11 +66,18 @@ class LayeredNetwork(RuleModel):
     def default_loss(self):
         return "categorical_crossentropy" if self.network_config.problem_type == "classification" else "mse"
 
+    def projected_forward(self, x, training=None):
+        """(hidden, z, what the projections read): the rule-wired `forward`, and the activities p_l = a_l B_l
+        projects — the hidden ones themselves, unless a model projects something else (`Network` under
+        ``project_before_pool``: the blocks' maps before their poolings)."""
+        hidden, z = self.forward(x, training=training, rule=True)
+        return hidden, z, hidden
+
     def forward_pass(self, x, y, sample_weight=None, training=True):
         """The forward pass wired for the rule, with the global loss: a `ForwardPass` (what the rule's
         `local_losses` read). The loss head runs under its own tape so that a rule may ask for ∂L/∂z."""
-        hidden, z = self.forward(x, training=training, rule=True)
-        projections = [proj(h) for proj, h in zip(self.projections, hidden)]
+        hidden, z, projected = self.projected_forward(x, training=training)
+        projections = [proj(h) for proj, h in zip(self.projections, projected)]
         with tf.GradientTape(watch_accessed_variables=False) as head:
             z = self.rule.output_preactivation(z, projections)
             head.watch(z)
