@@ -222,3 +222,13 @@ def test_a_bayesian_search_interrupted_mid_trial_resumes_with_the_same_sequence(
         search(tmp_path / "killed", **{**settings, "num_epochs": 3})
     assert search(tmp_path / "killed", **{**settings, "max_trials": 6}) == search(
         tmp_path / "six", **{**settings, "max_trials": 6})[5:]
+
+
+def test_the_size_check_counts_the_trials_a_search_runs():
+    """A random or bayesian search over a grid too large to run whole asks no --yes for a few trials."""
+    from bpfree.tuning import plan
+
+    space = SearchSpace.create(SPACE)
+    assert plan.GridSize.of(space, SearchConfig(dataset="digits")).points == 24
+    assert plan.GridSize.of(space, SearchConfig(dataset="digits", search="random", max_trials=5)).points == 5
+    assert plan.GridSize.of(space, SearchConfig(dataset="digits", search="bayesian", max_trials=50)).points == 24

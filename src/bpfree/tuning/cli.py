@@ -84,8 +84,8 @@ SEARCH_FLAGS = {
     "search": (str, "How trials are chosen: grid (every point) | random (max_trials points in an order seeded by "
                     "--seed) | bayesian (keras-tuner's Bayesian optimisation over the grid, max_trials trials one at "
                     "a time); hyperband is not offered."),
-    "max_trials": (int, "The grid points a random or bayesian search tries (not with grid); a larger value later "
-                        "extends the same sequence."),
+    "max_trials": (int, "The grid points a random or bayesian search tries: required with them, refused with grid; "
+                        "a larger value later extends the same sequence."),
     # Data shape (datasets.load's input_size / resize).
     "input_size": (int, "Images resized to N × N before scaling (0: the native size), e.g. 32 for MNIST as biotorch."),
     "resize": (str, "How images reach --input_size" + _one_of(RESIZES)[:-1] + " (pad: zeros around, symmetric; "
