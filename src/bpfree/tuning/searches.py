@@ -8,8 +8,8 @@ the results and report) holds as it is; what they add is which points run, and i
   unchanged; a larger max_trials extends the same sequence (growth is defined).
 - bayesian: keras-tuner's `BayesianOptimizationOracle` (its Gaussian process: Matern kernel, noise alpha,
   normalised scores; its acquisition: the upper confidence bound with its beta) proposes each trial from every finished
-  trial before it, one trial at a time. The first `initial_points` trials (keras-tuner's default: 3 per
-  searched hparam, at least 3) are the random order's first points. For each later one a fresh keras-tuner
+  trial before it, one trial at a time. Until `initial_points` trials have a score (keras-tuner's default:
+  3 per searched hparam, at least 3) the trials are the random order's first points. For each later one a fresh keras-tuner
   oracle (seeded from the search seed and the trial number) fits its Gaussian process to the finished trials (keras-
   tuner's encoding of each hparam value; scores as their records give them; failed trials left out, as
   keras-tuner does), and the untried grid point of least acquisition is the next trial, ties (to 9 digits)
@@ -78,9 +78,9 @@ class BayesianOracle(GridOracle):
 
     def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, *, seed, max_trials,
                  score="final", initial_points=None):
-        self.seed, self.budget, self.score = seed, max_trials, score
+        # `search_seed`: keras-tuner's Oracle keeps its own `seed` (a random one when given none or 0).
+        self.search_seed, self.budget, self.score = seed, max_trials, score
         self.order = random_order(points, seed)
-        self.by_id = {trial_id(p): p for p in points}
         self.hp, self.encode, self.searched = proposal_space(points)
         self.initial_points = initial_points or max(3 * len(self.searched), 3)  # keras-tuner's default
         super().__init__(points, directory, objective, executions_per_trial, num_epochs)
@@ -150,7 +150,8 @@ class BayesianOracle(GridOracle):
     # ------------------------------------------------------------------------------ the sequence
     def trial_score(self, point):
         """(done, score): whether every execution of `point` has a final record, and the trial's score then
-        (the mean of its executions' finite scores, as the tuner reports it; None where none is finite)."""
+        (the mean of its executions' finite scores, as the tuner reports it, diverged and failed executions
+        having none; None where none is finite: a failed trial, left out of the Gaussian process)."""
         scores = []
         for execution in range(self.executions_per_trial):
             data = _read(records.execution_path(self.directory, trial_id(point), execution))
@@ -167,12 +168,12 @@ class BayesianOracle(GridOracle):
         tried = {trial_id(p) for p, _ in self.sequence}
         untried = [p for p in self.order if trial_id(p) not in tried]  # in the random order: it breaks ties
         scored = [(p, s) for p, s in self.sequence if s is not None]  # keras-tuner leaves failed trials out
-        if not untried or len(self.sequence) < self.initial_points or not scored:
+        if not untried or len(scored) < self.initial_points:  # keras-tuner: random until that many completed
             return untried[0] if untried else None
         proposer = keras_tuner.oracles.BayesianOptimizationOracle(
             objective=keras_tuner.Objective("score", direction="min"), max_trials=None,
             num_initial_points=self.initial_points, hyperparameters=self.hp.copy(),
-            seed=step_seed(self.seed, len(self.sequence)))
+            seed=step_seed(self.search_seed, len(self.sequence)))
         hps = {hp.name: hp for hp in proposer.hyperparameters.space if hp.name in self.searched}
 
         def vector(point):  # keras-tuner's encoding: each searched hparam's probability (inactive: its default)
@@ -181,7 +182,7 @@ class BayesianOracle(GridOracle):
 
         x = np.array([vector(p) for p, _ in scored], dtype=float)
         y = np.nan_to_num(np.array([s for _, s in scored], dtype=float), posinf=0, neginf=0)
-        with warnings.catch_warnings():  # a length scale at its bound on a few points: expected, not news
+        with warnings.catch_warnings():  # scikit-learn's numerical notes on a few points: not the user's news
             warnings.simplefilter("ignore")
             # keras-tuner's Gaussian process with its kernel's hyperparameters kept at their initial values
             # (length scale 1 over the [0, 1] encoding) instead of fitted: the fit (L-BFGS, random restarts)
