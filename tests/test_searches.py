@@ -232,3 +232,59 @@ def test_the_size_check_counts_the_trials_a_search_runs():
     assert plan.GridSize.of(space, SearchConfig(dataset="digits")).points == 24
     assert plan.GridSize.of(space, SearchConfig(dataset="digits", search="random", max_trials=5)).points == 5
     assert plan.GridSize.of(space, SearchConfig(dataset="digits", search="bayesian", max_trials=50)).points == 24
+
+
+KILL_PRESET = """
+[search]
+dataset = "digits"
+objective = "val_error_rate"
+num_epochs = 3
+search = "bayesian"
+max_trials = 5
+
+[space]
+algorithm = ["bp"]
+arch = ["16"]
+activation = ["tanh"]
+batchnorm = [false]
+bw_init = ["ortho"]
+lr = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+dropout = [0.0]
+"""
+
+
+def in_order(directory):
+    """The trial ids of `directory`'s records in the order their first epochs ended."""
+    return [d["trial_id"] for d in sorted(found(directory).values(), key=lambda d: d["epoch_ends"][0])]
+
+
+@pytest.mark.slow
+def test_a_bayesian_search_killed_9_in_its_fourth_trial_resumes_with_the_same_sequence(tmp_path):
+    """The preset's [search] table sets the search; kill -9 of the whole process group mid-trial (after the
+    three random trials, in the first one the Gaussian process proposed), then the same command again."""
+    import signal
+    import time
+
+    preset = tmp_path / "preset.toml"
+    preset.write_text(KILL_PRESET)
+    search(tmp_path / "whole", space=SMALL, num_epochs=3, search="bayesian", max_trials=5)
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "bpfree", str(tmp_path / "killed"), "--hparams", str(preset),
+               "--checkpoint_seconds", "0"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        now = found(tmp_path / "killed") if (tmp_path / "killed").exists() else {}
+        if sum(d["status"] == "completed" for d in now.values()) == 3 and any(
+                d["status"] == "running" and d["history"] for d in now.values()):
+            break
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    killed, reference = found(tmp_path / "killed"), found(tmp_path / "whole")
+    assert in_order(tmp_path / "killed") == in_order(tmp_path / "whole")
+    assert {k: d["history"] for k, d in killed.items()} == {k: d["history"] for k, d in reference.items()}
