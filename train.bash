@@ -9,9 +9,10 @@
 # search (status stopped, exit 130 / 143 / 129), and so does SIGTERM or SIGINT to the search itself
 # (exit 143 / 130, no restart). The status file and the source archive belong to the train.bash
 # holding EXPERIMENT_DIR/.train.lock: a second one on the same experiment (refused by the search's
-# lock, or searching another project) leaves them alone. With no flags (or only --dry_run, --yes,
-# --verbose) it runs hparams/quickstart.toml and ends by printing the best error per algorithm and
-# writing EXPERIMENT_DIR/curves.png. --dry_run runs the search's dry run alone (it says what the search
+# lock, or searching another project) leaves them alone. The search starts from hparams/quickstart.toml
+# unless --hparams names another preset (every flag given overrides the preset's value, and the search says
+# which), and ends by printing the best configuration per rule and writing EXPERIMENT_DIR/curves.png.
+# --dry_run runs the search's dry run alone (it says what the search
 # would do and trains nothing): no status, no archive, nothing written to EXPERIMENT_DIR. A grid the
 # search refuses without --yes (too many execution-epochs) exits 2 like other bad input: not retried.
 # --help lists the search's flags; TensorFlow's start-up messages are kept off the console unless
@@ -40,23 +41,16 @@ exp="$1"; shift
 args=("$@")
 # --dry_run (absl's spellings; the last one wins): the search says what it would do and trains nothing,
 # so train.bash writes nothing to EXPERIMENT_DIR either (no status, no source archive, no restarts).
-# Flags that only say how to run (--dry_run, --yes, --verbose) still run the quickstart.
 dry_run=0
-quickstart=1
 for arg in ${args[@]+"${args[@]}"}; do
-  if [[ "$arg" == "--" ]]; then quickstart=0; break; fi
+  if [[ "$arg" == "--" ]]; then break; fi
   name="${arg#-}"; name="${name#-}"
   [[ "$arg" == -* ]] || name=""
   case "$name" in
     dry_run|dry_run=[tT]|dry_run=[tT][rR][uU][eE]|dry_run=1) dry_run=1 ;;
     nodry_run|dry_run=[fF]|dry_run=[fF][aA][lL][sS][eE]|dry_run=0) dry_run=0 ;;
-    yes|noyes|yes=*|verbose|noverbose|verbose=*) ;;
-    *) quickstart=0 ;;
   esac
 done
-if [[ $quickstart -eq 1 ]]; then
-  args=(--hparams "$root/hparams/quickstart.toml" ${args[@]+"${args[@]}"})
-fi
 
 python_for_bpfree
 if [[ $dry_run -eq 1 ]]; then exec "$python" -m bpfree "$exp" "${args[@]}"; fi
@@ -125,7 +119,3 @@ while true; do
   echo "train.bash: search exited with $rc; restart $attempt of 5 (it resumes)" >&2
   sleep 2
 done
-
-if [[ $quickstart -eq 1 ]]; then
-  "$python" -m bpfree.results "$exp" --by algorithm --objective val_error_rate --plot "$exp/curves.png"
-fi

@@ -63,7 +63,8 @@ def test_help_lists_bpfrees_own_flags_with_defaults_and_choices():
                  "verbose", "reset_training", "experiment_dir"):
         assert re.search(rf"^  --(\[no\])?{name}\b", out, re.M), name
     assert "one of tanh, relu, lrelu, swish, sigmoid, linear" in out  # choices
-    assert "(default: 100 from hparams/default.toml)" in out and "(default: standard)" in out  # defaults
+    assert "(default: 30 from hparams/quickstart.toml)" in out and "(default: standard)" in out  # defaults
+    assert "(default: bp, fa, dfa, drtp from hparams/quickstart.toml)" in " ".join(out.split())  # the preset's list
     assert "--[no]batchnorm (or --[no]batch_norm)" in out
     assert "--flagfile" not in out and "Try --helpfull" not in out  # absl's own flags only with --helpfull
     assert noise(proc.stderr) == [], proc.stderr[-3000:]
@@ -181,7 +182,9 @@ def test_verbose_is_read_before_tensorflow_loads(args, env, verbose):
 
 # ------------------------------------------------------------------------------------------ batch norm
 @pytest.mark.parametrize("args,values", [
-    ([], (False, True)),  # hparams/default.toml searches both
+    ([], (False,)),  # hparams/quickstart.toml's
+    (["--hparams", os.path.join(ROOT, "hparams", "default.toml")], (False, True)),  # default.toml searches both
+    (["--batchnorm=false,true"], (False, True)), (["--batch_norm=true,false"], (True, False)),  # a list
     (["--batchnorm"], (True,)), (["--nobatchnorm"], (False,)), (["--batchnorm=false"], (False,)),
     (["--batch_norm"], (True,)), (["--nobatch_norm"], (False,)),  # the ancestor's spelling
 ])
@@ -249,3 +252,174 @@ def test_loopback_needs_no_warning_and_workers_reach_every_interface_through_loo
     assert "0.0.0.0:8000" in distributed.bind_warning("0.0.0.0", 8000)
     assert distributed.connect_address("0.0.0.0") == "127.0.0.1"
     assert distributed.connect_address("127.0.0.2") == "127.0.0.2"
+
+
+# ---------------------------------------------------------------------- comparisons from the command line
+# Issue 24: grid flags take lists, flags override the preset (the quickstart unless --hparams names another)
+# and say so, and a search ends with its table.
+QUICKSTART = os.path.join(ROOT, "hparams", "quickstart.toml")
+
+
+def resolved(*args):
+    flags.FLAGS.unparse_flags()
+    try:
+        return cli.resolve(flags.FLAGS(["bpfree", "exp", *map(str, args)]))
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+@pytest.fixture
+def spy_search(monkeypatch):
+    """`run_search` replaced by a spy that trains nothing: [(config, space)] it was asked to run."""
+    from bpfree.tuning import search
+
+    calls = []
+
+    def spy(experiment_dir, config, space, **kwargs):
+        calls.append((config, space))
+        return {"project_dir": experiment_dir, "ran": 0, "seconds": 0.0, "fit_seconds": 0.0, "unfinished": []}
+
+    monkeypatch.setattr(search, "run_search", spy)
+    return calls
+
+
+@pytest.mark.parametrize("text,values", [
+    ("bp", ["bp"]), ("bp,fa,dfa", ["bp", "fa", "dfa"]), (" bp , fa ", ["bp", "fa"]), ("1e-3,1e-2", ["1e-3", "1e-2"]),
+    ("user_models:mlp(width=8,depth=2)", ["user_models:mlp(width=8,depth=2)"]),
+    ("user_models:mlp(width=8,depth=2),500-500", ["user_models:mlp(width=8,depth=2)", "500-500"]),
+    ("m:f(sizes=[8,16]),m:f(sizes=(1,2)),16", ["m:f(sizes=[8,16])", "m:f(sizes=(1,2))", "16"]),
+])
+def test_a_flag_list_splits_on_commas_outside_parentheses(text, values):
+    from bpfree.tuning.space import split_values
+
+    assert split_values(text) == values
+
+
+@pytest.mark.parametrize("text", ["", "bp,", ",bp", "bp,,fa", "m:f(a=1),"])
+def test_an_empty_value_in_a_list_is_refused_naming_the_list(text):
+    from bpfree.tuning.space import SpaceError, split_values
+
+    with pytest.raises(SpaceError, match=re.escape(f"Invalid list {text!r}: comma-separated values, none empty")):
+        split_values(text)
+
+
+def test_grid_flags_take_lists_that_replace_the_presets_values():
+    _, config, space = resolved("--algorithm", "bp,fa,dfa", "--lr", "1e-3,1e-2", "--activation", "tanh,relu",
+                                "--bw_init", "ortho,lecun", "--reg_rate", "0,0.2", "--batchnorm=false,true")
+    values = space.as_dict()
+    assert values["algorithm"] == ("bp", "fa", "dfa") and values["lr"] == (1e-3, 1e-2)
+    assert values["activation"] == ("tanh", "relu") and values["bw_init"] == ("ortho", "lecun")
+    assert values["dropout"] == (0.0, 0.2) and values["batchnorm"] == (False, True)
+    assert values["arch"] == ("256-256",) and config.dataset == "mnist1d"  # the rest: the quickstart's
+    assert space.size() == 3 * 2 * 2 * 2 * 2 * 2 == len(space.grid())
+    assert {(p["algorithm"], p["lr"]) for p in space.grid()} == {(a, lr) for a in ("bp", "fa", "dfa")
+                                                                  for lr in (1e-3, 1e-2)}
+
+
+def test_a_single_value_is_fixed_and_named_in_the_project_as_before():
+    _, config, space = resolved("--algorithm", "dfa", "--lr", "1e-3")
+    assert space.project_name(config.dataset, config.problem_type, config.objective) == \
+        "mnist1d-classification-val_error_rate-dfa-lr0.001"
+
+
+def test_a_builder_arch_keeps_the_commas_inside_its_parentheses():
+    _, _, space = resolved("--algorithm", "fa", "--arch", "user_models:mlp(width=8,depth=2),500-500")
+    assert space.as_dict()["arch"] == ("user_models:mlp(depth=2,width=8)", "500-500")  # canonical builder spelling
+    _, _, one = resolved("--arch", "user_models:mlp(width=8,depth=2)")
+    assert one.as_dict()["arch"] == ("user_models:mlp(depth=2,width=8)",)
+
+
+def test_a_rule_hparam_takes_a_list():
+    _, _, space = resolved("--algorithm", "gait", "--arch", "64-64", "--rule_hparam", "gait.orthogonal_reg=0.1,1")
+    assert dict(space.extras)["gait.orthogonal_reg"] == (0.1, 1.0)
+    assert sorted({p["orthogonal_reg"] for p in space.grid()}) == [0.1, 1.0] and space.size() == 5 * 2
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--lr", "1e-3,1e-3"], "error: Invalid lr list [0.001, 0.001]: 0.001 is listed twice."),
+    (["--algorithm", "bp,fa,bp"], "error: Invalid algorithm list ['bp', 'fa', 'bp']: 'bp' is listed twice."),
+    (["--bw_init", "ortho,orth"], "error: Unknown bw_init 'orth'; valid: ortho, lecun, uniform, gaussian, xavier."),
+    (["--reg_rate", "0,1.5"], "error: Invalid dropout 1.5: a rate in [0, 1)."),
+    (["--arch", "500,5x0"], "error: Invalid arch '5x0'"),
+    (["--arch", "user_models:mlp(width=8,seed=1),500"], "error: Invalid arch 'user_models:mlp(width=8,seed=1)': seed "
+                                                         "is set by the grid point"),
+    (["--rule_hparam", "gait.orthogonal_reg=0.1,x"], "error: Invalid gait.orthogonal_reg 'x': a finite number"),
+])
+def test_a_bad_value_in_a_list_is_refused_in_one_line_before_anything_trains(tmp_path, cli_in_process, spy_search,
+                                                                             args, line):
+    done = cli_in_process(tmp_path / "exp", *args)
+    assert done.returncode == 2 and not spy_search, done.stderr
+    assert done.stderr.startswith(line) and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "exp").exists()
+
+
+def test_flags_override_the_default_preset_and_say_which(tmp_path, cli_in_process, spy_search):
+    """Issue 24: a flag once dropped the quickstart for the 6,912-point default grid on MNIST, silently."""
+    done = cli_in_process(tmp_path / "exp", "--lr", "1e-3,1e-2", "--num_epochs", "5")
+    assert done.returncode == 0, done.stderr
+    ((config, space),) = spy_search
+    values = space.as_dict()
+    assert values["algorithm"] == ("bp", "fa", "dfa", "drtp") and values["arch"] == ("256-256",)  # the quickstart's
+    assert values["lr"] == (1e-3, 1e-2) and space.size() == 8
+    assert (config.dataset, config.num_epochs, config.executions_per_trial) == ("mnist1d", 5, 2)
+    assert done.stdout.splitlines()[:3] == [
+        "preset hparams/quickstart.toml (the default), with the command line's values:",
+        "  --lr overrides the preset's lr [0.0003, 0.001, 0.003, 0.01, 0.03] with [0.001, 0.01]",
+        "  --num_epochs overrides the preset's num_epochs 30 with 5"]
+
+
+def test_flags_override_a_named_preset_and_say_which(tmp_path, cli_in_process, spy_search, tiny_preset):
+    preset = tiny_preset(3)
+    done = cli_in_process(tmp_path / "exp", "--hparams", preset, "--algorithm", "dfa,bp", "--batchnorm=false,true",
+                          "--tracker", "bp_cosine")
+    assert done.returncode == 0, done.stderr
+    ((config, space),) = spy_search
+    assert space.as_dict()["algorithm"] == ("dfa", "bp") and space.as_dict()["lr"] == (1e-3, 1e-2)  # the preset's lr
+    assert config.dataset == "digits" and config.trackers == ("bp_cosine",)
+    assert done.stdout.splitlines()[:3] == [
+        f"preset {preset}, with the command line's values:",
+        "  --algorithm overrides the preset's algorithm [bp, fa, dfa] with [dfa, bp]",
+        "  --batchnorm overrides the preset's batchnorm [false] with [false, true]"]
+
+
+def test_without_flags_the_default_preset_runs_and_nothing_is_said_to_override(tmp_path, cli_in_process,
+                                                                               spy_search):
+    from bpfree.tuning.space import load_preset
+
+    done = cli_in_process(tmp_path / "exp")
+    assert done.returncode == 0 and "overrides" not in done.stdout, done.stdout
+    ((config, space),) = spy_search
+    search, preset = load_preset(QUICKSTART)
+    assert space.as_dict() == {name: tuple(values) for name, values in preset.items()}
+    assert config.num_epochs == search["num_epochs"] and config.dataset == search["dataset"]
+
+
+def test_a_search_ends_with_its_results_table_and_curves(tmp_path, cli_in_process, tiny_preset):
+    done = cli_in_process(tmp_path / "exp", "--hparams", tiny_preset(1))
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "search done: 6 grid points" in out
+    table = out[out.index("val_error_rate in %, lower is better"):]
+    assert [line.split()[0] for line in table.splitlines()[2:5]] == sorted(["bp", "dfa", "fa"])  # a row per rule
+    assert f"curves: {tmp_path / 'exp' / 'curves.png'}" in out
+    assert (tmp_path / "exp" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second search in the same experiment (another project: fa at one lr) shows its own rows only
+    again = cli_in_process(tmp_path / "exp", "--hparams", tiny_preset(1), "--algorithm", "fa", "--lr", "1e-2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    table = again.stdout[again.stdout.index("val_error_rate in %, lower is better"):]
+    assert [line.split()[0] for line in table.splitlines()[2:]][:2] == ["fa", "every"], table
+    assert "project digits-classification-val_error_rate-fa-lr0.01" in " ".join(table.split())
+
+
+def test_a_rule_hparam_flag_overrides_the_presets_rule_table_and_says_so():
+    flags.FLAGS.unparse_flags()
+    try:
+        argv = flags.FLAGS(["bpfree", "exp", "--hparams", os.path.join(ROOT, "hparams", "gait_prop.toml"),
+                            "--rule_hparam", "gait.orthogonal_init=false,true", "--rule_hparam", "tp.orthogonal_reg=0.1"])
+        _, _, space = cli.resolve(argv)
+        lines = cli.override_lines(space)
+    finally:
+        flags.FLAGS.unparse_flags()
+    assert dict(space.extras)["gait.orthogonal_init"] == (False, True)
+    assert lines == ["preset hparams/gait_prop.toml, with the command line's values:",  # tp's reg: not in the preset
+                     "  --rule_hparam overrides the preset's gait.orthogonal_init [true] with [false, true]"]

@@ -215,3 +215,19 @@ print("RESULT" + json.dumps([type(model).__name__, model.rule.name, before, np.a
     assert (kind, rule) == ("ConvertedNetwork", "dfa")
     np.testing.assert_allclose(before, expected_before, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(after, expected_after, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", [r for r in WEIGHT_SWAPPING + DIRECT if r != "pepita"])
+def test_every_rule_trains_a_residual_network_with_batch_norm(rule):
+    """ResNet-8 (one basic block a stage, option-A shortcuts, batch norm) on 8×8 images: every weighted layer
+    gets a finite update that is not zero (pepita refuses the residual graph: test_refusals_...)."""
+    from bpfree.models import resnet
+
+    net = bpfree.convert(resnet(8, input_shape=(8, 8, 3), classes=4, seed=1), rule, seed=1)
+    net.compile()
+    x = RNG.normal(size=(6, 8, 8, 3)).astype("float32")
+    y = np.eye(4, dtype="float32")[np.arange(6) % 4]
+    grads = dict(zip((v.path for v in net.trainable_variables), net.rule_gradients(x, y)))
+    for layer in net.weighted_layers:
+        g = np.asarray(grads[layer.kernel.path])
+        assert np.all(np.isfinite(g)) and np.any(g != 0), (rule, layer.name)

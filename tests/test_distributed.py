@@ -400,3 +400,27 @@ def test_a_worker_told_the_grid_is_done_ends_cleanly_when_the_coordinator_closes
     assert {records.read(p)["status"] for p in records.iter_record_paths(str(tmp_path))} == {"completed"}
     assert calls[-1] != told[0]  # a call after the one told: cut, and taken as the end
     assert any("coordinator has closed" in str(line) for line in lines), lines
+
+
+def test_a_trial_that_came_over_grpc_is_the_same_grid_point():
+    """keras-tuner's proto round trip (what a worker receives) gives a trial every hparam of the space, other
+    rules' included; the tuner takes the active ones, so the worker trains and records the point the
+    coordinator handed out (before: pepita's and bp's trial ids gained sdfa's projection_pool, and the
+    coordinator waited for records that never came: 'search incomplete', exit 3)."""
+    import keras_tuner
+
+    from bpfree.tuning.config import SearchConfig
+    from bpfree.tuning.hypermodel import BpfreeHyperModel
+    from bpfree.tuning.space import SearchSpace
+    from bpfree.tuning.tuner import point_of
+
+    space = SearchSpace.create({"algorithm": ["sdfa", "pepita", "bp", "tp_rinv"], "arch": ["16"], "activation": ["tanh"],
+                                "batchnorm": [False], "bw_init": ["ortho"], "lr": [1e-2], "dropout": [0.0]})
+    declared = keras_tuner.HyperParameters()
+    BpfreeHyperModel(space, SearchConfig(dataset="digits"), (64,), 10).declare_hyperparameters(declared)
+    for point in space.grid():
+        hp = declared.copy()
+        hp.values = dict(point)
+        sent = keras_tuner.engine.trial.Trial(hp, trial_id="1")
+        received = keras_tuner.engine.trial.Trial.from_proto(sent.to_proto())
+        assert point_of(received) == point

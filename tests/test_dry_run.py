@@ -17,7 +17,8 @@ from bpfree.tuning import cli, estimate, plan
 from bpfree.tuning.space import SearchSpace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_GRID = "6,912 points × 1 execution × 100 epochs = 691,200 execution-epochs"
+DEFAULT_GRID = "27,648 points × 1 execution × 100 epochs = 2,764,800 execution-epochs"
+DEFAULT_PRESET = os.path.join(ROOT, "hparams", "default.toml")  # the ancestor's full grid
 ESTIMATE = re.compile(r"^estimated wall time: \d[\d,.]* (s|min|h|days) on this machine as loaded now "
                       r"\(an estimate, not a bound\)$", re.M)
 ONE_POINT = """
@@ -143,15 +144,15 @@ def test_help_lists_dry_run_and_yes():
 
 # ------------------------------------------------------------------------------------------- --yes
 def test_a_grid_above_the_threshold_runs_only_with_yes(tmp_path, cli_in_process, no_search):
-    """hparams/default.toml on digits: 6,912 points × 100 epochs."""
-    refused = cli_in_process(tmp_path / "exp", "--dataset", "digits")
+    """hparams/default.toml on digits: 27,648 points × 100 epochs."""
+    refused = cli_in_process(tmp_path / "exp", "--hparams", DEFAULT_PRESET, "--dataset", "digits")
     assert refused.returncode == 2 and not no_search
     assert refused.stderr.splitlines() == [
         f"error: The grid is {DEFAULT_GRID}, above the 10,000 a search runs without asking; pass --yes to run it, "
         "--dry_run to see its points and an estimated time, or fix some hparams (--lr, --arch, ...) to search fewer."]
     assert not (tmp_path / "exp").exists()
-    assert cli_in_process(tmp_path / "exp", "--dataset", "digits", "--yes").returncode == 0
-    assert len(no_search) == 1 and len(no_search[0]) == 6912
+    assert cli_in_process(tmp_path / "exp", "--hparams", DEFAULT_PRESET, "--dataset", "digits", "--yes").returncode == 0
+    assert len(no_search) == 1 and len(no_search[0]) == 27648
 
 
 @pytest.mark.parametrize("epochs,runs", [(100, True), (101, False)])
@@ -165,7 +166,7 @@ def test_the_threshold_counts_execution_epochs(tmp_path, cli_in_process, no_sear
 
 
 def test_a_bad_point_is_said_before_the_size(tmp_path, cli_in_process, no_search):
-    done = cli_in_process(tmp_path / "exp", "--dataset", "mnist1d", "--arch", "conv8k3")
+    done = cli_in_process(tmp_path / "exp", "--hparams", DEFAULT_PRESET, "--dataset", "mnist1d", "--arch", "conv8k3")
     assert done.returncode == 2 and not no_search
     assert done.stderr.startswith("error: Invalid arch 'conv8k3' for dataset 'mnist1d'"), done.stderr
 
@@ -213,7 +214,7 @@ def finish(proc, timeout):
 
 
 def test_train_bash_does_not_retry_a_grid_refused_for_its_size(tmp_path):
-    proc = train_bash(tmp_path, tmp_path / "exp", "--dataset", "digits")
+    proc = train_bash(tmp_path, tmp_path / "exp", "--hparams", DEFAULT_PRESET, "--dataset", "digits")
     _, err = finish(proc, timeout=240)
     assert proc.returncode == 2, err
     errors = [line for line in err.splitlines() if line.startswith("error:")]

@@ -228,3 +228,23 @@ def test_conv_and_dense_archs_grouped_record_what_fit_records(tmp_path):
     run_search(str(tmp_path / "alone"), config, space, log=quiet, engine=EngineOptions(members=1))
     run_search(str(tmp_path / "grouped"), config, space, log=quiet, engine=EngineOptions(members=2))
     assert_same_records(found(tmp_path / "grouped"), found(tmp_path / "alone"))
+
+
+def test_a_resume_without_xla_refuses_another_member_count(tmp_path):
+    """Without XLA a member's numbers depend on its program's member count: a search resumed (or grown) with
+    another --members than its records were trained with is refused, naming the flag that matches them."""
+    space = SearchSpace.create({**SPACE, "dropout": [0.0]})
+    config = SearchConfig(**{**CONFIG, "use_xla": False, "num_epochs": 1})
+    lines = []
+    run_search(str(tmp_path / "exp"), config, space, log=lines.append, engine=EngineOptions(members=2))
+    assert not any("one after another" in line for line in lines), lines  # nothing fell back: no "(None)" line
+    grown = SearchConfig(**{**CONFIG, "use_xla": False, "num_epochs": 2})
+    with pytest.raises(ValueError, match="trained without XLA by programs of 2 members, and this search would "
+                                         "train by programs of 1 members.*re-run with --members 2"):
+        run_search(str(tmp_path / "exp"), grown, space, log=quiet, engine=EngineOptions(members=0))
+    with pytest.raises(ValueError, match="would train through fit.*--members 2"):
+        run_search(str(tmp_path / "exp"), grown, space, log=quiet, engine=EngineOptions(fit=True))
+    lines = []
+    run_search(str(tmp_path / "exp"), grown, space, log=lines.append, engine=EngineOptions(members=2))  # grows
+    run_search(str(tmp_path / "one"), config, space, log=lines.append, engine=EngineOptions(members=1))
+    assert not any("(None)" in line for line in lines), lines  # a program of one member is no fallback

@@ -27,7 +27,6 @@ SKIPPED = {
     "ssh -N -f -L 8000:127.0.0.1:8000 hostA": "needs a second host reached over SSH",
 }
 PLACEHOLDERS = ("[flags]",)  # template text in a command, dropped
-RUNNING_FLAGS = ("--dry_run", "--yes", "--verbose")  # train.bash still runs the quickstart with only these
 # The experiments' shortest runs: flags appended to the README's (absl: the last value of a flag wins).
 SHORTEST = {
     "bpfree.experiments.lagline": ["--t_train=4", "--t_init=2", "--log_every=2"],
@@ -63,10 +62,7 @@ def parse(tokens):
         tokens = tokens[1:]
     tokens = [t for t in tokens if t not in PLACEHOLDERS]
     if tokens[:1] == ["./train.bash"] and len(tokens) > 1:
-        directory, args = tokens[1], tokens[2:]
-        if all(arg in RUNNING_FLAGS for arg in args):  # train.bash's quickstart
-            args = ["--hparams", os.path.join(ROOT, "hparams", "quickstart.toml"), *args]
-        return "search", env, [directory, *args]
+        return "search", env, tokens[1:]  # train.bash hands its arguments to the search as they are
     if tokens[:3] == ["python", "-m", "bpfree"]:
         return "search", env, tokens[3:]
     if tokens[:3] == ["python", "-m", "bpfree.results"]:
@@ -170,10 +166,10 @@ def test_readme_search_commands_run_as_dry_runs(line, env, args, in_readme_dir, 
 
 
 def first_per_preset():
-    """The first search command of each preset (`--hparams`, default hparams/default.toml): {preset: command}."""
+    """The first search command of each preset (`--hparams`, default hparams/quickstart.toml): {preset: command}."""
     first = {}
     for line, env, args in of_kind("search"):
-        preset = os.path.basename(args[args.index("--hparams") + 1]) if "--hparams" in args else "default.toml"
+        preset = os.path.basename(args[args.index("--hparams") + 1]) if "--hparams" in args else "quickstart.toml"
         first.setdefault(preset, (line, env, args))
     return first
 
@@ -229,8 +225,8 @@ def test_readme_results_commands_and_python_blocks_run(quickstart_records):
                               timeout=300, env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), **env})
         assert proc.returncode == 0, (line, proc.stderr[-3000:])
         for flag, path in zip(args, args[1:]):
-            if flag in ("--plot", "--report"):
-                assert (quickstart_records / path).stat().st_size > 0, line
+            if flag in ("--plot", "--report", "--csv", "--latex", "--lr_plot"):  # a bare name: into the experiment
+                assert (quickstart_records / args[0] / path).stat().st_size > 0, line
     namespace = {"__name__": "readme"}
     for code in blocks("python"):
         code = re.sub(r"\bepochs=\d+", "epochs=1", code)  # one epoch wherever a block trains

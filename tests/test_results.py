@@ -245,7 +245,8 @@ def test_python_m_bpfree_results_imports_no_tensorflow(tmp_path):
         "    if m.split('.')[0] in ('tensorflow', 'keras', 'keras_tuner', 'tensorflow_datasets')))))\n"
         % str(tmp_path / "heavy.txt"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(probe), os.path.join(REPO, "src")])}
-    for extra in ([], ["--report", str(tmp_path / "report.md")]):
+    for extra in ([], ["--report", str(tmp_path / "report.md")],
+                  ["--csv", "best.csv", "--latex", "best.tex", "--lr_plot", "lr.png", "--plot", "curves.png"]):
         done = subprocess.run([sys.executable, "-m", "bpfree.results", str(tmp_path / "exp"), "--by", "algorithm",
                                *extra], capture_output=True, text=True, env=env, timeout=300)
         assert (tmp_path / "heavy.txt").read_text() == "", extra
@@ -457,3 +458,138 @@ def test_report_over_a_real_tiny_search(tmp_path):
     assert "| dfa | val_loss (" not in text  # the score that chose the configuration is not tested
     for figure in ("report_curves.png", "report_bp_cosine.png", "report_weight_alignment.png"):
         assert f"]({figure})" in text and (tmp_path / "out" / figure).stat().st_size > 1000
+
+
+# ------------------------------------------------------------------- exports and the lr curve (issue 24)
+LRS = (1e-3, 1e-2, 1e-1)
+# val_error_rate of the final epoch per (rule, lr): two executions each; bp also at a second arch (worse
+# at 1e-3 and 1e-1, better at 1e-2), so the curve takes the best configuration at each lr.
+FINAL = {("bp", "16"): {1e-3: (30.0, 34.0), 1e-2: (20.0, 24.0), 1e-1: (50.0, 70.0)},
+         ("bp", "32"): {1e-3: (40.0, 44.0), 1e-2: (12.0, 14.0), 1e-1: (90.0, 90.0)},
+         ("dfa", "16"): {1e-3: (60.0, 64.0), 1e-2: (45.0, 47.0), 1e-1: (40.0, 42.0)}}
+
+
+def lr_grid(directory):
+    for (algorithm, arch), by_lr in FINAL.items():
+        for lr, errors in by_lr.items():
+            for execution, error in enumerate(errors):
+                write(directory, f"{algorithm}-{arch}-lr{lr:g}", execution, point(algorithm, arch=arch, lr=lr),
+                      {"val_error_rate": [80.0, error], "val_loss": [2.0, error / 10]}, search=search(score="final"),
+                      test={"error_rate": error + 1.0})
+    return str(directory)
+
+
+def test_output_files_go_into_the_experiment_directory_unless_a_path_is_given(tmp_path, monkeypatch, capsys):
+    exp = lr_grid(tmp_path / "exp")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    names = {"--report": "report.md", "--csv": "best.csv", "--latex": "best.tex", "--lr_plot": "lr.png",
+             "--plot": "curves.png"}
+    assert results.main([exp, "--by", "algorithm", *[a for pair in names.items() for a in pair]]) == 0
+    out = capsys.readouterr().out
+    for name in names.values():
+        assert os.path.getsize(os.path.join(exp, name)) > 0 and not (elsewhere / name).exists(), name
+    assert f"report: {os.path.join(exp, 'report.md')}" in out
+    assert os.path.exists(os.path.join(exp, "report_curves.png")) and os.path.exists(os.path.join(exp, "report_lr.png"))
+    # a path is honoured: relative to the working directory, or absolute
+    assert results.main([exp, "--report", "./here.md", "--csv", str(tmp_path / "there.csv")]) == 0
+    assert (elsewhere / "here.md").exists() and (tmp_path / "there.csv").exists()
+    assert not os.path.exists(os.path.join(exp, "here.md"))
+
+
+def test_csv_export_reads_back_as_the_table(tmp_path):
+    import pandas as pd
+
+    exp = lr_grid(tmp_path / "exp")
+    assert results.main([exp, "--by", "algorithm", "--csv", "best.csv"]) == 0
+    table = results.best(results.load(exp), by="algorithm")
+    back = pd.read_csv(os.path.join(exp, "best.csv"), dtype={"arch": str})  # "16" is an arch, not a number
+    assert list(back.columns) == list(table.columns)
+    pd.testing.assert_frame_equal(back, table.reset_index(drop=True), check_dtype=False, check_exact=True)
+    assert list(back["val_error_rate"]) == [13.0, 41.0] and list(back["lr"]) == [1e-2, 1e-1]
+
+
+def test_latex_export_holds_the_printed_table(tmp_path):
+    exp = lr_grid(tmp_path / "exp")
+    assert results.main([exp, "--by", "algorithm", "--latex", "best.tex"]) == 0
+    text = open(os.path.join(exp, "best.tex"), encoding="utf-8").read()
+    assert "\\begin{tabular}{" in text and text.rstrip().endswith("\\end{tabular}")
+    body = text[text.index("\\toprule") + len("\\toprule"):text.index("\\bottomrule")].strip().splitlines()
+    unescape = {escaped: char for char, escaped in results.tables._LATEX.items()}
+
+    def cells(line):
+        assert line.endswith(" \\\\"), line
+        row = []
+        for cell in line[:-3].split(" & "):
+            for escaped in sorted(unescape, key=len, reverse=True):
+                cell = cell.replace(escaped, unescape[escaped])
+            row.append(cell)
+        return row
+
+    rows, shared = results.tables.summary(results.best(results.load(exp), by="algorithm"))
+    rows = rows.drop(columns=["trial_id"])  # the CSV's: a paper's table has no trial ids
+    assert body[1] == "\\midrule"
+    assert cells(body[0]) == list(rows.columns) and body[0].startswith("algorithm & val\\_error\\_rate & n")
+    assert [cells(line) for line in body[2:]] == [list(r) for r in rows.itertuples(index=False)]
+    assert "13 $\\pm$ 1.4" in text  # bp's 12 and 14 at lr 1e-2 (arch 32)
+    assert "% every row: activation tanh" in text and "% val_error_rate in %, lower is better" in text
+    assert "bp-32-lr0.01" not in text and "project" not in text
+
+
+def test_the_lr_curve_takes_the_best_configuration_at_each_lr_with_its_spread(tmp_path):
+    curves = results.lr_curves(results.load(lr_grid(tmp_path / "exp")))
+    assert curves.attrs["objective"] == "val_error_rate" and curves.attrs["by"] == ["algorithm"]
+    bp = curves[curves["algorithm"] == "bp"]
+    assert list(bp["lr"]) == list(LRS) and list(bp["mean"]) == [32.0, 13.0, 60.0]  # arch 16, 32, 16
+    assert list(bp["min"]) == [30.0, 12.0, 50.0] and list(bp["max"]) == [34.0, 14.0, 70.0]
+    assert list(bp["trial_id"]) == ["bp-16-lr0.001", "bp-32-lr0.01", "bp-16-lr0.1"]
+    assert list(curves[curves["algorithm"] == "dfa"]["mean"]) == [62.0, 46.0, 41.0]
+    assert results.plots.lr_at_the_edge(curves) == {"dfa": "largest"}  # bp's best is inside its grid
+
+
+def test_the_lr_plot_has_one_line_per_rule_on_a_log_axis(tmp_path, monkeypatch):
+    frame = results.load(lr_grid(tmp_path / "exp"))
+    seen = {}
+    save = results.plots.save_figure
+
+    def spy(fig, path):
+        ax = fig.axes[0]
+        seen["xscale"] = ax.get_xscale()
+        seen["lines"] = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+                         for line in ax.get_lines() if not line.get_label().startswith("_")}
+        seen["bands"] = len(ax.collections)
+        return save(fig, path)
+
+    monkeypatch.setattr(results.plots, "save_figure", spy)
+    path = results.plot_lr(frame, path=str(tmp_path / "lr.png"))
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert seen["xscale"] == "log" and seen["bands"] == 2
+    assert seen["lines"] == {"bp": (list(LRS), [32.0, 13.0, 60.0]), "dfa": (list(LRS), [62.0, 46.0, 41.0])}
+
+
+def test_the_report_shows_the_lr_curve_and_names_a_best_lr_at_the_grids_edge(tmp_path):
+    lr_grid(tmp_path / "exp")
+    text = read_report(tmp_path)
+    assert "## Learning rate" in text and "![objective against the learning rate](report_lr.png)" in text
+    assert "Best at an end of the grid (a better learning rate may lie beyond it): dfa (largest lr)." in text
+    assert (tmp_path / "out" / "report_lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_lr_in_the_records_is_said_for_the_lr_plot(tmp_path, capsys):
+    for seed in (0, 1):
+        write(tmp_path / "exp", "bp", seed, {"model": "bp"}, {"loss": [1.0, 0.5]}, project=None)
+    assert results.main([str(tmp_path / "exp"), "--lr_plot", "lr.png"]) == 2
+    assert capsys.readouterr().err == "error: No lr hparam in these records: no curve of the objective against the " \
+                                      "learning rate.\n"
+
+
+def test_confirmation_executions_take_no_part_in_the_lr_curve(tmp_path):
+    exp = lr_grid(tmp_path / "exp")
+    record = records.ExecutionRecord(os.path.join(exp, PROJECT), "bp-16-lr0.001", 2, point("bp", lr=1e-3), seed=7,
+                                     search=search(score="final"))
+    record.data["history"] = {"val_error_rate": [80.0, 0.0], "val_loss": [2.0, 0.0]}
+    record.data["confirmation"] = True  # a re-run after the selection, far better: would move bp's curve at 1e-3
+    record.finish("completed")
+    curves = results.lr_curves(results.load(exp))
+    assert list(curves[curves["algorithm"] == "bp"]["mean"]) == [32.0, 13.0, 60.0]

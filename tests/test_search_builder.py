@@ -106,7 +106,8 @@ def test_weight_decay_is_refused_for_a_builder(tmp_path):
 def test_the_command_line_takes_a_builder_arch(tmp_path, cli_in_process, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
     assert HERE in sys.path
-    done = cli_in_process(str(tmp_path / "exp"), "--dataset", "digits", "--num_epochs", "1", "--algorithm", "fa",
+    done = cli_in_process(str(tmp_path / "exp"), "--dataset", "digits", "--num_epochs", "1", "--executions_per_trial",
+                          "1", "--algorithm", "fa",
                           "--arch", "user_models:mlp(width=8)", "--lr", "0.01", "--activation", "tanh",
                           "--batchnorm=false")
     assert done.returncode == 0, done.stderr

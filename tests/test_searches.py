@@ -288,3 +288,14 @@ def test_a_bayesian_search_killed_9_in_its_fourth_trial_resumes_with_the_same_se
     killed, reference = found(tmp_path / "killed"), found(tmp_path / "whole")
     assert in_order(tmp_path / "killed") == in_order(tmp_path / "whole")
     assert {k: d["history"] for k, d in killed.items()} == {k: d["history"] for k, d in reference.items()}
+
+
+def test_confirmation_seeds_of_a_bayesian_search_run_and_grow(tmp_path):
+    """The chosen points of a random or bayesian search are confirmed as a grid of them (`--confirm_seeds`)."""
+    config = SearchConfig(**{**SETTINGS, "search": "bayesian", "max_trials": 3})
+    space = SearchSpace.create(SMALL)
+    for seeds in (1, 2):  # more confirmation seeds add executions
+        summary = run_search(str(tmp_path), config, space, log=lambda *a: None, confirm_seeds=seeds)
+        assert not summary["unfinished"] and summary["confirmation"]
+    confirmations = [d for d in map(records.read, records.iter_record_paths(str(tmp_path))) if d.get("confirmation")]
+    assert len(confirmations) == 2 and {d["search"]["search"] for d in confirmations} == {"grid"}

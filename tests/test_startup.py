@@ -36,6 +36,12 @@ def test_help_imports_no_tensorflow():
     ("--num_epochs=-1", "error: Invalid num_epochs -1: must be ≥ 1."),
     ("--algorithm=nope", "error: Unknown algorithm 'nope'; valid: bp, fa,"),
     ("--optimizer=nope", "error: Unknown optimizer 'nope'; valid: adam,"),
+    # lists (issue 24): the bad value named, whichever its place, before any rule loads Keras
+    ("--algorithm=bp,nope", "error: Unknown algorithm 'nope'; valid: bp, fa,"),
+    ("--lr=1e-3,abc", "error: Invalid lr 'abc': a positive number."),
+    ("--activation=relu,tahn", "error: Unknown activation 'tahn'; valid: tanh, relu,"),
+    ("--batchnorm=false,maybe", "error: Invalid batchnorm 'maybe': true or false."),
+    ("--algorithm=bp,,fa", "error: Invalid list 'bp,,fa': comma-separated values, none empty"),
 ])
 def test_bad_input_is_refused_before_tensorflow_loads(tmp_path, flag, message):
     experiment = tmp_path / "exp"

@@ -35,6 +35,9 @@ FORMAT_VERSION = 1
 STATUSES = ("running", "completed", "failed", "diverged", "error")
 FINISHED = ("completed", "failed", "diverged")
 RECORDS_DIRNAME = "records"
+# A search's confirmation executions (`bpfree.tuning.confirmation`) live in the project directory's twin
+# "<project>-confirmation", their records marked ``"confirmation": true``; the read side counts them to the project.
+CONFIRMATION_SUFFIX = "-confirmation"
 
 
 def execution_path(experiment_dir, trial_id, execution):

@@ -51,6 +51,20 @@ def execution(search_seed, k):
     return search_seed + k
 
 
+CONFIRMATION_OFFSET = 1_000_000  # confirmation seeds sit this far from a search's execution seeds
+
+
+def confirmation(search_seed, k, count):
+    """The seed of confirmation execution `k` (0-based, of `count`) of a search seeded `search_seed`: a chosen
+    configuration re-run after the selection (`bpfree.tuning.confirmation`) with a seed no execution of the
+    grid used — ``search_seed + CONFIRMATION_OFFSET + k``, below it when that would leave int32 room
+    (grids of fewer than a million executions a point stay apart from them either way)."""
+    base = search_seed + CONFIRMATION_OFFSET
+    if base + count - 1 + HEADROOM >= INT32_LIMIT:
+        base = search_seed - CONFIRMATION_OFFSET
+    return base + k
+
+
 def layer_weights(seed, l):
     """The seed of the kernel initializer of layer `l` (1-based; the output layer is L + 1) of a
     network seeded `seed`: dense and conv blocks, Forward-Forward's layers, invertible layers.

@@ -5,11 +5,13 @@
     results.best(df, by="algorithm")               # the best trial per algorithm, by the search's objective
     results.best(df, "val_loss", by=["algorithm", "arch"], score="last3")
     results.plot_curves(df, "val_error_rate", by="algorithm", path="curves.png")
-    results.report.write(df, "report.md")          # best per rule, curves, alignment, tests against bp
+    results.plot_lr(df, path="lr.png")             # the objective against the learning rate, a line per rule
+    results.report.write(df, "report.md")          # best per rule, curves, lr, alignment, tests against bp
     (models,) = results.best_models("data/quickstart")  # the best trial's final models (--save_models)
 
     python -m bpfree.results EXPERIMENT_DIR [--by algorithm,arch] [--objective val_loss] [--score best]
-                             [--plot curves.png] [--report report.md]
+                             [--plot curves.png] [--report report.md] [--csv best.csv] [--latex best.tex]
+                             [--lr_plot lr.png]
 
 One concept a module, each importing only those before it: `frame` (`load`: the records as a DataFrame,
 and its columns), `scores` (execution and trial scores, `best`; how a score is chosen is in its docstring),
@@ -25,12 +27,12 @@ from bpfree.results.cli import CONSOLE_WIDTH, main
 from bpfree.results.models import best_model_paths, best_models, load_model
 from bpfree.results.frame import (BASE_COLUMNS, TEST_PREFIX, hparam_columns, load, metric_columns, rule_column,
                                   test_columns)
-from bpfree.results.plots import curves, plot_curves, save_figure
+from bpfree.results.plots import curves, lr_curves, plot_curves, plot_lr, save_figure
 from bpfree.results.scores import (DEFAULT_OBJECTIVES, best, execution_scores, parse_by, recorded_objective,
                                    rule_hparams_that_vary, trial_scores)
 from bpfree.results.tables import group_label
 
 __all__ = ["load", "best", "execution_scores", "trial_scores", "recorded_objective", "hparam_columns",
            "metric_columns", "test_columns", "rule_column", "parse_by", "rule_hparams_that_vary", "group_label",
-           "curves", "plot_curves", "save_figure", "main", "BASE_COLUMNS", "TEST_PREFIX", "DEFAULT_OBJECTIVES",
-           "CONSOLE_WIDTH", "report", "best_models", "best_model_paths", "load_model"]
+           "curves", "plot_curves", "lr_curves", "plot_lr", "save_figure", "main", "BASE_COLUMNS", "TEST_PREFIX",
+           "DEFAULT_OBJECTIVES", "CONSOLE_WIDTH", "report", "best_models", "best_model_paths", "load_model"]

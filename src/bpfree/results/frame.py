@@ -42,6 +42,8 @@ def load(experiment_dir, errors=None):
                 errors.append(str(e))
             continue
         project = os.path.relpath(os.path.dirname(os.path.dirname(os.path.dirname(path))), experiment_dir)
+        if data.get("confirmation") is True:  # "<project>-confirmation": counted to the search's project
+            project = project.removesuffix(records.CONFIRMATION_SUFFIX)
         search = data.get("search")
         test = {f"{TEST_PREFIX}{k}": (np.nan if v is None else v) for k, v in (data.get("test") or {}).items()}
         base = {"project": project, "trial_id": data["trial_id"], "execution": data["execution"],

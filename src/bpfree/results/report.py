@@ -5,8 +5,8 @@
 
 It holds the best configuration per rule (by the searches' objective and score, `bpfree.results.best`, over
 the executions of the search; confirmation executions take no part) with its validation and test mean ± std
-over executions, the learning curves of those configurations (``report_curves.png``), the trackers' alignment
-curves where the records have them (``report_bp_cosine.png``, ``report_weight_alignment.png``), and each rule
+over executions, the learning curves of those configurations (``report_curves.png``), the objective against
+the learning rate per rule (``report_lr.png``), the trackers' alignment curves where the records have them (``report_bp_cosine.png``, ``report_weight_alignment.png``), and each rule
 compared with bp on the test split (`bpfree.results.statistics`): executions paired by seed, the mean paired
 difference with its 95% confidence interval, the paired t-test and the exact Wilcoxon signed-rank test
 (two-sided), each with Holm's correction across the rules compared with bp, and the smallest p the
@@ -20,7 +20,7 @@ import os
 
 from bpfree import io
 from bpfree.results import plots, statistics, tables
-from bpfree.results.frame import rule_column
+from bpfree.results.frame import hparam_columns, rule_column
 from bpfree.results.scores import best, execution_scores
 
 REFERENCE = "bp"
@@ -101,7 +101,19 @@ def figures_section(frame, table, stem):
     objective = table.attrs["objective"]
     curves = plots.plot_curves(frame, objective, path=f"{stem}_curves.png", table=table)
     lines = ["## Learning curves", "", f"{objective} per epoch, mean ± std over executions.", "",
-             f"![learning curves]({os.path.basename(curves)})", "", "## Alignment", ""]
+             f"![learning curves]({os.path.basename(curves)})", ""]
+    figures = [curves]
+    if "lr" in hparam_columns(frame):  # the objective against the learning rate: where the grid's edges show
+        lr_figure = plots.plot_lr(frame, objective, path=f"{stem}_lr.png", score=table.attrs.get("score"))
+        edges = plots.lr_at_the_edge(plots.lr_curves(frame, objective, table.attrs.get("score")))
+        lines += ["## Learning rate", "", f"{objective} of the best configuration at each learning rate, mean over "
+                  "executions (band: the lowest and highest execution), a line per rule; ringed: each rule's "
+                  "lowest.", "", f"![objective against the learning rate]({os.path.basename(lr_figure)})", ""]
+        if edges:
+            lines += ["Best at an end of the grid (a better learning rate may lie beyond it): " + ", ".join(
+                f"{rule} ({end} lr)" for rule, end in edges.items()) + ".", ""]
+        figures.append(lr_figure)
+    lines += ["## Alignment", ""]
     alignment = plots.plot_alignment(frame, table, stem)
     for name, figure in alignment.items():
         lines += [f"{plots.ALIGNMENT[name]}, mean over executions.", "", f"![{name}]({os.path.basename(figure)})",
@@ -109,7 +121,7 @@ def figures_section(frame, table, stem):
     if not alignment:
         lines += ["No tracker metrics in these records (a search run with `--trackers bp_cosine,weight_alignment` "
                   "records them).", ""]
-    return lines, [curves, *alignment.values()]
+    return lines, [*figures, *alignment.values()]
 
 
 def _score_words(scored):

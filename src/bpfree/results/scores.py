@@ -115,7 +115,10 @@ def best(frame, objective=None, by=None, score=None):
     """The best trial (lowest score) overall, or per group of `by` (a column, "a,b" or a list), all sorted.
 
     `objective` defaults to the search's own (`recorded_objective`); `score` to each record's rule. The
-    result's attrs hold "objective", "score" and "by" (the grouping columns, rule hparams included)."""
+    result's attrs hold "objective", "score" and "by" (the grouping columns, rule hparams included).
+    Confirmation executions (re-runs of chosen configurations) take no part in the selection."""
+    if "confirmation" in frame:
+        frame = frame[~frame["confirmation"].fillna(False).astype(bool)]
     trials = trial_scores(frame, objective, score)
     objective = trials.attrs["objective"]
     trials = trials.dropna(subset=[objective]).sort_values(objective, kind="stable")

@@ -157,5 +157,31 @@ def markdown(rows):
         index=False)])
 
 
+# LaTeX's special characters in table text, and the symbols of `summary`'s cells spelled for LaTeX.
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "—": "---",
+          "–": "--", "…": r"\ldots{}", "·": r"$\cdot$", "×": r"$\times$"}
+
+
+def latex_escape(text):
+    """`text` with LaTeX's special characters escaped and the tables' symbols (±, —, …) in LaTeX."""
+    return "".join(_LATEX.get(c, c) for c in str(text))
+
+
+def latex(rows, notes=()):
+    """A DataFrame of text (`summary`'s rows) as a booktabs LaTeX tabular, `notes` as comment lines above it.
+
+    Written here rather than by pandas' `DataFrame.to_latex`: that goes through pandas' Styler, which needs
+    jinja2, a package bpfree does not otherwise depend on (and the cells are text already: the escaping and
+    the ± are all there is to do)."""
+    def line(cells):
+        return " & ".join(latex_escape(c) for c in cells) + r" \\"
+
+    head = [f"% {note}" for note in notes] + ["% needs \\usepackage{booktabs}",
+                                              "\\begin{tabular}{" + "l" * len(rows.columns) + "}", r"\toprule"]
+    body = [line(rows.columns), r"\midrule"] + [line(r) for r in rows.itertuples(index=False)]
+    return "\n".join(head + body + [r"\bottomrule", r"\end{tabular}"]) + "\n"
+
+
 def _width(text):
     return max((len(line) for line in text.splitlines()), default=0)

@@ -1,8 +1,11 @@
 """`python -m bpfree EXPERIMENT_DIR [flags]`: a resumable grid search (absl flags, as the ancestor).
 
-Every hparam flag given (--algorithm, --arch, --activation, --batchnorm, --bw_init, --lr, --reg_rate)
-is fixed; the others are searched over the preset's lists (--hparams, default hparams/default.toml).
-Search settings come from the flag, else the preset's [search] table, else the defaults.
+The preset (--hparams, default hparams/quickstart.toml) is the base; every flag given overrides its value,
+and the command says which. An hparam flag (--algorithm, --arch, --activation, --batchnorm, --bw_init, --lr,
+--reg_rate, --rule_hparam) takes one value or a comma-separated list (--algorithm bp,fa,dfa --lr 1e-3,1e-2),
+which replaces the preset's list. Search settings come from the flag, else the preset's [search] table,
+else the defaults. A finished search prints its best configuration per rule and writes
+EXPERIMENT_DIR/curves.png.
 A grid of more than `bpfree.tuning.plan.ASK_ABOVE` execution-epochs runs only with --yes; --dry_run
 says what a search would do (size, points, an estimated time) and trains nothing.
 Exit codes: 0 done; 1 a flag that does not parse; 2 bad input (one line on stderr, nothing trained; a grid
@@ -27,12 +30,14 @@ from bpfree.datasets import RESIZES, SCALERS, names as dataset_names
 from bpfree.tuning import distributed, plan
 from bpfree.tuning.config import OBJECTIVE_ALIASES, OBJECTIVES, SearchConfig
 from bpfree.tuning.lock import ExperimentLocked
-from bpfree.tuning.space import SearchSpace, load_preset
+from bpfree.tuning.space import SearchSpace, Values, load_preset, rule_entries, split_values
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 USAGE = "python -m bpfree EXPERIMENT_DIR [flags]"
-DEFAULT_PRESET = os.path.join(REPO, "hparams", "default.toml")
+# The preset a search starts from unless --hparams names another (hparams/default.toml is the ancestor's full
+# grid, 27,648 points: a base no command-line comparison wants; issue 24).
+DEFAULT_PRESET = os.path.join(REPO, "hparams", "quickstart.toml")
 
 
 def _one_of(names):
@@ -40,7 +45,7 @@ def _one_of(names):
 
 
 flags.DEFINE_string("hparams", None, "Search-space preset (TOML); hparams/*.toml are the shipped ones. "
-                    "Default: hparams/default.toml.")
+                    "Default: hparams/quickstart.toml; every flag given overrides its value.")
 flags.DEFINE_string("experiment_dir", None, "Where the experiment lives (or give it as the first argument).")
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool,
            list: flags.DEFINE_list}
@@ -91,31 +96,59 @@ SEARCH_FLAGS = {
     "resize": (str, "How images reach --input_size" + _one_of(RESIZES)[:-1] + " (pad: zeros around, symmetric; "
                     "never below the native size)."),
 }
-# Hparams: given = fixed. flag -> (hparam, type, help). One name for each, as in presets and records;
-# ALIASES keeps the ancestor's spelling.
+# Hparams: a flag given replaces the preset's values with its own: one, or a comma-separated list.
+# flag -> (hparam, type, help). One name for each, as in presets and records; ALIASES keeps the ancestor's spelling.
 HPARAM_FLAGS = {
-    "algorithm": ("algorithm", str, "Fix the learning rule" + _one_of(RULES)),
-    "arch": ("arch", str, "Fix the arch: dense widths (500-1000-500) or convolutions first "
+    "algorithm": ("algorithm", str, "The learning rules, e.g. bp,fa,dfa" + _one_of(RULES)),
+    "arch": ("arch", str, "The archs, e.g. 500-500,1000: dense widths (500-1000-500) or convolutions first "
                           "(conv6k5-pool2-conv16k5-pool2-120-84; tokens conv<f>k<k>[s<s>][v] (v: 'valid' "
-                          "padding), pool<n>, avgpool<n>, fc<n>)."),
-    "activation": ("activation", str, "Fix the activation" + _one_of(ACTIVATIONS)),
-    "batchnorm": ("batchnorm", bool, "Fix batch normalisation on (--batchnorm) or off (--nobatchnorm)."),
-    "bw_init": ("bw_init", str, "Fix the feedback-matrix init" + _one_of(BW_INITS)),
-    "lr": ("lr", float, "Fix the learning rate."),
-    "reg_rate": ("dropout", float, "Fix the dropout rate (tuned only for a val_* objective)."),
+                          "padding), pool<n>, avgpool<n>, fc<n>), or a model builder 'module:function(key=value,"
+                          "...)' (commas inside its parentheses are its own)."),
+    "activation": ("activation", str, "The activations, e.g. tanh,relu" + _one_of(ACTIVATIONS)),
+    "batchnorm": ("batchnorm", bool, "Batch normalisation on (--batchnorm), off (--nobatchnorm) or both "
+                                     "(--batchnorm=false,true)."),
+    "bw_init": ("bw_init", str, "The feedback-matrix inits, e.g. ortho,lecun" + _one_of(BW_INITS)),
+    "lr": ("lr", float, "The learning rates, e.g. 1e-3,1e-2."),
+    "reg_rate": ("dropout", float, "The dropout rates, e.g. 0,0.2 (a preset's list is searched only for a val_* "
+                                   "objective, a training objective gets 0; rates given here always are)."),
 }
 ALIASES = {"batch_norm": "batchnorm"}  # the ancestor's flag name, still accepted
 for _name, (_kind, _help) in SEARCH_FLAGS.items():
     _DEFINE[_kind](_name, None, _help)
+
+
+class _BooleansParser(flags.BooleanParser):
+    """--batchnorm / --nobatchnorm as absl's booleans, and --batchnorm=false,true as `Values`; a value that
+    is not a boolean is kept as text, for the space to refuse in one line (exit 2)."""
+
+    def parse(self, argument):
+        if isinstance(argument, str) and "," in argument:
+            try:
+                return Values([self._one(v) for v in split_values(argument)])
+            except ValueError:  # an empty value: the list as text, refused by the space naming it
+                return argument
+        return self._one(argument)
+
+    def _one(self, argument):
+        try:
+            return flags.BooleanParser.parse(self, argument)
+        except ValueError:
+            return argument
+
+
 for _name, (_, _kind, _help) in HPARAM_FLAGS.items():
-    _DEFINE[_kind](_name, None, _help)
+    if _kind is bool:
+        flags.DEFINE_flag(flags.Flag(_BooleansParser(), None, _name, None, _help, boolean=True))
+    else:  # text: `resolve` splits the list and converts each value
+        flags.DEFINE_string(_name, None, _help)
 for _alias, _name in ALIASES.items():
     flags.DEFINE_alias(_alias, _name)
 flags.DEFINE_multi_string("tracker", None, "Tracker (repeatable)" + _one_of(TRACKERS))
 flags.DEFINE_integer("members", 0, "The most executions of one structure (rule, arch, ... all but lr and seed) "
                      "trained in the same kernels by one program, its members (each its own weights, seed, data order "
-                     "and optimizer state). 0: automatic (from the structure's size and the device). Records are the "
-                     "same whatever the number.")
+                     "and optimizer state). 0: automatic (from the structure's size and the device). Under XLA records are "
+                     "the same whatever the number; without XLA they depend on it, so an experiment keeps the count "
+                     "its records were trained with (another is refused).")
 flags.DEFINE_enum("engine", "members", ["members", "fit"], "members: the member programs (bpfree.tuning.engine); "
                   "fit: each execution through its own Keras fit (a debugging path, slower; same records within "
                   "the compile mode's rounding).")
@@ -126,8 +159,13 @@ flags.DEFINE_bool("save_models", False, "Keep each execution's final model (comp
                   "execution ends; read back with bpfree.results.best_models. Disk: about as much again as the final "
                   "checkpoint each completed execution keeps (weights, feedback matrices, Adam's two slots a "
                   "weight): 1.0-1.3 MB an execution on the quickstart's 256-256 nets, 1.3-2.6 MB on LeNet-5.")
-flags.DEFINE_multi_string("rule_hparam", None, "Fix a rule's own hparam, RULE.NAME=VALUE (repeatable), e.g. "
-                          "tp_rinv.gamma=0.01; a bare NAME=VALUE only for a name no other rule has.")
+flags.DEFINE_integer("confirm_seeds", 0, "After the grid, re-run each rule's chosen configuration (best validation "
+                     "score) with this many fresh seeds no grid execution used, as confirmation executions "
+                     "(<project>-confirmation/, records marked confirmation): the report's paired tests run on their "
+                     "test scores, which played no part in the selection. Resumable; more seeds add executions.")
+flags.DEFINE_multi_string("rule_hparam", None, "A rule's own hparam, RULE.NAME=VALUE or a list RULE.NAME=V1,V2 "
+                          "(repeatable), e.g. tp_rinv.gamma=0.01,0.1; a bare NAME=VALUE only for a name no other "
+                          "rule has.")
 flags.DEFINE_bool("reset_training", False, "Delete this experiment's records and start over.")
 flags.DEFINE_integer("workers", 0, "Run the search as a coordinator and this many worker processes on this host "
                      "(keras-tuner chief/worker mode; README: several workers). On a GPU host worker k sees one GPU "
@@ -150,25 +188,27 @@ flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages and abs
                   "(TF_CPP_MIN_LOG_LEVEL=0 does too).")
 
 HELP_GROUPS = (
-    ("search space (a flag given fixes that hparam; the others are searched over the preset)",
+    ("search space (a flag given replaces the preset's values with its value or comma-separated list; the "
+     "others are searched over the preset)",
      ("hparams", *HPARAM_FLAGS, "rule_hparam")),
     ("search settings (the flag, else the preset's [search] table, else the default shown)",
      (*SEARCH_FLAGS, "tracker")),
-    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "save_models", "workers", "oracle_bind", "verbose")),
+    ("running", ("experiment_dir", "dry_run", "yes", "reset_training", "save_models", "confirm_seeds", "workers",
+                 "oracle_bind", "verbose")),
 )
 
 
 def help_text(width=100):
     """bpfree's own flags, grouped, with their defaults and choices (absl's --helpfull lists all ~120)."""
     defaults = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
-    preset = os.path.join("hparams", "default.toml")
-    preset_defaults, _ = load_preset(os.path.join(REPO, preset))
+    preset = os.path.relpath(DEFAULT_PRESET, REPO)
+    preset_defaults, preset_space = load_preset(DEFAULT_PRESET)
     lines = [f"usage: {USAGE}", "       ./train.bash EXPERIMENT_DIR [flags]   (the same, restarted after a crash)", "",
              textwrap.fill("A resumable grid search: records, checkpoints and TensorBoard logs go to EXPERIMENT_DIR; "
                            "re-running the same command resumes it. Exit codes: 0 done, 2 bad input (one line, "
                            "nothing trained), 3 crashed or incomplete (re-run to resume).", width)]
     for title, names in HELP_GROUPS:
-        lines += ["", f"{title}:"]
+        lines += ["", *textwrap.wrap(f"{title}:", width)]
         for name in names:
             flag = FLAGS[name]
             spelled = f"--[no]{name}" if flag.boolean else f"--{name}"
@@ -178,8 +218,8 @@ def help_text(width=100):
                 shown = f"default: {_shown(preset_defaults[name])} from {preset}"
             elif name in defaults:
                 shown = f"default: {_shown(defaults[name])}"
-            elif name in HPARAM_FLAGS:
-                shown = "default: searched"
+            elif name in HPARAM_FLAGS and HPARAM_FLAGS[name][0] in preset_space:
+                shown = f"default: {_shown(preset_space[HPARAM_FLAGS[name][0]])} from {preset}"
             else:
                 shown = "" if flag.default in (None, []) else f"default: {_shown(flag.default)}"
             text = re.sub(r";\s*repeat this option to specify a list of values$", "", flag.help)
@@ -194,7 +234,7 @@ def _shown(value):
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (tuple, list)):
-        return ", ".join(map(str, value)) or "none"
+        return ", ".join(map(_shown, value)) or "none"
     return str(value)
 
 
@@ -217,13 +257,96 @@ def resolve(argv):
         except ValueError:
             raise checks.invalid("--lr_milestones", ",".join(FLAGS.lr_milestones), "epochs, e.g. 50,75") from None
     config = SearchConfig.from_settings(search, overrides, source=preset)  # preset values type-checked
-    fixed = {hp: getattr(FLAGS, flag) for flag, (hp, _, _) in HPARAM_FLAGS.items()}
+    fixed = {hp: hparam_values(flag) for flag, (hp, _, _) in HPARAM_FLAGS.items() if getattr(FLAGS, flag) is not None}
     for item in FLAGS.rule_hparam or ():
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise checks.invalid("--rule_hparam", item, "expected RULE.NAME=VALUE, e.g. gait.orthogonal_reg=0.1")
-        fixed[name.strip()] = value.strip()
+        fixed[name.strip()] = Values(split_values(value)) if value.strip() else value.strip()
     return experiment_dir, config, SearchSpace.create(space, fixed, tune_dropout=config.tunes_dropout)
+
+
+def hparam_values(flag):
+    """The `Values` of an hparam flag: its comma-separated list (commas inside a builder's parentheses kept),
+    numbers converted; what does not convert is left for the space to refuse, naming the value."""
+    hparam, kind, _ = HPARAM_FLAGS[flag]
+    given = getattr(FLAGS, flag)
+    if kind is bool:
+        return given if isinstance(given, Values) else Values([given])
+    values = split_values(given)
+    if kind is float:
+        values = [_number(v) for v in values]
+    return Values(values)
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def override_lines(space):
+    """One line per flag that overrides a value of the preset (issue 24: a flag never drops the preset
+    silently): "--lr overrides the preset's lr [0.0003, 0.001] with [0.001]"; none when no flag does."""
+    preset = FLAGS.hparams or DEFAULT_PRESET
+    search, preset_space = load_preset(preset)
+    lines = []
+    given = space.as_dict()
+    for flag, (hparam, _, _) in HPARAM_FLAGS.items():
+        if getattr(FLAGS, flag) is not None and hparam in preset_space:
+            lines.append(f"--{flag} overrides the preset's {hparam} {_listed(preset_space[hparam])} with "
+                         f"{_listed(given[hparam])}")
+    if FLAGS.rule_hparam:
+        extras, had = dict(space.extras), rule_entries(preset_space)
+        for name in rule_entries({item.partition("=")[0].strip(): None for item in FLAGS.rule_hparam}):
+            if name in had:
+                lines.append(f"--rule_hparam overrides the preset's {name} {_listed(had[name])} with "
+                             f"{_listed(extras[name])}")
+    settings = {**{name: name for name in SEARCH_FLAGS}, "tracker": "trackers"}
+    for flag, name in settings.items():
+        if FLAGS[flag].present and name in search:
+            value = getattr(FLAGS, flag)
+            lines.append(f"--{flag} overrides the preset's {name} {_listed(search[name])} with {_listed(value)}")
+    if not lines:
+        return []
+    shown = os.path.relpath(preset, REPO) if os.path.abspath(preset).startswith(REPO + os.sep) else preset
+    return [f"preset {shown}{' (the default)' if not FLAGS.hparams else ''}, with the command line's values:",
+            *(f"  {line}" for line in lines)]
+
+
+def _listed(value):
+    """A preset's or the command line's value as the log shows it: "[0.0003, 0.001]", "true", "30"."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_listed(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return _shown(value)
+
+
+def print_results(experiment_dir, project_dir, objective):
+    """The table a finished search ends with (the best configuration per rule of its project, `bpfree.results`)
+    and their learning curves in EXPERIMENT_DIR/curves.png; a summary that cannot be made is said, not fatal."""
+    from bpfree import results
+
+    try:
+        frame = results.load(experiment_dir)
+        project = os.path.relpath(project_dir, experiment_dir)
+        keep = frame["project"] == project if "project" in frame else None  # the experiment's other searches: out
+        if keep is not None and "confirmation" in frame:  # the grid's executions (as the selection counts them)
+            keep &= ~frame["confirmation"].fillna(False).astype(bool)
+        if keep is not None and not keep.all():
+            attrs = dict(frame.attrs)
+            frame = frame[keep].reset_index(drop=True)
+            frame.attrs.update(attrs)
+        if frame.empty:
+            raise ValueError(f"no records under {project_dir}")
+        table = results.best(frame, objective, by=results.rule_column(frame))
+        print(results.tables.console(table, width=results.CONSOLE_WIDTH))
+        path = results.plot_curves(frame, objective, path=os.path.join(experiment_dir, "curves.png"), table=table)
+        print(f"curves: {path}")
+    except (ValueError, OSError) as e:
+        print(f"(no results table: {e})")
 
 
 def main(argv):
@@ -236,6 +359,7 @@ def main(argv):
         with console.quiet_start(quiet=not (FLAGS.verbose or console.wants_verbose([]))):  # or TF_CPP_MIN_LOG_LEVEL=0
             experiment_dir, config, space = resolve(argv)
             checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
+            checks.whole("--confirm_seeds", FLAGS.confirm_seeds, lambda v: v >= 0, "an integer ≥ 0 (0: none)")
             if FLAGS.workers and config.search == "bayesian":  # its sequence would depend on the workers' timing
                 raise ValueError("--workers: search bayesian runs in one process (each trial is proposed from every "
                                  "finished one); drop --workers, or use search random or grid.")
@@ -245,6 +369,13 @@ def main(argv):
             engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",
                                    checkpoint_seconds=FLAGS.checkpoint_seconds, save_models=FLAGS.save_models)
             dry_run, run_search = _load_search_modules()  # the flags are good: now Keras and TensorFlow
+        # Said once: by a search alone or its coordinator (not by workers, nor by the --workers supervisor,
+        # whose coordinator runs this same command line).
+        says = distributed.role() == "chief" or (distributed.role() is None and not FLAGS.workers)
+        changed = override_lines(space) if says else []
+        if changed:
+            validation.validate_points(space.grid(), config)  # a bad point is said alone, before what flags changed
+            print("\n".join(changed))
         if FLAGS.dry_run:
             dry_run(experiment_dir, config, space, engine, preset=FLAGS.hparams or DEFAULT_PRESET,
                     reset_training=FLAGS.reset_training, workers=FLAGS.workers)
@@ -254,10 +385,16 @@ def main(argv):
             validation.validate_points(space.grid(), config)  # a bad point is said first
             plan.check_size(size, FLAGS.yes)
         role = distributed.role()
+        reset = FLAGS.reset_training
         if FLAGS.workers and role is None:
             bind = distributed.check_bind(distributed.LOOPBACK if FLAGS.oracle_bind is None else FLAGS.oracle_bind)
             validation.validate_points(space.grid(), config)  # bad input: exit 2 before any process starts
-            return distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind)
+            code = distributed.supervise(experiment_dir, sys.argv[1:], FLAGS.workers, host=bind)
+            if code or not FLAGS.confirm_seeds:
+                return code
+            # The grid is done: its confirmation executions run here, in one process (nothing of the grid is
+            # left to train, and nothing is reset twice).
+            reset = False
         if role == "chief":  # keras-tuner's chief listens on its KERASTUNER_ORACLE_IP: the flag's, if given
             if FLAGS.oracle_bind is not None:
                 os.environ["KERASTUNER_ORACLE_IP"] = distributed.check_bind(FLAGS.oracle_bind)
@@ -265,8 +402,8 @@ def main(argv):
             warning = distributed.bind_warning(bind, os.environ["KERASTUNER_ORACLE_PORT"])
             if warning:
                 print(warning, file=sys.stderr)
-        summary = run_search(experiment_dir, config, space, reset_training=FLAGS.reset_training,
-                             engine=engine)
+        summary = run_search(experiment_dir, config, space, reset_training=reset, engine=engine,
+                             confirm_seeds=FLAGS.confirm_seeds)
     except (ValueError, ExperimentLocked) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -289,9 +426,10 @@ def main(argv):
         return 0
     ran = ("handed to the workers" if role == "chief"
            else f"run in {summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
-    print(f"search done: {summary['ran']} grid points {ran}; records in {summary['project_dir']}\n"
-          f"best per algorithm: python -m bpfree.results {summary['project_dir']} --by algorithm "
-          f"--objective {config.objective}")
+    print(f"search done: {summary['ran']} grid points {ran}; records in {summary['project_dir']}")
+    print_results(experiment_dir, summary["project_dir"], config.objective)
+    print(f"a report (tests against bp, figures): python -m bpfree.results {summary['project_dir']} --report "
+          "report.md")
     return 0
 
 

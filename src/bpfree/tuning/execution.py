@@ -26,7 +26,7 @@ import time
 
 import keras
 
-from bpfree import checkpoints, io, records, scoring, seeds
+from bpfree import checkpoints, io, records, scoring
 from bpfree.reconstructions import ReconstructionFigure
 from bpfree.schedule_callback import EpochLearningRate
 from bpfree.records import FINISHED
@@ -128,7 +128,7 @@ class Execution:
         if previous is not None and records.done(previous, config.num_epochs):
             return score_of(previous["history"], config)
         extending = previous is not None and previous["status"] in FINISHED  # completed, the search now longer
-        seed = seeds.execution(config.seed, execution)
+        seed = tuner.execution_seed(execution)
         keras.utils.set_random_seed(seed)
 
         def new_record(aside="interrupted"):
@@ -160,6 +160,8 @@ class Execution:
         else:
             record = new_record(aside="superseded" if extending else "interrupted")
         record.data["worker"] = tuner.tuner_id
+        if tuner.confirmation:  # a chosen configuration re-run after the selection (`bpfree.tuning.confirmation`)
+            record.data["confirmation"] = True
         record.data["data_source"] = tuner.data_source  # this run's (a resumed record may have had another)
         record.start(time.monotonic())
         return cls(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,

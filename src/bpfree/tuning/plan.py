@@ -3,7 +3,7 @@ and the size above which it runs only when asked to (`--yes`).
 
 The size of a search is counted in execution-epochs (grid points × executions per point × epochs), the
 work it trains whatever the network: a grid of more than `ASK_ABOVE` of them is refused without `--yes`
-(one line, exit 2, nothing trained), as the full default grid (6,912 points × 100 epochs) is.
+(one line, exit 2, nothing trained), as hparams/default.toml's full grid (27,648 points × 100 epochs) is.
 """
 
 import dataclasses

@@ -6,9 +6,9 @@ import re
 import shutil
 import time
 
-from bpfree import datasets, io, records
-from bpfree.tuning import distributed, tensorboard_hparams
-from bpfree.tuning.options import EngineOptions
+from bpfree import checks, datasets, io, records
+from bpfree.tuning import confirmation, distributed, tensorboard_hparams
+from bpfree.tuning.options import EngineOptions, program_members
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
 from bpfree.tuning.oracle import valid_records
@@ -29,7 +29,7 @@ def project_dir(experiment_dir, config, space):
     return os.path.join(experiment_dir, space.project_name(config.dataset, config.problem_type, config.objective))
 
 
-def run_search(experiment_dir, config, space, *, reset_training=False, log=print, engine=None):
+def run_search(experiment_dir, config, space, *, reset_training=False, log=print, engine=None, confirm_seeds=0):
     """Runs (or resumes) the grid; returns a summary dict. Raises ValueError subclasses on bad input.
 
     ``engine``: `EngineOptions` (how many executions of a structure one program trains in the same
@@ -38,7 +38,12 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
 
     Under keras-tuner's distributed environment variables (see `bpfree.tuning.distributed`) the chief
     only serves the grid oracle and the workers only run trials; otherwise one process does both.
+
+    ``confirm_seeds`` = N: once every grid execution has finished, each rule's chosen configuration trains N
+    confirmation executions with fresh seeds (`bpfree.tuning.confirmation`), in a single-process search (a
+    distributed one runs them when it is run again without workers: `--workers` does that itself).
     """
+    checks.whole("confirm_seeds", confirm_seeds, lambda v: v >= 0, "an integer ≥ 0 (0: none)")
     directory = project_dir(experiment_dir, config, space)
     _check_writable(experiment_dir)
     points = space.grid()
@@ -55,7 +60,10 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
             for sub in (records.RECORDS_DIRNAME, "tensorboard", "keras_tuner", CONFIG_FILE):
                 path = os.path.join(directory, sub)
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+            if os.path.isdir(confirmation.directory_of(directory)):
+                shutil.rmtree(confirmation.directory_of(directory))
         check_record_settings(directory, config)  # first: a config.json written now would hide the change
+        check_engine(directory, config, engine or EngineOptions())
         _write_or_check_config(directory, config, space)
         oracle = _oracle(directory, config, points, role)
         points = oracle.points  # the random search's sample; else the grid
@@ -63,6 +71,22 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space, config)
         summary = _run(directory, config, space, points, oracle, role, log, engine)
         summary["unfinished"] = oracle.unfinished_executions()
+        if confirm_seeds and role is None:
+            if summary["unfinished"]:
+                log("confirmation: waits until every grid execution has finished (re-run the same command)")
+            else:
+                def run_grid(confirm_dir, confirm_config, chosen, confirm_oracle, count):
+                    check_record_settings(confirm_dir, confirm_config)
+                    check_engine(confirm_dir, confirm_config, engine or EngineOptions())
+                    _write_or_check_config(confirm_dir, confirm_config, space)
+                    found = _run(confirm_dir, confirm_config, space, chosen, confirm_oracle, None, log, engine,
+                                 confirmation_of=count)
+                    found["unfinished"] = confirm_oracle.unfinished_executions()
+                    return found
+
+                confirmed = confirmation.run(directory, config, points, confirm_seeds, log, run_grid)
+                summary["confirmation"] = confirmed
+                summary["unfinished"] = summary["unfinished"] + confirmed["unfinished"]
         return summary
 
 
@@ -137,7 +161,7 @@ class SearchData:
         return datasets.from_tensors(split.x, split.y, split.meta, flatten=flatten, **self.common, **kwargs)
 
 
-def _run(directory, config, space, points, oracle, role, log, engine=None):
+def _run(directory, config, space, points, oracle, role, log, engine=None, confirmation_of=None):
     meta = config.dataset_info()
     output_dim = meta.num_classes if config.problem_type == "classification" else meta.features
     hypermodel = BpfreeHyperModel(space, config, meta.input_shape, output_dim)
@@ -150,7 +174,7 @@ def _run(directory, config, space, points, oracle, role, log, engine=None):
     log(f"data: {config.dataset} from {data_source}")
     tuner = GridTuner(oracle, hypermodel, directory, config, log=log, directory=os.path.join(directory, "keras_tuner"),
                       project_name=project_name, overwrite=True, engine_options=engine or EngineOptions(),
-                      points=points, data_source=data_source)
+                      points=points, data_source=data_source, confirmation_of=confirmation_of)
     start = time.perf_counter()
     if role == "chief":
         distributed.serve(tuner)
@@ -184,6 +208,31 @@ def check_record_settings(directory, config):
                 "re-run with the same flags, "
                 "pass --reset_training to start over, or use another EXPERIMENT_DIR."
             )
+
+
+def check_engine(directory, config, engine):
+    """Refuses a search whose programs would train without XLA with another member count (or another engine)
+    than its records were: there, unlike under XLA, a member's numbers depend on how many members its program
+    has (`options.program_members`), so the same experiment would hold numbers of two different runs."""
+    if config.jit_compile:
+        return
+    now = {"fit": True} if engine.fit else {"members": program_members(engine, False, 1, 0, 0)}
+    for path, data in valid_records(directory):
+        recorded = data.get("engine")
+        if not isinstance(recorded, dict) or recorded.get("xla") is not False:
+            continue  # older records, or trained under XLA
+        before = {"fit": True} if recorded.get("fit") else {"members": recorded.get("members")}
+        # A record trained through fit under the members engine may be a model programs cannot train (its own
+        # train step, trackers): it trains through fit again, so that pair is no change.
+        if before != now and not ("fit" in before and "members" in now):
+            def how(engine_used):
+                return "through fit" if "fit" in engine_used else f"by programs of {engine_used['members']} members"
+
+            flag = "--engine fit" if "fit" in before else f"--members {before['members']}"
+            raise ExperimentMismatch(
+                f"{path} was trained without XLA {how(before)}, and this search would train {how(now)}: without XLA "
+                f"a member's numbers depend on that; re-run with {flag}, pass --reset_training to start over, or "
+                "use another EXPERIMENT_DIR.")
 
 
 def _write_or_check_config(directory, config, space, write=True):

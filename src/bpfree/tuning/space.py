@@ -31,6 +31,29 @@ class SpaceError(ValueError):
     """A search space or fixed hparam that cannot be used; the message names it."""
 
 
+class Values(tuple):
+    """Several values given for one hparam on the command line (`--lr 1e-3,1e-2`): in `SearchSpace.create`'s
+    `fixed`, they replace the preset's list (any other value there is one value, a list of widths included)."""
+
+
+def split_values(text):
+    """The comma-separated values of a flag, commas inside parentheses or brackets kept: "bp,fa" → ["bp",
+    "fa"]; "m:mlp(width=8,depth=2),500-500" → ["m:mlp(width=8,depth=2)", "500-500"]. Spaces around a value
+    are dropped; an empty value ("bp,,fa", "bp,") is refused naming the text."""
+    values, depth, start = [], 0, 0
+    for index, char in enumerate(text + ","):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif char == "," and (depth == 0 or index == len(text)):
+            values.append(text[start:index].strip())
+            start = index + 1
+    if not all(values):
+        raise SpaceError(f"Invalid list {text!r}: comma-separated values, none empty (e.g. bp,fa,dfa or 1e-3,1e-2).")
+    return values
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """Ordered hparam name → tuple of values; `fixed` names came from the command line.
@@ -46,7 +69,8 @@ class SearchSpace:
 
     @classmethod
     def create(cls, space, fixed=None, tune_dropout=True):
-        """From a {name: [values]} space (a preset) and {name: value} fixes (the command line)."""
+        """From a {name: [values]} space (a preset) and {name: value} fixes (the command line), which replace
+        the preset's values for that name: one value, or several as `Values` (`--lr 1e-3,1e-2`)."""
         space = dict(space)
         fixed = {k: v for k, v in (fixed or {}).items() if v is not None}
         extras = {}
@@ -56,22 +80,27 @@ class SearchSpace:
                     continue
                 del source[key]
                 for qualified, vals in _rule_hparams(key, value):
-                    extras[qualified] = [vals] if is_fixed else vals
+                    extras[qualified] = list(vals) if isinstance(vals, Values) else [vals] if is_fixed else vals
         for name, value in fixed.items():
-            space[name] = [value]
-        if not tune_dropout:
-            space["dropout"] = [fixed.get("dropout", 0.0)]
+            space[name] = list(value) if isinstance(value, Values) else [value]
+        if not tune_dropout and "dropout" not in fixed:  # what the command line gives is searched as given
+            space["dropout"] = [0.0]
         ordered = []
         for name in HPARAMS:
             if name not in space:
                 raise SpaceError(f"The search space does not define {name!r}.")
-            ordered.append((name, tuple(_validate(name, v) for v in _values(name, space[name]))))
+            ordered.append((name, _unique(name, tuple(_validate(name, v) for v in _values(name, space[name])))))
+        for algorithm in dict(ordered)["algorithm"]:  # after every cheap check: the rules import Keras
+            try:
+                _rules().rule_class(algorithm)
+            except ValueError as e:
+                raise SpaceError(str(e)) from None
         checked = []
         for qualified in sorted(extras):
             rule, name = qualified.split(".", 1)
             default = _rules().rule_class(rule).hparams()[name]
-            checked.append((qualified, tuple(_validate_extra(qualified, v, default)
-                                              for v in _values(qualified, extras[qualified]))))
+            checked.append((qualified, _unique(qualified, tuple(_validate_extra(qualified, v, default)
+                                                                for v in _values(qualified, extras[qualified])))))
         space = cls(tuple(ordered), frozenset(fixed), tuple(checked))
         size = space.size()
         if size > MAX_GRID_POINTS:
@@ -180,12 +209,29 @@ def load_preset(path):
     return dict(data.get("search", {})), dict(data.get("space", {}))
 
 
+def _unique(name, values):
+    """`values` if no value is listed twice (its grid points would be the same trial); a SpaceError naming it."""
+    seen = []
+    for value in values:
+        if value in seen:
+            raise SpaceError(f"Invalid {name} list {list(values)!r}: {value!r} is listed twice.")
+        seen.append(value)
+    return values
+
+
 def _values(name, value):
     """A space entry as a non-empty list of values (a single value counts as a list of one)."""
     vals = value if isinstance(value, (list, tuple)) else [value]
     if not vals:
         raise SpaceError(f"The search space gives no value for {name!r}.")
     return vals
+
+
+def rule_entries(space):
+    """{"rule.hparam": values} of the rules' own hparams in a {name: values} space (a preset's [space] table,
+    bare names and [space.<rule>] tables resolved as `SearchSpace.create` resolves them)."""
+    return {qualified: vals for key, value in space.items() if key not in HPARAMS
+            for qualified, vals in _rule_hparams(key, value)}
 
 
 def _rule_hparams(key, value):
@@ -212,10 +258,6 @@ def _rule_hparams(key, value):
 def _validate(name, value):
     if name == "algorithm":
         checks.choice("algorithm", value, choices.RULES, label="Unknown", error=SpaceError)  # before Keras loads
-        try:
-            _rules().rule_class(value)
-        except ValueError as e:
-            raise SpaceError(str(e)) from None
     elif name == "arch" and builders.is_builder(value):
         try:  # a model builder, "module:function(key=value,...)" (`bpfree.builders`): its module loads later
             value = builders.canonical(value)

@@ -18,6 +18,7 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
+from bpfree import seeds
 from bpfree.tuning import distributed, engine, inputs, progress
 from bpfree.tuning.execution import Execution, finite_or_none
 from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, EngineOptions, program_members, structure_key
@@ -34,8 +35,13 @@ class GridTuner(keras_tuner.Tuner):
     runs named by the recognisable trial id."""
 
     def __init__(self, oracle, hypermodel, experiment_dir, config, log=print, engine_options=None, points=(),
-                 data_source=None, **kwargs):
+                 data_source=None, confirmation_of=None, **kwargs):
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        # Execution k's seed: the search's (seed + k), or, for the confirmation executions of a search
+        # (`bpfree.tuning.confirmation`; `confirmation_of` their count), seeds no grid execution used.
+        self.confirmation = confirmation_of is not None
+        self.execution_seed = (functools.partial(seeds.confirmation, config.seed, count=confirmation_of)
+                               if self.confirmation else functools.partial(seeds.execution, config.seed))
         self.data_source = data_source  # `datasets.source`: each record's "data_source" (not a search setting)
         self.options = engine_options or EngineOptions()
         self.checkpoint_seconds = self.options.checkpoint_seconds
@@ -142,7 +148,7 @@ class GridTuner(keras_tuner.Tuner):
 
     def _trial_metrics(self, trial, scores):
         """The trial's objective: the mean over its executions that finished with a finite score."""
-        tid = trial_id(dict(trial.hyperparameters.values))
+        tid = trial_id(point_of(trial))
         finite = [s for s in scores if s is not None and math.isfinite(s)]
         if not finite:
             raise keras_tuner.errors.FailedTrialError(f"Trial {tid}: no execution finished with a finite objective.")
@@ -155,7 +161,7 @@ class GridTuner(keras_tuner.Tuner):
         scores, ready = {}, []
         for trial in trials:
             self.trials_run += 1
-            point = dict(trial.hyperparameters.values)
+            point = point_of(trial)
             for execution in range(self.config.executions_per_trial):
                 run = Execution.open(self, trial, point, execution)
                 if isinstance(run, Execution):
@@ -233,7 +239,7 @@ class GridTuner(keras_tuner.Tuner):
         models = [run.model for run in runs] + [None] * (size - len(runs))
         flatten = inputs.flattens(runs[0].point["arch"])
         callbacks = [keras.callbacks.CallbackList(run.callbacks(data), model=run.model) for run in runs]
-        seeds = [run.seed for run in runs] + [0] * (size - len(runs))
+        member_seeds = [run.seed for run in runs] + [0] * (size - len(runs))
         active = [True] * len(runs) + [False] * (size - len(runs))
         failed = set()
 
@@ -272,7 +278,7 @@ class GridTuner(keras_tuner.Tuner):
                 if not any(trained):
                     break
                 each(_indices(trained), functools.partial(epoch_begin, epoch=epoch))
-                active = program.train_epoch(seeds, epoch, trained)
+                active = program.train_epoch(member_seeds, epoch, trained)
                 train_logs = {k: program.train_logs(k, runs[k].model) for k in _indices(trained)}
                 if whole_state_each_epoch:  # callbacks that read the weights every epoch (histograms)
                     each(_indices(trained), lambda k: program.unload(k, runs[k].model))
@@ -326,7 +332,7 @@ class GridTuner(keras_tuner.Tuner):
                                    activations, _device())
             program = engine.MemberProgram(model, size, data.in_memory("train", flatten), self.config.batch_size,
                                            jit_compile=jit)
-            if not program.vectorized:
+            if program.fallback:  # an op with no vectorized form (a program of one member has nothing to vectorize)
                 self.log(f"  {runs[0].tid}: its structure's members are computed one after another in their "
                          f"program ({program.fallback})")
             self._programs[key] = program
@@ -348,11 +354,19 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.tuner.progress.epoch(epoch, [(logs or {}).get(self.tuner.config.objective)])
 
 
+def point_of(trial):
+    """The grid point of a keras-tuner trial: its active hparams. A trial that came over keras-tuner's gRPC
+    (a worker's) carries every hparam of the space, those of other rules included (inactive, at their
+    defaults): taken as they come they would make another point, with another trial id."""
+    hp = trial.hyperparameters
+    return {name: value for name, value in hp.values.items() if hp.is_active(name)}
+
+
 def _by_structure(trials):
     """`trials` in groups of one structure (`options.structure_key`), in order of first appearance."""
     groups = {}
     for trial in trials:
-        groups.setdefault(structure_key(dict(trial.hyperparameters.values)), []).append(trial)
+        groups.setdefault(structure_key(point_of(trial)), []).append(trial)
     return list(groups.values())
 
 
