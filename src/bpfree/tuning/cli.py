@@ -85,6 +85,12 @@ SEARCH_FLAGS = {
     "lr_milestones": (list, "Epochs (from 0) where the step schedule multiplies the rate by lr_factor, e.g. 50,75."),
     "lr_factor": (float, "The step and plateau schedules' factor, in (0, 1)."),
     "lr_patience": (int, "The plateau schedule's epochs without improvement before a reduction."),
+    # How trials are chosen (bpfree.tuning.searches; README: Grid searches).
+    "search": (str, "How trials are chosen: grid (every point) | random (max_trials points in an order seeded by "
+                    "--seed) | bayesian (keras-tuner's Bayesian optimisation over the grid, max_trials trials one at "
+                    "a time); hyperband is not offered."),
+    "max_trials": (int, "The grid points a random or bayesian search tries: required with them, refused with grid; "
+                        "a larger value later extends the same sequence."),
     # Data shape (datasets.load's input_size / resize).
     "input_size": (int, "Images resized to N × N before scaling (0: the native size), e.g. 32 for MNIST as biotorch."),
     "resize": (str, "How images reach --input_size" + _one_of(RESIZES)[:-1] + " (pad: zeros around, symmetric; "
@@ -354,6 +360,9 @@ def main(argv):
             experiment_dir, config, space = resolve(argv)
             checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
             checks.whole("--confirm_seeds", FLAGS.confirm_seeds, lambda v: v >= 0, "an integer ≥ 0 (0: none)")
+            if FLAGS.workers and config.search == "bayesian":  # its sequence would depend on the workers' timing
+                raise ValueError("--workers: search bayesian runs in one process (each trial is proposed from every "
+                                 "finished one); drop --workers, or use search random or grid.")
             checks.whole("--members", FLAGS.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
             checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0,
                           "a number ≥ 0 (0: every epoch)")

@@ -26,6 +26,7 @@ OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
 # every execution's seed below 2**31 − SEED_HEADROOM keeps every derived seed a valid int32 seed.
 SEED_HEADROOM = seeds.HEADROOM
 SETTINGS_BEFORE_THEY_EXISTED.update(input_size=0, resize="bilinear")  # images were always at their native size
+SETTINGS_BEFORE_THEY_EXISTED.update(search="grid", max_trials=None)  # every search was the whole grid
 
 
 def canonical_objective(objective):
@@ -78,6 +79,10 @@ class SearchConfig:
     lr_milestones: tuple = ()
     lr_factor: float = 0.1
     lr_patience: int = 10
+    # How trials are chosen (`bpfree.tuning.oracles`): grid (every point) | random (a sample of max_trials
+    # points, seeded by seed) | bayesian (keras-tuner's Bayesian optimisation over the grid, max_trials trials).
+    search: str = "grid"
+    max_trials: int = None  # None with grid; an integer ≥ 1 otherwise
 
     def __post_init__(self):
         checks.choice("protocol", self.protocol, PROTOCOLS)
@@ -124,6 +129,7 @@ class SearchConfig:
         schedules.check(self.lr_schedule, self.lr_milestones, self.lr_factor, self.lr_patience)
         checks.whole("input_size", self.input_size, lambda v: v >= 0, "an integer ≥ 0 (0: the native size)")
         checks.choice("resize", self.resize, RESIZES)
+        choices.check_search(self.search, self.max_trials)
 
     @staticmethod
     def max_seed(executions_per_trial=1):
@@ -199,6 +205,8 @@ def check_type(name, value):
     """`value` as the type of SearchConfig's field `name` (an int is a valid float; bools are not numbers;
     trackers a list or tuple of strings, returned as a tuple); a ValueError naming the value otherwise."""
     kind = _TYPES[name]
+    if name == "max_trials" and value is None:  # unset: the grid
+        return None
     if name == "use_xla":
         if isinstance(value, bool) or type(value).__name__ == "bool_" or value == "auto":
             return value if value == "auto" else bool(value)

@@ -47,4 +47,6 @@ def run(directory, config, points, count, log, run_grid):
     oracle = GridOracle(chosen, confirm_dir, config.objective, count, config.num_epochs)
     log(f"confirmation: {len(chosen)} chosen configurations × {count} fresh seeds in {confirm_dir}, "
         f"{len(oracle.finished_ids)} already finished: {', '.join(trial_id(p) for p in chosen)}")
-    return run_grid(confirm_dir, dataclasses.replace(config, executions_per_trial=count), chosen, oracle, count)
+    # A grid of the chosen points, whatever search chose them (random, bayesian: `bpfree.tuning.searches`).
+    confirm_config = dataclasses.replace(config, executions_per_trial=count, search="grid", max_trials=None)
+    return run_grid(confirm_dir, confirm_config, chosen, oracle, count)

@@ -11,6 +11,7 @@ import os
 from bpfree import datasets
 from bpfree.tuning import estimate, plan, validation
 from bpfree.tuning.oracle import finished_trials
+from bpfree.tuning.searches import random_order
 from bpfree.tuning.space import trial_id
 
 
@@ -22,6 +23,8 @@ def dry_run(experiment_dir, config, space, engine, *, preset=None, reset_trainin
 
     points = space.grid()
     validation.validate_points(points, config)
+    if config.search != "grid":  # random: its sample; bayesian: as many points, its first ones (the rest unknown)
+        points = random_order(points, config.seed)[:config.max_trials]
     directory = project_dir(experiment_dir, config, space)
     finished, done, grown = None, set(), False
     if os.path.isdir(directory) and not reset_training:

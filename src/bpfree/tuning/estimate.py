@@ -144,7 +144,8 @@ def timing_config(config, slots):
     """(the timing run's SearchConfig, (training examples of the search, of the timing run)): the same
     settings, `slots` executions a point, `TIMED_EPOCHS` epochs, no early stopping, and a training set
     (and validation carve-out) cut to about `TIMING_EXAMPLES`."""
-    changes = dict(num_epochs=TIMED_EPOCHS, executions_per_trial=slots, use_early_stopping=False)
+    changes = dict(num_epochs=TIMED_EPOCHS, executions_per_trial=slots, use_early_stopping=False,
+                   search="grid", max_trials=None)  # every timed pair runs, whatever the search
     total = (config.dataset_info().splits or {}).get("train") or 0
     full = round(total * (1 - config.validation_frac) * (config.examples_frac or 1.0))
     if full <= TIMING_EXAMPLES:

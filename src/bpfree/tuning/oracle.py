@@ -109,6 +109,15 @@ class GridOracle(keras_tuner.Oracle):
         return trial
 
     @property
+    def trials_planned(self):
+        """The trials the search runs in all, finished ones included."""
+        return len(self.points)
+
+    def describe(self):
+        """The search's line at its start: its size, what is finished, what runs."""
+        return f"{len(self.points)} grid points, {len(self.finished_ids)} already finished, {len(self.remaining)} to run"
+
+    @property
     def remaining(self):
         """The points neither finished nor handed out, in grid order."""
         return [p for p in self.points if trial_id(p) not in self.finished_ids | self.handed_out]

@@ -27,7 +27,8 @@ class GridSize:
 
     @classmethod
     def of(cls, space, config):
-        return cls(space.size(), config.executions_per_trial, config.num_epochs)
+        points = space.size() if config.max_trials is None else min(space.size(), config.max_trials)  # random, bayesian
+        return cls(points, config.executions_per_trial, config.num_epochs)
 
     @property
     def execution_epochs(self):

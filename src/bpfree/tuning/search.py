@@ -11,7 +11,8 @@ from bpfree.tuning import confirmation, distributed, tensorboard_hparams
 from bpfree.tuning.options import EngineOptions, program_members
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
-from bpfree.tuning.oracle import GridOracle, valid_records
+from bpfree.tuning.oracle import valid_records
+from bpfree.tuning.searches import make_oracle
 from bpfree.tuning.tuner import GridTuner
 from bpfree.tuning.config import SearchConfig
 from bpfree.tuning.validation import validate_points
@@ -49,7 +50,8 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
     validate_points(points, config, config.dataset_info())
     role = distributed.role()
     if role == "worker":  # the chief's oracle decides what runs; this one only declares the space
-        return _run(directory, config, space, points, _oracle(directory, config, points), role, log, engine)
+        oracle = _oracle(directory, config, points, role)
+        return _run(directory, config, space, oracle.points, oracle, role, log, engine)
     started = time.time()
     with ExperimentLock(directory):
         # Writes a killed run left half done (kill -9 during a checkpoint or record): never read, now removed.
@@ -63,9 +65,9 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         check_record_settings(directory, config)  # first: a config.json written now would hide the change
         check_engine(directory, config, engine or EngineOptions())
         _write_or_check_config(directory, config, space)
-        oracle = _oracle(directory, config, points)
-        log(f"{directory}: {len(points)} grid points, {len(oracle.finished_ids)} already finished, "
-            f"{len(oracle.remaining)} to run")
+        oracle = _oracle(directory, config, points, role)
+        points = oracle.points  # the random search's sample; else the grid
+        log(f"{directory}: {oracle.describe()}")
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space, config)
         summary = _run(directory, config, space, points, oracle, role, log, engine)
         summary["unfinished"] = oracle.unfinished_executions()
@@ -88,8 +90,13 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         return summary
 
 
-def _oracle(directory, config, points):
-    return GridOracle(points, directory, config.objective, config.executions_per_trial, config.num_epochs)
+def _oracle(directory, config, points, role=None):
+    """The oracle of `config.search` (`bpfree.tuning.searches`). A bayesian search proposes each trial from
+    every finished one, so it runs in one process (workers would make its sequence depend on timing)."""
+    if role is not None and config.search == "bayesian":
+        raise ValueError("search bayesian runs in one process (each trial is proposed from every finished one): "
+                         "drop --workers (or KERASTUNER_TUNER_ID), or use search random or grid.")
+    return make_oracle(points, directory, config)
 
 
 class SearchData:
@@ -285,7 +292,10 @@ def check_config(directory, config, space):
 
 # Settings an experiment may grow in place: only what is new runs (more seeds; more epochs, finished
 # executions resuming from their final state), and every existing record stays comparable.
-GROWABLE = ("num_epochs", "executions_per_trial")
+GROWABLE = ("num_epochs", "executions_per_trial", "max_trials")
+# A random search's sample and a bayesian search's sequence extend with max_trials (the same first trials,
+# then more). A bayesian search grows in nothing else: more epochs or seeds would change the scores its
+# later trials were proposed from. Neither grows its space: new values would reorder the seeded order.
 
 
 # A cosine schedule's rate of every epoch depends on num_epochs (bpfree.schedules): more epochs would
@@ -298,6 +308,8 @@ def _grows(name, before, after, settings=None):
     the search `settings` (a dict; num_epochs does not grow under a cosine schedule)."""
     if name == "num_epochs" and (settings or {}).get("lr_schedule") in FIXED_EPOCHS_SCHEDULES:
         return False
+    if (settings or {}).get("search") == "bayesian" and name != "max_trials":
+        return False
     return name in GROWABLE and isinstance(before, int) and isinstance(after, int) and after > before
 
 
@@ -305,6 +317,9 @@ def _schedule_note(changed, settings):
     """Why num_epochs cannot grow, where that is among the `changed` settings."""
     if "num_epochs" in changed and settings.get("lr_schedule") in FIXED_EPOCHS_SCHEDULES:
         return f" (lr_schedule {settings['lr_schedule']} depends on num_epochs, so its epochs cannot grow)"
+    if settings.get("search") == "bayesian" and set(changed) & {"num_epochs", "executions_per_trial"}:
+        return (" (a bayesian search proposed its later trials from the scores these settings gave: it grows "
+                "only in max_trials)")
     return ""
 
 
@@ -318,6 +333,8 @@ def _grown(existing, payload):
            for k in search_after):
         return False
     space_before, space_after = existing.get("space", {}), payload["space"]
+    if search_after.get("search", "grid") != "grid" and space_before != space_after:
+        return False  # the seeded order (random, bayesian) is of the whole space: new values would reorder it
     return set(space_before) == set(space_after) and all(
         all(v in space_after[k] for v in space_before[k]) for k in space_after)
 

@@ -50,10 +50,13 @@ class GridTuner(keras_tuner.Tuner):
         # Trials taken from the oracle at a time: enough to fill a program with their executions.
         most = self.options.members or (AUTO_MEMBERS[_device()] if config.jit_compile else AUTO_MEMBERS_WITHOUT_XLA)
         self.trials_per_group = 1 if self.options.fit else max(1, -(-most // config.executions_per_trial))
+        if getattr(oracle, "one_trial_at_a_time", False):  # bayesian: each trial proposed from all finished before it
+            self.trials_per_group = 1  # a program holds one trial's executions at a time
+            self._structure_executions = collections.Counter(dict.fromkeys(self._structure_executions, 1))
         self._programs = {}  # structure key → MemberProgram, reused by every group of that structure
         self.experiment_dir = experiment_dir
         self.config = config
-        total = len(points) * config.executions_per_trial
+        total = getattr(oracle, "trials_planned", len(points)) * config.executions_per_trial
         self.progress = progress.SearchProgress(config.objective, config.num_epochs, total)
 
         def log_line(*args):  # the progress line makes way for the search's own lines
