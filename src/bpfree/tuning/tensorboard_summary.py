@@ -70,15 +70,16 @@ def _write_best(project_dir, tensorboard_dir):
 
 
 def _description(rule, tid, objective, score, runs, frame, row):
-    """Markdown: the trial, its score over its executions, and its hparams."""
+    """Markdown: the trial, its score over its executions, and its hparams (those it has)."""
     executions = sorted(set(runs["execution"]))
     std = getattr(row, f"{objective}_std", np.nan)
     spread = f" ± {std:.4g}" if isinstance(std, float) and math.isfinite(std) else ""
-    hparams = runs.iloc[0] if len(runs) else frame[frame["trial_id"] == tid].iloc[0]
-    names = [h for h in frame.attrs.get("hparams", []) if h in hparams.index]
-    lines = [f"**{rule}**: trial `{tid}`, {objective} {score:.4g}{spread} (the search's score rule, mean over "
-             f"{len(executions)} completed execution{'s' if len(executions) != 1 else ''}: "
-             f"{', '.join(str(int(e)) for e in executions)}); curves: mean per epoch over them.", "",
-             "| hparam | value |", "|---|---|"]
-    lines += [f"| {h} | {hparams[h]} |" for h in names]
+    first = runs.iloc[0] if len(runs) else frame[frame["trial_id"] == tid].iloc[0]
+    shown = [(h, first[h]) for h in frame.attrs.get("hparams", []) if h in first.index]
+    shown = [(h, v) for h, v in shown if not (isinstance(v, float) and math.isnan(v))]  # another rule's hparam
+    plural = "s" if len(executions) != 1 else ""
+    lines = [f"**{rule}**: trial `{tid}`, {objective} {score:.4g}{spread} (score: {row.scored_by}; mean over "
+             f"{len(executions)} completed execution{plural}: {', '.join(str(int(e)) for e in executions)}). "
+             "Curves: the mean per epoch over them.", "", "| hparam | value |", "|---|---|"]
+    lines += [f"| {h} | {v} |" for h, v in shown]
     return "\n".join(lines)
