@@ -21,9 +21,10 @@ SPACE = {"algorithm": ["bp", "dfa"], "arch": ["16"], "activation": ["tanh"], "ba
          "bw_init": ["ortho"], "lr": [1e-2], "dropout": [0.0]}
 
 
-def hparams_dashboard(logdir):
-    """(experiment, session groups) as `tensorboard --logdir logdir` serves them to the HParams dashboard."""
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+def hparams_dashboard(logdir, multiplexer=None):
+    """(experiment, session groups) as `tensorboard --logdir logdir` serves them to the HParams dashboard
+    (after a reload of `multiplexer`: a TensorBoard that has been running; by default a fresh one)."""
+    multiplexer = multiplexer or plugin_event_multiplexer.EventMultiplexer()
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
     context = base_plugin.TBContext(logdir=str(logdir), multiplexer=multiplexer,
@@ -152,11 +153,15 @@ def test_one_run_per_execution_named_rule_first_with_metric_split_tags_and_a_bes
 
 
 def test_the_hparams_config_lists_every_grid_hparam_with_a_value_the_search_grew(tmp_path):
-    search(tmp_path, [1e-2], num_epochs=1, executions=1)
-    summary = search(tmp_path, [1e-2, 1e-3], num_epochs=1, executions=1)  # grown: lr 1e-3 joins
+    summary = search(tmp_path, [1e-2], num_epochs=1, executions=1)
     tensorboard_dir = os.path.join(summary["project_dir"], "tensorboard")
+    running = plugin_event_multiplexer.EventMultiplexer()  # a TensorBoard open while the search grows
+    experiment, _ = hparams_dashboard(tensorboard_dir, running)
+    assert [i["domainDiscrete"] for i in experiment["hparamInfos"] if i["name"] == "lr"] == [[0.01]]
+    search(tmp_path, [1e-2, 1e-3], num_epochs=1, executions=1)  # grown: lr 1e-3 joins
     assert len([r for r in runs_with_events(tensorboard_dir) if r.startswith("_hparams_config/")]) == 1
     experiment, groups = hparams_dashboard(tensorboard_dir)
+    assert hparams_dashboard(tensorboard_dir, running)[0]["hparamInfos"] == experiment["hparamInfos"]
     infos = {i["name"]: i for i in experiment["hparamInfos"]}
     logged = set().union(*(records.read(p)["hparams"] for p in records.iter_record_paths(summary["project_dir"])))
     assert set(infos) == logged, (set(infos), logged)  # every hparam the runs log is a column

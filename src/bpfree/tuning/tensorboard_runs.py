@@ -56,17 +56,20 @@ def event_file_name(run_dir, suffix=""):
 
 
 class EventFile:
-    """An event file being written in `run_dir` (created on the first write): summaries appended as events."""
+    """An event file being written in `run_dir` (made by `open` or the first write): summaries appended as events."""
 
     def __init__(self, run_dir):
         self.run_dir = run_dir
         self._writer = None
 
-    def write(self, summary, step):
+    def open(self):
         if self._writer is None:
             os.makedirs(self.run_dir, exist_ok=True)
             self._writer = record_writer.RecordWriter(open(event_file_name(self.run_dir), "wb"))
             self._writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+
+    def write(self, summary, step):
+        self.open()
         self._writer.write(summary_event(summary, step).SerializeToString())
 
     def flush(self):
@@ -93,11 +96,15 @@ def scalars(logs):
 
 class EpochScalars(keras.callbacks.Callback):
     """At each epoch's end, the epoch's logs as scalars (`tag`) at step `epoch` in the execution's run
-    `run_dir`, flushed so a running TensorBoard shows the epoch; the file is closed when training ends."""
+    `run_dir`, flushed so a running TensorBoard shows the epoch. The file is made when training begins
+    (an attempt killed in its first epoch leaves its run, set aside with its record) and closed when it ends."""
 
     def __init__(self, run_dir):
         super().__init__()
         self.events = EventFile(run_dir)
+
+    def on_train_begin(self, logs=None):
+        self.events.open()
 
     def on_epoch_end(self, epoch, logs=None):
         summary = scalars(logs)
