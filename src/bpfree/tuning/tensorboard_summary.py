@@ -6,9 +6,11 @@ the mean over its completed executions per epoch, under the tags of an execution
 ``error_rate/validation``, ...; `bpfree.tuning.tensorboard_runs.tag`), and a text ``best_configuration``
 naming the trial, its score and its hparams. With the run filter ``^best/`` the Scalars page shows one
 curve per rule (few runs: TensorBoard ticks them itself). The runs carry no hparams, so the HParams
-dashboard lists executions only. Rewritten whole by every search that ends (the ranking may change).
+dashboard lists executions only. Every search that ends rewrites a rule's run whose content changed (the
+ranking, or more epochs) and removes those of rules no longer ranked.
 """
 
+import hashlib
 import math
 import os
 import shutil
@@ -48,24 +50,32 @@ def _write_best(project_dir, tensorboard_dir):
             if rule not in chosen:
                 chosen[rule] = (row.trial_id, getattr(row, objective), row)
     best_dir = os.path.join(tensorboard_dir, BEST_DIRNAME)
-    if os.path.isdir(best_dir):
-        shutil.rmtree(best_dir)
+    for rule in os.listdir(best_dir) if os.path.isdir(best_dir) else []:
+        if rule not in chosen:
+            shutil.rmtree(os.path.join(best_dir, rule))
     for rule, (tid, score, row) in chosen.items():
         runs = frame[(frame["trial_id"] == tid) & (frame["status"] == "completed")]
         metrics = [m for m in results.metric_columns(frame) if runs[m].notna().any()]
         curves = runs.groupby("epoch")[metrics].mean()
-        events = []
+        summaries = []
         for epoch, values in curves.iterrows():
             summary = summary_pb2.Summary()
             for name, value in values.items():
                 if math.isfinite(value):
                     summary.value.extend(scalar_summary.scalar_pb(tensorboard_runs.tag(name), value).value)
-            events.append(tensorboard_runs.summary_event(summary, int(epoch)))
+            summaries.append((int(epoch), summary))
         text = _description(rule, tid, objective, score, runs, frame, row)
-        events.append(tensorboard_runs.summary_event(text_summary.text_pb("best_configuration", text), 0))
+        summaries.append((0, text_summary.text_pb("best_configuration", text)))
+        # Named by its content: a search that changes nothing keeps the file (and a running TensorBoard its curves).
+        digest = hashlib.sha1(b"".join(s.SerializeToString(deterministic=True) + str(e).encode()
+                                       for e, s in summaries)).hexdigest()[:12]
         run_dir = os.path.join(best_dir, rule)
-        os.makedirs(run_dir, exist_ok=True)
-        tensorboard_runs.write_events(tensorboard_runs.event_file_name(run_dir), events)
+        if os.path.isdir(run_dir) and any(n.endswith(f".{digest}") for n in os.listdir(run_dir)):
+            continue
+        if os.path.isdir(run_dir):
+            shutil.rmtree(run_dir)
+        tensorboard_runs.write_events(tensorboard_runs.event_file_name(run_dir, f".{digest}"),
+                                      [tensorboard_runs.summary_event(s, e) for e, s in summaries])
     return {rule: tid for rule, (tid, _, _) in chosen.items()}
 
 
