@@ -60,7 +60,7 @@ def test_a_grid_mixing_conv_and_dense_archs_on_digits_feeds_each_its_shape(tmp_p
     summary = run_search(str(tmp_path), config, space, log=lambda *a: None, engine=EngineOptions(fit=True))  # fit's path, spied on
     found = completed(summary["project_dir"])
     for tid in found:  # activation histograms, from a sample of each trial's own inputs (images for conv trials)
-        events = glob.glob(os.path.join(summary["project_dir"], "tensorboard", tid, "execution_0", "train", "events*"))
+        events = glob.glob(os.path.join(summary["project_dir"], "tensorboard", tid, "execution_0", "events*"))
         assert "activations/layer_1" in {v.tag for path in events for e in summary_iterator(path) for v in e.summary.value}
     assert set(found) == {trial_id(p) for p in space.grid()} and len(found) == 4
     assert all(d["status"] == "completed" and np.isfinite(d["history"]["val_loss"][0]) for d in found.values())

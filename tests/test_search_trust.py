@@ -9,11 +9,10 @@ import subprocess
 import sys
 import time
 
-import keras
 import pytest
 
 from bpfree import records, results
-from bpfree.tuning import SearchConfig, SearchSpace, run_search, trial_id
+from bpfree.tuning import SearchConfig, SearchSpace, run_search, tensorboard_runs, trial_id
 from bpfree.tuning import execution as execution_module
 from bpfree.tuning.search import ExperimentMismatch
 
@@ -186,7 +185,7 @@ def test_an_accident_in_fit_is_retried_and_the_search_exits_nonzero(tmp_path, mo
 
     from bpfree.tuning import cli as cli_module
 
-    original = keras.callbacks.TensorBoard.on_epoch_end
+    original = tensorboard_runs.EpochScalars.on_epoch_end
     calls = []
 
     def full_disk(self, epoch, logs=None):
@@ -195,7 +194,7 @@ def test_an_accident_in_fit_is_retried_and_the_search_exits_nonzero(tmp_path, mo
             raise OSError(28, "No space left on device")
         return original(self, epoch, logs)
 
-    monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", full_disk)
+    monkeypatch.setattr(tensorboard_runs.EpochScalars, "on_epoch_end", full_disk)
     preset = tmp_path / "preset.toml"
     preset.write_text(PRESET.format(epochs=2).replace('["bp", "dfa"]', '["bp"]').replace("[1e-2]", "[1e-3, 1e-2]")
                       .replace("executions_per_trial = 2", "executions_per_trial = 1"))
@@ -207,7 +206,7 @@ def test_an_accident_in_fit_is_retried_and_the_search_exits_nonzero(tmp_path, mo
         found = histories(tmp_path / "exp")
         assert sorted(d["status"] for d in found.values()) == ["completed", "error"]
         assert "No space left on device" in next(d["error"] for d in found.values() if d["status"] == "error")
-        monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", original)
+        monkeypatch.setattr(tensorboard_runs.EpochScalars, "on_epoch_end", original)
         assert cli_module.main(argv) == 0  # the accident runs again; the finished point does not
     finally:
         flags.FLAGS.unparse_flags()

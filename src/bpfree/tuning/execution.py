@@ -31,7 +31,7 @@ from bpfree.reconstructions import ReconstructionFigure
 from bpfree.schedule_callback import EpochLearningRate
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
-from bpfree.tuning import inputs, tensorboard_hparams
+from bpfree.tuning import inputs, tensorboard_hparams, tensorboard_runs
 from bpfree.tuning.space import trial_id
 
 MODEL_SUFFIX = ".keras"  # `--save_models`: execution_<k>.keras beside execution_<k>.json
@@ -177,14 +177,16 @@ class Execution:
             factor=c.lr_factor, patience=c.lr_patience, num_epochs=c.num_epochs)]
         callbacks += [
             RecordCallback(self, c.num_epochs, self.checkpoint_seconds),
-            keras.callbacks.TensorBoard(self.run_dir, histogram_freq=0, write_graph=False, profile_batch=0),
+            tensorboard_runs.EpochScalars(self.run_dir),  # one run per execution: tags loss/train, loss/validation, ...
         ]
         if c.use_early_stopping:
             callbacks.append(ResumableEarlyStopping(c.objective, c.early_stopping_patience,
                                                     past=self.history.get(c.objective, [])))
         flatten = inputs.flattens(self.point["arch"])
         if c.histogram_freq:
-            callbacks.append(ActivationHistograms(self.run_dir, data.sample(flatten), c.histogram_freq))
+            histograms = ActivationHistograms(self.run_dir, data.sample(flatten), c.histogram_freq)
+            histograms.log_dir = self.run_dir  # in the execution's one run, not a train/ sub-run
+            callbacks.append(histograms)
         if c.problem_type == "reconstruction":  # sample inputs beside their reconstructions, at the end
             callbacks.append(ReconstructionFigure(self.run_dir, data.sample(flatten), c.dataset_info().input_shape))
         return callbacks

@@ -7,7 +7,7 @@ import shutil
 import time
 
 from bpfree import checks, datasets, io, records
-from bpfree.tuning import confirmation, distributed, tensorboard_hparams
+from bpfree.tuning import confirmation, distributed, tensorboard_hparams, tensorboard_summary
 from bpfree.tuning.options import EngineOptions, program_members
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
@@ -70,6 +70,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         log(f"{directory}: {oracle.describe()}")
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space, config)
         summary = _run(directory, config, space, points, oracle, role, log, engine)
+        tensorboard_summary.write_best(directory, log=log)  # TensorBoard runs best/<rule>
         summary["unfinished"] = oracle.unfinished_executions()
         if confirm_seeds and role is None:
             if summary["unfinished"]:

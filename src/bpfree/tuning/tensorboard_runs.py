@@ -1,0 +1,183 @@
+"""One TensorBoard run per execution: its epoch logs as scalars tagged metric first, split second.
+
+An execution's run is ``<project>/tensorboard/<trial id>/execution_<k>`` (the trial id leads with the rule:
+``dfa-256-256-relu-bwortho-lr0.003-3f9c2a/execution_0``), holding every per-epoch scalar of its logs as
+``<metric>/<split>`` (`tag`: ``loss/train``, ``loss/validation``, ``error_rate/test``, ``bp_cosine_1/train``;
+a schedule's ``learning_rate`` as is), its hparams (`tensorboard_hparams.write_run`) and, when asked, its
+activation histograms and reconstructions. Metric first: TensorBoard's Scalars page groups charts by the
+tag's first component, so a metric's train, validation and test charts sit side by side in one section,
+and the HParams dashboard's metric columns read ``error_rate/validation``.
+
+Searches written before this layout kept an execution's scalars in ``train/`` and ``validation/`` sub-runs
+(Keras's TensorBoard callback, tags ``epoch_<metric>``): `merge_old_layout` copies their events into the
+execution's own run under the new tags and removes the sub-runs.
+
+Written with TensorBoard's own protos and record framing, in Python (no TensorFlow op per scalar), at each
+epoch's end, after the record: nothing here runs in the engine's epoch.
+"""
+
+import logging
+import os
+import shutil
+import socket
+import time
+
+import keras
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.scalar import summary_v2 as scalar_summary
+from tensorboard.summary.writer import record_writer
+
+from bpfree import io
+
+SPLITS = (("val_", "validation"), ("test_", "test"))  # a log's prefix → its split; no prefix: "train"
+UNSPLIT = ("learning_rate",)  # logs that belong to no split (a schedule's rate of the epoch)
+OLD_SUBRUNS = ("train", "validation")  # the sub-runs Keras's TensorBoard callback wrote
+MERGED_SUFFIX = ".bpfree-merged"  # the event file `merge_old_layout` writes in an execution's run
+
+
+def tag(name, split=None):
+    """The tag of epoch log `name`: "val_error_rate" → "error_rate/validation", "loss" → "loss/train",
+    "test_loss" → "loss/test", "learning_rate" as is. With `split`, `name` is already that split's
+    metric name (an old sub-run's ``epoch_loss`` read as "loss" of split "validation")."""
+    if split is None:
+        for prefix, named in SPLITS:
+            if name.startswith(prefix):
+                return f"{name[len(prefix):]}/{named}"
+        split = "train"
+    return name if name in UNSPLIT else f"{name}/{split}"
+
+
+def event_file_name(run_dir, suffix=""):
+    """A new event file's path in `run_dir`, named as TensorBoard's writers name theirs (by time first:
+    TensorBoard reads a run's files in name order)."""
+    return os.path.join(run_dir, f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+                                 f"{os.getpid()}.{time.monotonic_ns()}{suffix}")
+
+
+class EventFile:
+    """An event file being written in `run_dir` (made by `open` or the first write): summaries appended as events."""
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+        self._writer = None
+
+    def open(self):
+        if self._writer is None:
+            os.makedirs(self.run_dir, exist_ok=True)
+            self._writer = record_writer.RecordWriter(open(event_file_name(self.run_dir), "wb"))
+            self._writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+
+    def write(self, summary, step):
+        self.open()
+        self._writer.write(summary_event(summary, step).SerializeToString())
+
+    def flush(self):
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def scalars(logs):
+    """A Summary of every numeric value of `logs` ({name: value}), each under its `tag`."""
+    summary = summary_pb2.Summary()
+    for name, value in (logs or {}).items():
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        summary.value.extend(scalar_summary.scalar_pb(tag(name), value).value)
+    return summary
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """At each epoch's end, the epoch's logs as scalars (`tag`) at step `epoch` in the execution's run
+    `run_dir`, flushed so a running TensorBoard shows the epoch. The file is made when training begins
+    (an attempt killed in its first epoch leaves its run, set aside with its record) and closed when it ends."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.events = EventFile(run_dir)
+
+    def on_train_begin(self, logs=None):
+        self.events.open()
+
+    def on_epoch_end(self, epoch, logs=None):
+        summary = scalars(logs)
+        if summary.value:
+            self.events.write(summary, epoch)
+            self.events.flush()
+
+    def on_train_end(self, logs=None):
+        self.events.close()
+
+
+def merge_old_layout(tensorboard_dir):
+    """Moves every run of the old layout under `tensorboard_dir` (an execution's ``train/`` and ``validation/``
+    sub-runs, kept-aside runs included) into the execution's own run: one event file (`MERGED_SUFFIX`)
+    with the sub-runs' events, ``epoch_<metric>`` renamed `tag` (Keras's ``evaluation_<m>_vs_iterations``,
+    the validation values again by optimizer step, dropped; other tags, such as activation histograms,
+    kept), written atomically; then the sub-runs are removed. Returns the runs merged."""
+    merged = []
+    for root, dirs, _ in os.walk(tensorboard_dir):
+        subruns = [d for d in OLD_SUBRUNS if d in dirs and _event_files(os.path.join(root, d))]
+        if not subruns:
+            continue
+        dirs[:] = [d for d in dirs if d not in OLD_SUBRUNS]
+        if not any(name.endswith(MERGED_SUFFIX) for name in os.listdir(root)):  # else merged before a kill
+            events = [e for sub in subruns for e in _renamed_events(os.path.join(root, sub), sub)]
+            write_events(event_file_name(root, MERGED_SUFFIX), events)
+        for sub in subruns:
+            shutil.rmtree(os.path.join(root, sub))
+        merged.append(root)
+    if merged:
+        logging.getLogger("bpfree").info("TensorBoard: %d runs of the train/validation layout merged into one run "
+                                         "each under %s", len(merged), tensorboard_dir)
+    return merged
+
+
+def _event_files(directory):
+    return sorted(f for f in os.listdir(directory) if "tfevents" in f and not f.startswith(io.TEMP_PREFIX))
+
+
+def _renamed_events(subrun, split):
+    """The events of an old sub-run's files with summaries, their tags renamed (see `merge_old_layout`)."""
+    out = []
+    for name in _event_files(subrun):
+        for event in event_file_loader.LegacyEventFileLoader(os.path.join(subrun, name)).Load():
+            if not event.HasField("summary"):
+                continue
+            kept = []
+            for value in event.summary.value:
+                if value.tag.startswith("evaluation_") and value.tag.endswith("_vs_iterations"):
+                    continue
+                if value.tag.startswith("epoch_"):
+                    value.tag = tag(value.tag[len("epoch_"):], split)
+                kept.append(value)
+            if kept:
+                del event.summary.value[:]
+                event.summary.value.extend(kept)
+                out.append(event)
+    return out
+
+
+def write_events(path, events):
+    """Writes an event file of `events` (Event protos) at `path`, atomically (`bpfree.io.write_atomic`:
+    its temporary file's name has no "tfevents", so TensorBoard never reads it half written)."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            writer = record_writer.RecordWriter(f)
+            writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+            for event in events:
+                writer.write(event.SerializeToString())
+
+    io.write_atomic(path, write)
+
+
+def summary_event(summary, step=0):
+    """`summary` as an Event at `step`, now."""
+    return event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)
