@@ -33,6 +33,11 @@ FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 USAGE = "python -m bpfree EXPERIMENT_DIR [flags]"
 DEFAULT_PRESET = os.path.join(REPO, "hparams", "default.toml")
+# Bounds that keep a typo from exhausting memory before anything trains: a program holds its members'
+# state at once (without XLA, every program has exactly --members of them), and TensorFlow's batch
+# shapes are int32 (a batch larger than any dataset here is one batch of all of it).
+MAX_MEMBERS = 1024
+MAX_BATCH_SIZE = 2**24
 
 
 def _one_of(names):
@@ -236,7 +241,9 @@ def main(argv):
             experiment_dir, config, space = resolve(argv)
             checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
             checks.whole("--confirm_seeds", FLAGS.confirm_seeds, lambda v: v >= 0, "an integer ≥ 0 (0: none)")
-            checks.whole("--members", FLAGS.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
+            checks.whole("--members", FLAGS.members, lambda v: 0 <= v <= MAX_MEMBERS,
+                          f"an integer in [0, {MAX_MEMBERS}] (0: automatic)")
+            checks.whole("batch_size", config.batch_size, lambda v: v <= MAX_BATCH_SIZE, f"an integer in [1, {MAX_BATCH_SIZE}]")
             checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0,
                           "a number ≥ 0 (0: every epoch)")
             engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",
