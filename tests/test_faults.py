@@ -186,3 +186,72 @@ def test_a_completed_record_shorter_than_its_epochs_is_repaired(tmp_path, refere
     if not early_stopping:
         assert {k: v["history"] for k, v in found(tmp_path).items()} == reference
     assert records.inconsistency(records.read(path)) is None
+
+
+# ------------------------------------------------------------------------------------- resource bombs
+TINY = """
+[search]
+dataset = "digits"
+objective = "val_error_rate"
+num_epochs = 1
+
+[space]
+algorithm = ["bp"]
+arch = ["{arch}"]
+activation = ["tanh"]
+batchnorm = [false]
+bw_init = ["ortho"]
+lr = [1e-3]
+dropout = [0.0]
+"""
+
+
+@pytest.mark.parametrize("case", ["members", "batch_size", "zero", "urandom", "fifo", "big_preset", "xor", "deep_arch",
+                                  "long_arch", "megabyte_arch", "long_builder"])
+def test_resource_bombs_exit_2_with_one_line_in_seconds(tmp_path, case, cli_in_process):
+    import time
+
+    preset, args, fragments = tmp_path / "preset.toml", [], []
+    arch = "16"
+    if case == "members":
+        args, fragments = ["--members", 10**9], ["--members", "1000000000"]
+    elif case == "batch_size":
+        args, fragments = ["--batch_size", 2**63], ["batch_size", str(2**63)]
+    elif case in ("zero", "urandom"):
+        preset, fragments = f"/dev/{case}", [f"/dev/{case}", "regular file"]
+    elif case == "fifo":
+        preset = tmp_path / "fifo"
+        os.mkfifo(preset)
+        fragments = [str(preset), "regular file"]
+    elif case == "big_preset":
+        fragments = ["larger than"]
+    elif case == "xor":
+        args, fragments = ["--dataset", "xor:100000000000"], ["xor:100000000000", "10_000_000"]
+    elif case == "deep_arch":
+        arch, fragments = "-".join(["16"] * 90), ["90 layers", "at most 64"]
+    elif case == "long_arch":
+        arch, fragments = "1" * 120_000, ["120000 characters"]
+    elif case == "megabyte_arch":
+        args, fragments = ["--arch", "16-" * 350_000 + "16"], ["1050002 characters"]  # (argv takes 128 KiB at most)
+    elif case == "long_builder":
+        arch, fragments = "mymodels:mlp(widths=[" + "8," * 60_000 + "])", ["characters"]
+    if case not in ("zero", "urandom", "fifo"):
+        text = TINY.format(arch=arch)
+        preset.write_text(text + ("# padding\n" * 200_000 if case == "big_preset" else ""))
+    start = time.monotonic()
+    proc = cli_in_process(tmp_path / "exp", "--hparams", preset, *args)
+    assert time.monotonic() - start < 30
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    assert len(lines[0]) < 400
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert not list((tmp_path / "exp").rglob("execution_*.json"))
+
+
+def test_the_caps_leave_real_values_alone():
+    from bpfree.arch import parse_layers
+    from bpfree.datasets import catalog
+
+    assert len(parse_layers("-".join(["16"] * 64))) == 64
+    assert catalog.resolve("xor:10000000") == ("embedded", "xor:10000000")
