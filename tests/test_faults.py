@@ -255,3 +255,75 @@ def test_the_caps_leave_real_values_alone():
 
     assert len(parse_layers("-".join(["16"] * 64))) == 64
     assert catalog.resolve("xor:10000000") == ("embedded", "xor:10000000")
+
+
+# ------------------------------------------------------------------------------------- smaller items
+def test_a_same_kernel_larger_than_the_map_can_use_is_refused(cli_in_process, tmp_path):
+    """conv4k999 on 8×8 digits used to pass validation and then abort TensorFlow (SIGABRT)."""
+    (tmp_path / "preset.toml").write_text(TINY.format(arch="conv4k999"))
+    proc = cli_in_process(tmp_path / "exp", "--hparams", tmp_path / "preset.toml")
+    assert proc.returncode == 2 and "conv4k999" in proc.stderr and "at most 15" in proc.stderr, proc.stderr
+    from bpfree.arch import parse_layers
+
+    (spec,) = parse_layers("conv4k15")
+    assert spec.output_shape((8, 8, 1)) == (8, 8, 4)
+
+
+def test_the_search_lock_never_follows_a_link(tmp_path):
+    from bpfree.tuning.lock import ExperimentLock, ExperimentLocked
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "exp").mkdir()
+    os.symlink(victim, tmp_path / "exp" / ".search.lock")
+    with pytest.raises(ExperimentLocked, match="symbolic link"):
+        with ExperimentLock(str(tmp_path / "exp")):
+            pass
+    assert victim.read_text() == "precious"
+    os.remove(tmp_path / "exp" / ".search.lock")
+    with ExperimentLock(str(tmp_path / "exp")) as lock:
+        assert open(lock.path).read() == str(os.getpid())
+
+
+def test_atomic_writes_never_touch_the_process_umask(tmp_path, monkeypatch):
+    from bpfree import io
+
+    mask = os.umask(0o027)
+    try:
+        calls = []
+        monkeypatch.setattr(os, "umask", lambda *a: calls.append(a) or 0)
+        io.write_json(str(tmp_path / "a.json"), {"x": 1})
+        assert calls == []  # it used to set the umask to 0 and back on every write
+        assert os.stat(tmp_path / "a.json").st_mode & 0o777 == 0o640
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(io.TEMP_PREFIX)]
+    finally:
+        monkeypatch.undo()
+        os.umask(mask)
+
+
+def test_train_bash_writes_through_no_link_and_stops_on_sigint_to_the_search(tmp_path):
+    """status.tmp / src.tar.xz.tmp / status planted as links to another file: train.bash leaves that
+    file alone. SIGINT to the search itself (not only to train.bash) stops it: 130, status stopped."""
+    import signal
+
+    from test_bad_input import cleanup, train_bash, wait_until_training, write_preset
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    for name in ("status.tmp", "src.tar.xz.tmp", "status"):
+        os.symlink(victim, exp / name)
+    proc, pid = train_bash(str(exp), write_preset(tmp_path, epochs=10_000)), None
+    try:
+        pid = wait_until_training(str(exp), proc)
+        assert victim.read_text() == "precious" and not os.path.islink(exp / "status")
+        assert os.path.getsize(exp / "src.tar.xz") > 0
+        os.kill(pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert (exp / "status").read_text().startswith("stopped"), err
+        assert "restart 1 of 5" not in err
+    finally:
+        cleanup(proc, pid)
+    assert victim.read_text() == "precious"

@@ -71,6 +71,12 @@ class ConvSpec:
                                  f"'valid' {self.kernel}×{self.kernel} convolution needs a map of at least that size.")
             h, w = ((d - self.kernel) // self.stride + 1 for d in shape[:2])
         else:
+            # Beyond 2·H − 1 a 'same' kernel's outer taps only ever see padding (and TensorFlow aborts on
+            # far larger ones instead of raising).
+            if self.kernel > 2 * max(shape[:2]) - 1:
+                raise ValueError(f"Invalid arch token {str(self).split('-')[0]!r} on a {shape[0]}×{shape[1]} map: a "
+                                 f"{self.kernel}×{self.kernel} kernel is larger than the map can use (at most "
+                                 f"{2 * max(shape[:2]) - 1}: 2 × the map's size − 1).")
             h, w = math.ceil(shape[0] / self.stride), math.ceil(shape[1] / self.stride)
         for _, size in self.pools:
             h, w = h // size, w // size
