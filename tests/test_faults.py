@@ -327,3 +327,54 @@ def test_train_bash_writes_through_no_link_and_stops_on_sigint_to_the_search(tmp
     finally:
         cleanup(proc, pid)
     assert victim.read_text() == "precious"
+
+
+@pytest.fixture(scope="module")
+def small_experiment(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("small")
+    search(directory, num_epochs=1)
+    return directory
+
+
+@pytest.mark.parametrize("where", ["no_extension", "unwritable", "read_only", "full", "missing_dir"])
+def test_results_outputs_that_cannot_be_written_exit_2_with_one_line(small_experiment, tmp_path, where, capsys,
+                                                                     monkeypatch):
+    from bpfree import io
+
+    out = tmp_path / "out"
+    out.mkdir()
+    plot, report = str(out / "c.png"), str(out / "r.md")
+    if where == "no_extension":
+        plot = str(out / "c")
+    elif where == "unwritable":
+        plot, report = "/proc/c.png", "/proc/r.md"
+    elif where == "read_only":
+        os.chmod(out, 0o500)
+    elif where == "missing_dir":
+        plot, report = "/dev/null/c.png", "/dev/null/r.md"
+    elif where == "full":
+        def full(path, write, suffix=""):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(io, "write_atomic", full)
+    if where == "read_only" and os.access(out, os.W_OK):
+        pytest.skip("running as a user who may write anywhere")
+    for args in (["--plot", plot], ["--report", report]):
+        capsys.readouterr()
+        code = results.main([str(small_experiment), *args])
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+        assert args[1] in err[0] and "Traceback" not in err[0]
+        if where == "no_extension":
+            break
+    os.chmod(out, 0o700)
+    assert sorted(os.listdir(out)) == []  # no empty `c`, no stray temporary file
+
+
+def test_the_report_suggests_the_tracker_flag_that_exists(small_experiment, tmp_path):
+    from bpfree.tuning import cli
+
+    results.main([str(small_experiment), "--report", str(tmp_path / "r.md")])
+    text = (tmp_path / "r.md").read_text()
+    assert "--trackers" not in text and "`--tracker bp_cosine --tracker weight_alignment`" in text
+    assert "tracker" in cli.FLAGS and "trackers" not in cli.FLAGS
