@@ -378,3 +378,29 @@ def test_the_report_suggests_the_tracker_flag_that_exists(small_experiment, tmp_
     text = (tmp_path / "r.md").read_text()
     assert "--trackers" not in text and "`--tracker bp_cosine --tracker weight_alignment`" in text
     assert "tracker" in cli.FLAGS and "trackers" not in cli.FLAGS
+
+
+def test_a_killed_dry_run_leaves_no_temporary_folder(tmp_path):
+    """kill -9 mid-estimate leaves its folder; the next dry run removes it (its process is gone)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp_path / "preset.toml").write_text(TINY.format(arch="16"))
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": os.path.join(root, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "bpfree", str(tmp_path / "exp"), "--hparams", str(tmp_path / "preset.toml"),
+               "--dry_run"]
+    proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp.glob("bpfree-dry-run-*/*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(tmp.glob("bpfree-dry-run-*")), "the dry run never made its folder"
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert os.listdir(tmp) == []
