@@ -404,3 +404,39 @@ def test_a_killed_dry_run_leaves_no_temporary_folder(tmp_path):
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert os.listdir(tmp) == []
+
+
+def test_a_failed_checkpoint_write_in_a_member_program_retries_only_that_execution(tmp_path, monkeypatch):
+    """Disk full while one member's checkpoint is written: that execution is an accident (retried by the
+    next run, which ends with the uninterrupted numbers); the program's other member finishes untouched."""
+    from bpfree.tuning.options import EngineOptions
+
+    original, failed = checkpoints.save, []
+
+    def full_disk(path, model, epochs_done, history):
+        if "lr0.01-" in path and epochs_done == 2 and not failed:
+            failed.append(path)
+            raise OSError(28, "No space left on device")
+        return original(path, model, epochs_done, history)
+
+    monkeypatch.setattr(checkpoints, "save", full_disk)
+    engine = EngineOptions(members=2, checkpoint_seconds=0)
+    lines = []
+    summary = run_search(str(tmp_path), SearchConfig(**{**SETTINGS, "num_epochs": 3}), SearchSpace.create(SPACE),
+                         log=lines.append, engine=engine)
+    assert failed
+    statuses = {k[0]: v["status"] for k, v in found(tmp_path).items()}
+    assert sorted(statuses.values()) == ["completed", "error"], (statuses, lines)
+    (untouched,) = [k for k, v in found(tmp_path).items() if v["status"] == "completed"]
+    before = found(tmp_path)[untouched]
+    monkeypatch.undo()
+    summary = run_search(str(tmp_path), SearchConfig(**{**SETTINGS, "num_epochs": 3}), SearchSpace.create(SPACE),
+                         log=lines.append, engine=engine)
+    assert summary["unfinished"] == [] and summary["ran"] == 1
+    after = found(tmp_path)
+    assert after[untouched] == before
+    # Without XLA a member's numbers depend on the member count (`options.program_members`): the reference
+    # is the same search with the same --members, never interrupted.
+    run_search(str(tmp_path / "fresh"), SearchConfig(**{**SETTINGS, "num_epochs": 3}), SearchSpace.create(SPACE),
+               log=lines.append, engine=engine)
+    assert {k: v["history"] for k, v in after.items()} == {k: v["history"] for k, v in found(tmp_path / "fresh").items()}
