@@ -65,16 +65,26 @@ if command -v flock >/dev/null 2>&1 && exec 9>>"$exp/.train.lock"; then
     echo "train.bash: another train.bash runs on $exp; leaving its status and src.tar.xz alone" >&2
   fi
 fi
+# Temporary files get fresh names (mktemp: never an existing file or a link another user left there) and
+# replace their target by a rename (mv -T: a link or directory named status is replaced, never followed).
+replace() {  # replace TARGET COMMAND...: COMMAND writes to "$tmp"; on success it becomes TARGET
+  local target="$1" tmp; shift
+  tmp="$(mktemp "$exp/.tmp-XXXXXXXX")" || return 1
+  chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" "$tmp"
+  if "$@"; then mv -fT "$tmp" "$target"; else rm -f "$tmp"; return 1; fi
+}
+write_status() { printf '%s\t%s\t%s\n' "$1" "$(date -u +%FT%TZ)" "${args[*]}" > "$tmp"; }
 status() {
   [[ $owner -eq 1 ]] || return 0
-  printf '%s\t%s\t%s\n' "$1" "$(date -u +%FT%TZ)" "${args[*]}" > "$exp/status.tmp" && mv -f "$exp/status.tmp" "$exp/status"
+  replace "$exp/status" write_status "$1"
 }
+archive() { tar -C "$root" "$@" -cJf "$tmp"; }
 # The source this search runs, for provenance (tracked files, or the tree without data/.venv).
 if [[ $owner -eq 1 ]]; then
   if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -C "$root" ls-files -z | tar -C "$root" --null -T - -cJf "$exp/src.tar.xz.tmp" && mv -f "$exp/src.tar.xz.tmp" "$exp/src.tar.xz"
+    replace "$exp/src.tar.xz" archive --null -T <(git -C "$root" ls-files -z)
   else
-    tar -C "$root" --exclude=./data --exclude=./.venv -cJf "$exp/src.tar.xz.tmp" . && mv -f "$exp/src.tar.xz.tmp" "$exp/src.tar.xz"
+    replace "$exp/src.tar.xz" archive --exclude=./data --exclude=./.venv .
   fi
 fi
 for lib in /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 \
@@ -101,10 +111,13 @@ trap 'stop 129' HUP
 detach=()
 if command -v setsid >/dev/null 2>&1; then detach=(setsid); fi
 
+with_sigint='import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, [sys.executable] + sys.argv[1:])'
 attempt=0
 while true; do
   status running
-  ${detach[@]+"${detach[@]}"} "$python" -m bpfree "$exp" "${args[@]}" 9>&- &
+  # A background job of a script starts with SIGINT ignored, and Python keeps an ignored SIGINT ignored:
+  # the search is exec'd with SIGINT at its default, so that Ctrl-C to it (or kill -INT) stops it.
+  ${detach[@]+"${detach[@]}"} "$python" -c "$with_sigint" -m bpfree "$exp" "${args[@]}" 9>&- &
   child=$!
   wait "$child"
   rc=$?

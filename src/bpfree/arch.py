@@ -32,6 +32,11 @@ PROBLEM_TYPES = ("classification", "reconstruction")
 OUTPUT_ACTIVATIONS = {"classification": ("softmax",), "reconstruction": ("tanh", "sigmoid")}
 TOKEN_FORMS = "<units>, fc<units>, conv<filters>k<kernel>[s<stride>][v] (v: 'valid' padding), pool<size>, avgpool<size>"
 POOLS = {"pool": "max", "avgpool": "average"}
+# An arch value longer than this (a layer string or a model builder's call) or of more tokens (layers and
+# poolings) is refused unparsed: real networks are a few dozen characters and at most a few dozen layers
+# (deeper ones, such as ResNets, are model builders), and a huge one only exhausts memory or time.
+MAX_ARCH_CHARS = 1000
+MAX_ARCH_TOKENS = 64
 
 _TOKENS = (
     ("dense", re.compile(r"(?:fc)?(\d+)")),
@@ -66,6 +71,12 @@ class ConvSpec:
                                  f"'valid' {self.kernel}×{self.kernel} convolution needs a map of at least that size.")
             h, w = ((d - self.kernel) // self.stride + 1 for d in shape[:2])
         else:
+            # Beyond 2·H − 1 a 'same' kernel's outer taps only ever see padding (and TensorFlow aborts on
+            # far larger ones instead of raising).
+            if self.kernel > 2 * max(shape[:2]) - 1:
+                raise ValueError(f"Invalid arch token {str(self).split('-')[0]!r} on a {shape[0]}×{shape[1]} map: a "
+                                 f"{self.kernel}×{self.kernel} kernel is larger than the map can use (at most "
+                                 f"{2 * max(shape[:2]) - 1}: 2 × the map's size − 1).")
             h, w = math.ceil(shape[0] / self.stride), math.ceil(shape[1] / self.stride)
         for _, size in self.pools:
             h, w = h // size, w // size
@@ -87,11 +98,16 @@ def parse_layers(arch):
         except TypeError:
             raise _invalid(arch, "not a string or a sequence") from None
         arch = "-".join(str(int(a)) if not isinstance(a, ConvSpec) and _is_int(a) else str(a) for a in items)
+    check_length(arch)
     text = arch.strip()
     if not text:
         raise _invalid(arch, "no layers")
+    tokens = text.split("-")
+    if len(tokens) > MAX_ARCH_TOKENS:
+        raise ValueError(f"Invalid arch {_shown(arch)}: {len(tokens)} layers; at most {MAX_ARCH_TOKENS} layers and "
+                         "poolings (a deeper network is a model builder, 'module:function(...)').")
     blocks = []
-    for token in text.split("-"):
+    for token in tokens:
         kind, match = next(((k, m) for k, p in _TOKENS if (m := p.fullmatch(token))), (None, None))
         if kind is None:
             raise _invalid(arch, f"unknown token {token!r}")
@@ -111,6 +127,17 @@ def parse_layers(arch):
             last = blocks[-1]
             blocks[-1] = dataclasses.replace(last, pools=last.pools + ((POOLS[match.group(1)], numbers[0]),))
     return tuple(blocks)
+
+
+def check_length(arch):
+    """Refuses an arch value (layer string or model builder) longer than MAX_ARCH_CHARS, before parsing it."""
+    if isinstance(arch, str) and len(arch) > MAX_ARCH_CHARS:
+        raise ValueError(f"Invalid arch {_shown(arch)}: {len(arch)} characters; at most {MAX_ARCH_CHARS}.")
+
+
+def _shown(arch, limit=60):
+    """An arch value as an error message shows it: quoted, cut to `limit` characters."""
+    return repr(arch) if len(arch) <= limit else repr(arch[:limit]) + "…"
 
 
 def _is_int(value):

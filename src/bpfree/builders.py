@@ -23,6 +23,8 @@ import importlib
 import inspect
 import re
 
+from bpfree.arch import check_length
+
 _NAME = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)(\((.*)\))?$", re.DOTALL)
 POINT_OPTIONS = ("activation", "batchnorm", "dropout")
 FORM = "'module:function' or 'module:function(key=value,...)' (e.g. 'bpfree.models.resnet:resnet20')"
@@ -35,6 +37,7 @@ def is_builder(arch):
 
 def parse(arch):
     """(module, function, {key: value}) of a builder arch value; a ValueError naming it otherwise."""
+    check_length(arch)  # before parsing: a megabyte of arguments takes seconds and memory to parse
     match = _NAME.match(arch.strip())
     if not match:
         raise ValueError(f"Invalid arch {arch!r}: a model builder is written {FORM}.")

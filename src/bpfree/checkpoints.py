@@ -11,6 +11,10 @@
 Restoring it into a model built and compiled exactly as the first time gives the state the run had at
 the end of that epoch, bit for bit, so the resumed execution continues as if never stopped. Plain
 .npz arrays (no pickle), written atomically; deleted when the execution finishes.
+
+A checkpoint also records whose it is (``identity``: the trial id and execution its path names when it is
+written); one found under another execution's name (copied there) is refused like a corrupt one. A
+checkpoint written before identities were recorded has none and is restored as before.
 """
 
 import json
@@ -72,7 +76,7 @@ def save(path, model, epochs_done, history):
     """Writes the checkpoint of `model` after `epochs_done` epochs with `history` (the record's)."""
     variables = state_variables(model)
     meta = {"epochs_done": int(epochs_done), "history": history,
-            "variables": [[v.path, list(v.shape)] for v in variables]}
+            "variables": [[v.path, list(v.shape)] for v in variables], "identity": identity(path)}
     arrays = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
     meta_text = json.dumps(io.jsonable(meta), allow_nan=False)
 
@@ -83,16 +87,34 @@ def save(path, model, epochs_done, history):
     io.write_atomic(path, write, SUFFIX)
 
 
+def identity(path):
+    """{"trial_id", "execution"} that a checkpoint's path names (`<trial_id>/execution_<k>.<suffix>`), or
+    None for a path outside that layout."""
+    match = re.fullmatch(r"execution_(\d+)\..*", os.path.basename(path))
+    if not match:
+        return None
+    return {"trial_id": os.path.basename(os.path.dirname(os.path.abspath(path))), "execution": int(match.group(1))}
+
+
 def restore(path, model):
     """Loads the checkpoint at `path` into `model` (built and compiled as when it was written); returns
-    (epochs_done, history). A `CheckpointError` if the file is unreadable or does not fit the model."""
+    (epochs_done, history). A `CheckpointError` if the file is unreadable (truncated, empty, bit-flipped:
+    whatever reading it raises), belongs to another execution, or does not fit the model; the model is
+    then left untouched."""
     variables = state_variables(model)
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             values = [data[f"v{i}"] for i in range(len(meta["variables"]))]
-    except (OSError, ValueError, KeyError, EOFError, TypeError) as e:
-        raise CheckpointError(f"Unreadable checkpoint {path}: {e}") from None
+    except Exception as e:  # zipfile.BadZipFile, zlib.error, EOFError, ValueError, MemoryError, ...
+        raise CheckpointError(f"Unreadable checkpoint {path}: {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise CheckpointError(f"Unreadable checkpoint {path}: {problem}.")
+    recorded, here = meta.get("identity"), identity(path)
+    if recorded is not None and here is not None and recorded != here:
+        raise CheckpointError(f"Checkpoint {path} belongs to another execution ({recorded.get('trial_id')} "
+                              f"execution {recorded.get('execution')}).")
     model_count = len(variables) - len(model.optimizer.variables)
     expected = [[v.path, list(v.shape)] for v in variables]
     try:
@@ -105,6 +127,22 @@ def restore(path, model):
     for variable, value in zip(variables, values):
         variable.assign(value)
     return int(meta["epochs_done"]), meta["history"]
+
+
+def _meta_problem(meta):
+    """What is wrong with a checkpoint's metadata, or None."""
+    if not isinstance(meta, dict):
+        return "metadata is not an object"
+    done, history = meta.get("epochs_done"), meta.get("history")
+    if not isinstance(done, int) or isinstance(done, bool) or done < 0:
+        return "invalid epochs_done"
+    if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+        return "invalid history"
+    if max((len(v) for v in history.values()), default=0) != done:
+        return f"its history does not hold its {done} epochs"
+    if not isinstance(meta.get("identity"), (dict, type(None))):
+        return "invalid identity"
+    return None
 
 
 def remove(path):

@@ -1,8 +1,9 @@
 """One atomic writer for every file bpfree writes: records, checkpoints, caches, figures, configs.
 
-A file is written under a temporary name in its own directory, flushed to disk, given the permissions
-any file a program creates gets (0666 less the umask: `tempfile.mkstemp` makes 0600 files, which other
-members of a group sharing an experiment directory could not read), then renamed over the target.
+A file is written under a temporary name in its own directory, flushed to disk, then renamed over the
+target. The temporary file is created as any file a program creates (0666 less the umask, applied by the
+kernel: `tempfile.mkstemp` makes 0600 files, which other members of a group sharing an experiment
+directory could not read; and reading the umask would set it to 0 for an instant, for every thread).
 Readers see the old file or the new one, never half of one; a crash leaves no stray temporary file
 except when the process is killed mid-write (names start with ".tmp-", never read as data).
 """
@@ -10,7 +11,7 @@ except when the process is killed mid-write (names start with ".tmp-", never rea
 import json
 import math
 import os
-import tempfile
+import secrets
 
 TEMP_PREFIX = ".tmp-"  # write_atomic's temporary files; a process killed mid-write leaves one behind
 
@@ -32,23 +33,28 @@ def remove_stale_temporaries(directory, before):
     return removed
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temporary(directory, suffix):
+    """(fd, path) of a new, empty file beside the target: a fresh random name, never a file or link there."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No free temporary name in {directory}")
 
 
 def write_atomic(path, write, suffix=""):
     """Calls ``write(tmp_path)`` on a temporary file beside `path`, then renames it over `path`."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=directory)
+    fd, tmp = _create_temporary(directory, suffix)
     os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

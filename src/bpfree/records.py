@@ -25,6 +25,7 @@ import datetime
 import json
 import math
 import os
+import re
 
 from bpfree import checks, io
 
@@ -155,7 +156,43 @@ def read(path):
         problems.append("search")
     if problems:
         raise RecordError(f"Corrupted record file {path}: invalid {', '.join(problems)}.")
+    elsewhere = misplaced(path, data)
+    if elsewhere:
+        raise RecordError(f"Corrupted record file {path}: {elsewhere}.")
     return data
+
+
+def misplaced(path, data):
+    """How record `data` contradicts where it lies (`<trial_id>/execution_<k>.json` under records/: a
+    record copied over another execution's file), or None (also for a path outside that layout)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    if os.path.basename(os.path.dirname(directory)) != RECORDS_DIRNAME or not re.fullmatch(r"execution_\d+\.json",
+                                                                                             name):
+        return None
+    wrong = []
+    if data["trial_id"] != os.path.basename(directory):
+        wrong.append(f"trial {data['trial_id']!r}")
+    if data["execution"] != int(name[len("execution_"):-len(".json")]):
+        wrong.append(f"execution {data['execution']}")
+    return f"it is the record of {' '.join(wrong)}, not of its file's" if wrong else None
+
+
+def inconsistency(data):
+    """How record `data` contradicts itself, or None: a `completed` record with fewer epochs than its
+    search asked for, where nothing could have stopped it early (early stopping off, or fewer epochs than
+    its patience allows), or with none at all."""
+    if data["status"] != "completed":
+        return None
+    ran = epochs_done(data["history"])
+    search = data.get("search") if isinstance(data.get("search"), dict) else {}
+    asked, early, patience = (search.get(k) for k in ("num_epochs", "use_early_stopping", "early_stopping_patience"))
+    if ran == 0 and asked:
+        return "completed with no epoch"
+    if not isinstance(asked, int) or ran >= asked:
+        return None
+    if early is False or (early is True and isinstance(patience, int) and ran <= patience):
+        return f"completed after {ran} of its {asked} epochs, which early stopping could not have ended"
+    return None
 
 
 def set_aside(path, reason):
@@ -185,9 +222,10 @@ def done(data, num_epochs=None):
     """Whether the execution of record `data` needs no more training in a search of `num_epochs` epochs:
     a final status, and, when it completed, all `num_epochs` epochs run, or fewer than it was asked for
     (early stopping ended it; more epochs would not change that). A completed execution that ran every
-    epoch of a shorter search is not done: the search was extended."""
-    if data["status"] not in FINISHED:
-        return False
+    epoch of a shorter search is not done: the search was extended. Nor is a record that contradicts
+    itself (`inconsistency`)."""
+    if data["status"] not in FINISHED or inconsistency(data):
+        return False  # an inconsistent record: repaired from the execution's final state, or run again
     if num_epochs is None or data["status"] != "completed":
         return True
     ran = epochs_done(data["history"])

@@ -12,6 +12,8 @@ from bpfree import checks
 from bpfree.datasets import embedded, folder, idx, offline, preprocess, tfds_source
 from bpfree.datasets.errors import DatasetError
 
+# The most points xor:N draws (its arrays are held in memory: 10 million points take about 100 MB).
+MAX_XOR_POINTS = 10_000_000
 EMBEDDED = ("mnist1d", "mnist1d_seq", "digits", "yinyang", "xor")
 DEFAULT_IMAGE_SIZE = 64
 
@@ -69,9 +71,10 @@ def resolve(name):
             n = int(name[4:])
         except ValueError:
             n = 0
-        if n >= 4:
+        if 4 <= n <= MAX_XOR_POINTS:
             return "embedded", name
-        raise checks.invalid("dataset", name, "xor:N needs an integer N ≥ 4, e.g. 'xor:1000'", error=DatasetError)
+        raise checks.invalid("dataset", name, f"xor:N needs an integer N in [4, {MAX_XOR_POINTS:_}], e.g. 'xor:1000'",
+                             error=DatasetError)
     raise checks.unknown("dataset", name, names(), error=DatasetError)
 
 

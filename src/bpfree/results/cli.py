@@ -7,8 +7,8 @@ the table as CSV and LaTeX, the objective against the learning rate.
 
 A file name without a directory (report.md) is written into EXPERIMENT_DIR; a path (./report.md,
 out/report.md) is written where it says.
-Exit status: 0; 2 for bad input (one line naming it); 1 when some record files were corrupt (each named;
-the table is made of the rest).
+Exit status: 0; 2 for bad input or an output path that cannot be written (one line naming it); 1 when
+some record files were corrupt (each named; the table is made of the rest).
 """
 
 import argparse
@@ -22,6 +22,9 @@ from bpfree.results.scores import best
 
 CONSOLE_WIDTH = 100
 OUTPUTS = ("plot", "report", "csv", "latex", "lr_plot")  # the flags naming a file to write
+# What --plot and --lr_plot write (matplotlib infers the format from the extension; without one it would append
+# ".png").
+PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
 def output_path(experiment_dir, path):
@@ -49,34 +52,48 @@ def main(argv=None):
     for name in OUTPUTS:
         if getattr(args, name):
             setattr(args, name, output_path(args.experiment_dir, getattr(args, name)))
-    errors = []
+    errors, target = [], None
     try:
         frame = load(args.experiment_dir, errors=errors)
         if frame.empty:
             raise ValueError(f"No records under {args.experiment_dir!r}.")
         if args.report:
             report.check_path(args.report)
+        for name in ("plot", "lr_plot"):
+            path = getattr(args, name)
+            if path and os.path.splitext(path)[1].lower() not in PLOT_FORMATS:
+                raise ValueError(f"Invalid --{name} {path!r}: a file name ending in {', '.join(PLOT_FORMATS)}.")
         table = best(frame, args.objective, by=args.by, score=args.score)
         print(tables.console(table, width=CONSOLE_WIDTH))
         if args.plot:
+            target = args.plot
             plots.plot_curves(frame, table.attrs["objective"], by=args.by or rule_column(frame), path=args.plot,
                               score=args.score)
             print(f"curves: {args.plot}")
         if args.csv:
+            target = args.csv
             write_csv(table, args.csv)
             print(f"csv: {args.csv}")
         if args.latex:
+            target = args.latex
             write_latex(table, args.latex)
             print(f"latex: {args.latex}")
         if args.lr_plot:
+            target = args.lr_plot
             plots.plot_lr(frame, table.attrs["objective"], path=args.lr_plot, score=args.score)
             print(f"lr plot: {args.lr_plot}")
         if args.report:
+            target = args.report
             report.write(frame, args.report, objective=args.objective, by=args.by, score=args.score,
                          source=args.experiment_dir)
             print(f"report: {args.report}")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an output path that is not writable, on a read-only or full file system
+        if target is None:
+            raise
+        print(f"error: cannot write {target}: {e.strerror or e}", file=sys.stderr)
         return 2
     for error in errors:
         print(f"error: {error}", file=sys.stderr)

@@ -74,6 +74,9 @@ def load(experiment_dir, errors=None):
 def _read(path):
     """`records.read`, and the fields only this side reads: search.score, test and confirmation."""
     data = records.read(path)
+    inconsistent = records.inconsistency(data)
+    if inconsistent:  # the search repairs it (`records.done`); until then it is no result
+        raise records.RecordError(f"Inconsistent record file {path}: {inconsistent}; re-run the search to repair it.")
     try:
         scoring.recorded_score(data.get("search"))
     except ValueError as e:

@@ -119,7 +119,7 @@ def figures_section(frame, table, stem):
         lines += [f"{plots.ALIGNMENT[name]}, mean over executions.", "", f"![{name}]({os.path.basename(figure)})",
                   ""]
     if not alignment:
-        lines += ["No tracker metrics in these records (a search run with `--trackers bp_cosine,weight_alignment` "
+        lines += ["No tracker metrics in these records (a search run with `--tracker bp_cosine --tracker weight_alignment` "
                   "records them).", ""]
     return lines, [*figures, *alignment.values()]
 

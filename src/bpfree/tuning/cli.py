@@ -38,6 +38,11 @@ USAGE = "python -m bpfree EXPERIMENT_DIR [flags]"
 # The preset a search starts from unless --hparams names another (hparams/default.toml is the ancestor's full
 # grid, 27,648 points: a base no command-line comparison wants; issue 24).
 DEFAULT_PRESET = os.path.join(REPO, "hparams", "quickstart.toml")
+# Bounds that keep a typo from exhausting memory before anything trains: a program holds its members'
+# state at once (without XLA, every program has exactly --members of them), and TensorFlow's batch
+# shapes are int32 (a batch larger than any dataset here is one batch of all of it).
+MAX_MEMBERS = 1024
+MAX_BATCH_SIZE = 2**24
 
 
 def _one_of(names):
@@ -363,7 +368,10 @@ def main(argv):
             if FLAGS.workers and config.search == "bayesian":  # its sequence would depend on the workers' timing
                 raise ValueError("--workers: search bayesian runs in one process (each trial is proposed from every "
                                  "finished one); drop --workers, or use search random or grid.")
-            checks.whole("--members", FLAGS.members, lambda v: v >= 0, "an integer ≥ 0 (0: automatic)")
+            checks.whole("--members", FLAGS.members, lambda v: 0 <= v <= MAX_MEMBERS,
+                         f"an integer in [0, {MAX_MEMBERS}] (0: automatic)")
+            checks.whole("batch_size", config.batch_size, lambda v: v <= MAX_BATCH_SIZE,
+                         f"an integer in [1, {MAX_BATCH_SIZE}]")
             checks.number("--checkpoint_seconds", FLAGS.checkpoint_seconds, lambda v: v >= 0,
                           "a number ≥ 0 (0: every epoch)")
             engine = EngineOptions(members=FLAGS.members, fit=FLAGS.engine == "fit",

@@ -5,8 +5,14 @@ Everything the search would refuse is refused here too (the same validation, exi
 from a short run of the same search in a temporary directory (`bpfree.tuning.estimate`).
 """
 
+import contextlib
 import functools
 import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
 
 from bpfree import datasets
 from bpfree.tuning import estimate, plan, validation
@@ -53,5 +59,48 @@ def dry_run(experiment_dir, config, space, engine, *, preset=None, reset_trainin
         out("estimated wall time: none, every point is finished")
         return
     out(f"timing a short run of the same search in a temporary directory ({len(remaining):,} points to estimate) …")
-    for line in estimate.estimate(config, space, remaining, engine).lines(config):
+    with _temporary_parent():
+        lines = estimate.estimate(config, space, remaining, engine).lines(config)
+    for line in lines:
         out(line)
+
+
+TEMP_PREFIX = "bpfree-dry-run-pid"  # <tmp>/bpfree-dry-run-pid<pid>-<random>: the estimate's run, per process
+
+
+@contextlib.contextmanager
+def _temporary_parent():
+    """The estimate's temporary files under a folder named by this process's id, removed at the end, on
+    SIGTERM as on Ctrl-C; the folders that killed dry runs (SIGKILL) left behind, of processes that no
+    longer exist, are removed first."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        match = re.fullmatch(re.escape(TEMP_PREFIX) + r"(\d+)-\w+", name)
+        path = os.path.join(root, name)
+        if match and not _alive(int(match.group(1))) and os.path.isdir(path) and not os.path.islink(path) \
+                and os.stat(path).st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+    parent = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
+    before, tempfile.tempdir = tempfile.tempdir, parent
+    handler = None
+    try:
+        handler = signal.signal(signal.SIGTERM, lambda *a: sys.exit(128 + signal.SIGTERM))
+    except ValueError:  # not the main thread: SIGTERM is left as it is
+        pass
+    try:
+        yield parent
+    finally:
+        tempfile.tempdir = before
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

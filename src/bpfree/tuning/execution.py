@@ -144,9 +144,9 @@ class Execution:
             return None
         final = checkpoints.path_for(path, checkpoints.FINAL_SUFFIX)
         if extending:  # from its final state; without one (records from before it was kept) it runs again whole
-            first_epoch, history = _restore(final, model, log)
+            first_epoch, history = _restore([final], model, log)
         elif previous is not None:  # interrupted: its last checkpoint (or the final state an extension started from)
-            first_epoch, history = _restore(checkpoint_path if os.path.exists(checkpoint_path) else final, model, log)
+            first_epoch, history = _restore([checkpoint_path, final], model, log)
         else:
             first_epoch, history = 0, {}
         if first_epoch:
@@ -265,16 +265,20 @@ def _previous_record(path, log):
         return None
 
 
-def _restore(checkpoint_path, model, log):
-    """(epochs done, history) from the execution's checkpoint, or (0, {}) to start over."""
-    if not os.path.exists(checkpoint_path):
-        return 0, {}
-    try:
-        return checkpoints.restore(checkpoint_path, model)
-    except checkpoints.CheckpointError as e:
-        aside = records.set_aside(checkpoint_path, "corrupt")
-        log(f"  {e}; moved aside to {aside}, the execution starts over")
-        return 0, {}
+def _restore(paths, model, log):
+    """(epochs done, history) from the first of the execution's checkpoints `paths` that exists and can be
+    restored, or (0, {}) to start over. A corrupt one (unreadable, another execution's, another model's)
+    is named in one line and moved aside (``corrupt_*``); the next one (its last good state) is tried."""
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        try:
+            return checkpoints.restore(path, model)
+        except checkpoints.CheckpointError as e:
+            aside = records.set_aside(path, "corrupt")
+            log(f"  {e}; moved aside to {os.path.basename(aside)}, the execution goes on from its last good state "
+                "or starts over")
+    return 0, {}
 
 
 def _new_record(experiment_dir, path, tid, execution, point, seed, checkpoint_path, run_dir, config, aside):

@@ -6,6 +6,7 @@ leaves a stale lock behind.
 
 import fcntl
 import os
+import stat
 
 
 class ExperimentLocked(RuntimeError):
@@ -19,7 +20,18 @@ class ExperimentLock:
 
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._file = open(self.path, "a+")
+        # Never through a link (in a shared directory another user could point it at any file the search
+        # may write, which the pid below would overwrite), and only a regular file.
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except OSError as e:
+            raise ExperimentLocked(f"Cannot use the lock file {self.path}: {e.strerror} (a symbolic link is refused: "
+                                   "remove it).") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ExperimentLocked(f"The lock file {self.path} is not a regular file; remove it.")
+        self._file = os.fdopen(fd, "r+")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

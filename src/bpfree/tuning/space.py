@@ -1,10 +1,13 @@
 """Search spaces: TOML presets, command-line fixes, the grid, trial ids and project names."""
 
 import dataclasses
+import errno
 import hashlib
 import itertools
 import json
 import math
+import os
+import stat
 import tomllib
 
 from bpfree import builders, checks, choices
@@ -17,6 +20,8 @@ NAME_MAX = 255
 # A grid larger than this is refused before it is built: a million points already take over 1 GB and
 # 15 s of trial ids to hold, and no search trains that many.
 MAX_GRID_POINTS = 100_000
+# A preset larger than this is refused unread: presets are a few dozen lines.
+MAX_PRESET_BYTES = 1 << 20
 
 
 def _rules():
@@ -183,10 +188,10 @@ def _fit_name(readable, digest=None):
 
 
 def load_preset(path):
-    """({search settings}, {space}) from a TOML preset."""
+    """({search settings}, {space}) from a TOML preset: a regular file of at most MAX_PRESET_BYTES (a
+    device, a FIFO or a huge file is refused before it is read, with one line)."""
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(_read_preset(path).decode("utf-8"))
     except FileNotFoundError:
         raise SpaceError(f"Hparams file {path!r} does not exist.") from None
     except OSError as e:  # a directory, no permission, ...
@@ -217,6 +222,27 @@ def _unique(name, values):
             raise SpaceError(f"Invalid {name} list {list(values)!r}: {value!r} is listed twice.")
         seen.append(value)
     return values
+
+
+def _read_preset(path):
+    """The bytes of the preset at `path`, opened without blocking (a FIFO without a writer) and read only
+    if it is a regular file of at most MAX_PRESET_BYTES."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise SpaceError(f"Hparams file {path!r} is not a regular file (a device, FIFO or socket); a preset is a "
+                             "TOML file.")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_PRESET_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PRESET_BYTES:
+        raise SpaceError(f"Hparams file {path!r} is larger than {MAX_PRESET_BYTES // 1024} KiB; a preset is a short "
+                         "TOML file of a [search] and a [space] table.")
+    return data
 
 
 def _values(name, value):
