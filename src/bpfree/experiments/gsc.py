@@ -88,7 +88,7 @@ class GSCConfig:
                 "synthetic": self.synthetic}
 
 
-def gsc_network(*, block_size=150, dt=DT, seed=0, batch_size=256, n_mels=sc.N_MELS, classes=len(sc.LABELS)):
+def gsc_network(*, block_size=150, dt=DT, seed=0, batch_size=256, n_mels=sc.N_MELS, classes=12):
     """The seed's GSC `E2ELagMLPNet` (module docstring) as a `GLENetwork`."""
     tau_m = [t for t in TAU_M for _ in range(block_size)]
     tau_r = [t for t in TAU_R for _ in range(block_size)]
