@@ -51,6 +51,7 @@ def mel_matrix(n_mels=N_MELS, n_fft=N_FFT):
 
 def mel_frames(audio, n_mels=N_MELS, n_fft=N_FFT, hop=HOP):
     """One clip (samples,) (int16 or float; ≤ 1 s used) → standardised log2-mel frames (1 + ⌊len/hop⌋, n_mels)."""
+    audio = tf.convert_to_tensor(audio)
     x = tf.cast(audio, tf.float32)
     if audio.dtype == tf.int16:
         x = x / 32768.0  # torchaudio loads wav as float in [−1, 1)
