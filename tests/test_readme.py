@@ -32,6 +32,7 @@ SHORTEST = {
     "bpfree.experiments.lagline": ["--t_train=4", "--t_init=2", "--log_every=2"],
     "bpfree.experiments.lagnet": ["--t_total=2", "--t_start=1", "--log_every=1"],
     "bpfree.experiments.mnist1d": ["--epochs=1", "--train_subset=100", "--test_subset=100"],
+    "bpfree.experiments.gsc": ["--epochs=1", "--synthetic=8", "--batch_size=4", "--block_size=2", "--max_steps=20"],
 }
 
 

@@ -13,7 +13,8 @@ float, bool) with the field's default; ``--exp_dir`` and ``--verbose`` are added
 
 - 0: the run finished;
 - 2: bad input, before anything runs: a flag that does not parse, a stray argument, or a config that
-  refuses its values (`ValueError`, `bpfree.checks`); one line ``error: …`` on stderr;
+  refuses its values (`ValueError`, `bpfree.checks`); or data the run cannot find or read
+  (`bpfree.datasets.errors.DatasetError`, raised before it writes anything); one line ``error: …`` on stderr;
 - 3: a crash during the run, with its traceback.
 
 ``--help`` prints the script's docstring and its flags. The flags live in a `FlagValues` of their own,
@@ -68,8 +69,13 @@ def main(config_class, run, *, exp_dir, argv=None, doc=""):
     except (flags.Error, ValueError) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from bpfree.datasets.errors import DatasetError
+
     try:
         run(config, values.exp_dir)
+    except DatasetError as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception:
         traceback.print_exc()
         return EXIT_CRASH
