@@ -222,3 +222,24 @@ def test_a_failed_checkpoint_write_in_a_member_program_retries_only_that_executi
     run_search(str(tmp_path / "fresh"), SearchConfig(**{**SETTINGS, "num_epochs": 3}), SearchSpace.create(SPACE),
                log=lines.append, engine=engine)
     assert {k: v["history"] for k, v in after.items()} == {k: v["history"] for k, v in found(tmp_path / "fresh").items()}
+
+
+def test_a_record_from_an_experiment_with_other_settings_is_set_aside_and_rerun(tmp_path):
+    """Issue 26 item 3: a record copied in from another experiment (other search settings) over a finished
+    one, where config.json says this experiment runs this search's settings: the record does not belong there,
+    so it is moved aside and its execution re-runs (before: the whole experiment was refused on every run).
+    Changed flags (config.json differing too) are still refused, naming the change."""
+    search(tmp_path / "other", batch_size=32)
+    summary, _ = search(tmp_path / "exp")
+    expected = {k: v["history"] for k, v in found(tmp_path / "exp").items()}
+    theirs = sorted(records.iter_record_paths(str(tmp_path / "other")))[0]
+    ours = [p for p in records.iter_record_paths(str(tmp_path / "exp"))
+            if os.path.basename(os.path.dirname(p)) == os.path.basename(os.path.dirname(theirs))][0]
+    shutil.copyfile(theirs, ours)
+    summary, lines = search(tmp_path / "exp")
+    assert any("other search settings" in line and "batch_size" in line and "moved aside" in line for line in lines)
+    assert summary["unfinished"] == []
+    assert {k: v["history"] for k, v in found(tmp_path / "exp").items()} == expected
+    assert any(name.startswith("corrupt_") for name in os.listdir(os.path.dirname(ours)))
+    with pytest.raises(ValueError, match="batch_size"):  # another flag than the experiment's: still refused
+        search(tmp_path / "exp", batch_size=16)

@@ -62,7 +62,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
             if os.path.isdir(confirmation.directory_of(directory)):
                 shutil.rmtree(confirmation.directory_of(directory))
-        check_record_settings(directory, config)  # first: a config.json written now would hide the change
+        check_record_settings(directory, config, space, log)  # first: a config.json written now would hide it
         check_engine(directory, config, engine or EngineOptions())
         _write_or_check_config(directory, config, space)
         oracle = _oracle(directory, config, points, role)
@@ -77,7 +77,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
                 log("confirmation: waits until every grid execution has finished (re-run the same command)")
             else:
                 def run_grid(confirm_dir, confirm_config, chosen, confirm_oracle, count):
-                    check_record_settings(confirm_dir, confirm_config)
+                    check_record_settings(confirm_dir, confirm_config, space, log)
                     check_engine(confirm_dir, confirm_config, engine or EngineOptions())
                     _write_or_check_config(confirm_dir, confirm_config, space)
                     found = _run(confirm_dir, confirm_config, space, chosen, confirm_oracle, None, log, engine,
@@ -189,12 +189,17 @@ def _run(directory, config, space, points, oracle, role, log, engine=None, confi
             "seconds": time.perf_counter() - start, "fit_seconds": tuner.fit_seconds, "accidents": tuner.accidents}
 
 
-def check_record_settings(directory, config):
+def check_record_settings(directory, config, space=None, log=None):
     """Refuses to resume where a record was made under other search settings (epochs, batch size,
     data, seed, ...) than this search's, named — whether or not config.json is still there. A record made
-    before the score setting existed was scored by its best epoch (`bpfree.scoring`), and says so here."""
+    before the score setting existed was scored by its best epoch (`bpfree.scoring`), and says so here.
+
+    Where config.json says the experiment runs this search's settings (`space` given, and `log` to say it),
+    a record made under others does not belong where it lies (a copy from another experiment): it is moved
+    aside (``corrupt_*``, named in one line) and its execution runs again, as a corrupt record's does."""
 
     current = json.loads(json.dumps(config.to_json()))
+    foreign = space is not None and log is not None and _config_is(directory, config, space)
     for path, data in valid_records(directory):
         recorded = data.get("search")
         if not recorded:
@@ -202,13 +207,27 @@ def check_record_settings(directory, config):
         recorded = SearchConfig.completed(recorded)
         changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k)
                          and not _grows(k, recorded.get(k), current.get(k), current))
-        if changed:
+        if changed and foreign:
+            aside = records.set_aside(path, "corrupt")
+            log(f"  a record made under other search settings than its experiment's ({', '.join(changed)}) moved "
+                f"aside to {aside}; its execution runs again")
+        elif changed:
             details = ", ".join(f"{k} {recorded.get(k)!r} → {current.get(k)!r}" for k in changed)
             raise ExperimentMismatch(
                 f"{path} was recorded with other search settings ({details}){_schedule_note(changed, current)}; "
                 "re-run with the same flags, "
                 "pass --reset_training to start over, or use another EXPERIMENT_DIR."
             )
+
+
+def _config_is(directory, config, space):
+    """Whether `directory`'s config.json holds this search's settings (the same, or grown by it)."""
+    if not os.path.exists(os.path.join(directory, CONFIG_FILE)):
+        return False
+    try:
+        return _write_or_check_config(directory, config, space, write=False) in ("same", "grown")
+    except ExperimentMismatch:
+        return False
 
 
 def check_engine(directory, config, engine):
