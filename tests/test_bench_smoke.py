@@ -39,6 +39,7 @@ SMOKE = {
     "workers.py": ["--epochs", "1", "--arch", "8"],
     "member_axis.py": ["--members", "1,2", "--rules", "dfa", "--reps", "1", "--baseline-max", "1", "--group-max", "2"],
     "grid_throughput.py": ["--before", ROOT, "--grids", "small", "--reps", "1"],
+    "departures.py": ["pool", "--epochs", "1", "--examples_frac", "0.01", "--only", "bp"],
 }
 # Wall (CPU) seconds measured on 2 shared cores: accuracy tp 12 (7), feedback 11 (8), projection_memory 8 (5),
 # throughput 10 (8); the slow ones under a load of 8: gle_speed 107 (31), lenet_mnist 228 (80), mnist_memory 40-140
@@ -46,6 +47,8 @@ SMOKE = {
 SLOW = {"gle_speed.py", "lenet_mnist.py", "mnist_memory.py", "pipeline.py", "workers.py", "grid_throughput.py",
         "member_axis.py"}
 NEEDS_MNIST = {"lenet_mnist.py", "mnist_memory.py"}  # real IDX files under $BPFREE_DATA_DIR
+NEEDS_FASHION_MNIST = {"departures.py"}
+HAS_FASHION_MNIST = os.path.isdir(os.path.join(SHARED_DATA, "fashion_mnist"))
 SKIPPED = {}
 
 
@@ -63,6 +66,9 @@ def cases():
         if key.split()[0] in NEEDS_MNIST:
             marks.append(pytest.mark.skipif(not HAS_MNIST, reason="real MNIST IDX files (../shared/data/mnist) "
                                                                   "are not in this clone"))
+        if key.split()[0] in NEEDS_FASHION_MNIST:
+            marks.append(pytest.mark.skipif(not HAS_FASHION_MNIST, reason="real Fashion-MNIST IDX files "
+                                            "(../shared/data/fashion_mnist) are not in this clone"))
         yield pytest.param(key, args, marks=marks, id=key.replace(" ", "-"))
     for name, reason in SKIPPED.items():
         yield pytest.param(name, None, marks=pytest.mark.skip(reason=reason), id=name)
