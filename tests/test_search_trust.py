@@ -92,7 +92,9 @@ def interrupt_at(monkeypatch, epoch, before_checkpoint=False):
 def test_records_are_identical_uninterrupted_point_by_point_killed_and_with_two_workers(tmp_path):
     """Item 1: every execution's data order, weights, feedback and dropout follow from (search seed,
     trial id, execution) alone, not from what ran before it in the process."""
-    epochs = 8
+    # Enough epochs that the kill below finds an execution mid-way: at 8 the whole search took 2 s on a
+    # quiet machine, and the poll could miss it (the search had ended before the kill).
+    epochs = 30
     preset = tmp_path / "preset.toml"
     preset.write_text(PRESET.format(epochs=epochs))
     config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=epochs, executions_per_trial=2,
@@ -118,7 +120,7 @@ def test_records_are_identical_uninterrupted_point_by_point_killed_and_with_two_
                 list((tmp_path / "killed").rglob("*.ckpt.npz")):
             break
         assert proc.poll() is None, proc.communicate()[0][-3000:]
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     resumed = cli(tmp_path / "killed", "--hparams", preset, "--checkpoint_seconds", 0)
