@@ -412,7 +412,7 @@ def test_a_trial_that_came_over_grpc_is_the_same_grid_point():
     from bpfree.tuning.config import SearchConfig
     from bpfree.tuning.hypermodel import BpfreeHyperModel
     from bpfree.tuning.space import SearchSpace
-    from bpfree.tuning.tuner import point_of
+    from bpfree.tuning.trials import point_of
 
     space = SearchSpace.create({"algorithm": ["sdfa", "pepita", "bp", "tp_rinv"], "arch": ["16"], "activation": ["tanh"],
                                 "batchnorm": [False], "bw_init": ["ortho"], "lr": [1e-2], "dropout": [0.0]})

@@ -24,6 +24,7 @@ from bpfree.tuning.execution import Execution, finite_or_none
 from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, EngineOptions, program_members, structure_key
 from bpfree.tuning.test_each_epoch import EpochTestCallback, logs_with_test
 from bpfree.tuning.space import trial_id
+from bpfree.tuning.trials import by_structure, point_of
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
 
@@ -129,7 +130,7 @@ class GridTuner(keras_tuner.Tuner):
         for trial in trials:
             self.on_trial_begin(trial)
         scores = {}
-        for group in _by_structure(trials):
+        for group in by_structure(trials):
             scores.update(self._run_group(group, data))
         for trial in trials:
             try:
@@ -352,22 +353,6 @@ class _ProgressCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.tuner.progress.epoch(epoch, [(logs or {}).get(self.tuner.config.objective)])
-
-
-def point_of(trial):
-    """The grid point of a keras-tuner trial: its active hparams. A trial that came over keras-tuner's gRPC
-    (a worker's) carries every hparam of the space, those of other rules included (inactive, at their
-    defaults): taken as they come they would make another point, with another trial id."""
-    hp = trial.hyperparameters
-    return {name: value for name, value in hp.values.items() if hp.is_active(name)}
-
-
-def _by_structure(trials):
-    """`trials` in groups of one structure (`options.structure_key`), in order of first appearance."""
-    groups = {}
-    for trial in trials:
-        groups.setdefault(structure_key(point_of(trial)), []).append(trial)
-    return list(groups.values())
 
 
 def _indices(flags):

@@ -1,0 +1,19 @@
+"""keras-tuner trials as grid points: the point a trial stands for, and trials grouped by structure."""
+
+from bpfree.tuning.options import structure_key
+
+
+def point_of(trial):
+    """The grid point of a keras-tuner trial: its active hparams. A trial that came over keras-tuner's gRPC
+    (a worker's) carries every hparam of the space, those of other rules included (inactive, at their
+    defaults): taken as they come they would make another point, with another trial id."""
+    hp = trial.hyperparameters
+    return {name: value for name, value in hp.values.items() if hp.is_active(name)}
+
+
+def by_structure(trials):
+    """`trials` in groups of one structure (`options.structure_key`), in order of first appearance."""
+    groups = {}
+    for trial in trials:
+        groups.setdefault(structure_key(point_of(trial)), []).append(trial)
+    return list(groups.values())
