@@ -100,29 +100,36 @@ def residual_source():
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(s))
 
 
-def test_dfa_on_a_residual_graph_equals_numpy():
-    """Blocks: h1 = d1's output (two readers: its chain is empty), h2 = a2 (an Add reads it first);
-    e = (softmax(z) − y)/N; δ2 = e B2ᵀ (linear), δ1 = (e B1ᵀ) ⊙ (1 − h1²); the output layer reads s."""
-    source = residual_source()
-    net = bpfree.convert(source, "dfa", seed=5)
-    x = RNG.normal(size=(4, 6))
-    y = np.eye(3)[[0, 1, 2, 0]]
-    (w1, b1), (w2, b2), (w3, b3) = [(np.asarray(l.kernel, np.float64), np.asarray(l.bias, np.float64))
-                                    for l in net.weighted_layers]
-    B1, B2 = (np.asarray(p.feedback, np.float64) for p in net.projections)
+def residual_forward(net, x, y):
+    """The numpy forward pass of `residual_source`'s graph with `net`'s weights (float64): the weights
+    [(W_l, b_l)], h1, s (the joined activity the output reads) and e = (softmax(z) − y)/N."""
+    weights = [(np.asarray(l.kernel, np.float64), np.asarray(l.bias, np.float64)) for l in net.weighted_layers]
+    (w1, b1), (w2, b2), (w3, b3) = weights
     h1 = np.tanh(x @ w1 + b1)
-    a2 = h1 @ w2 + b2
-    s = np.tanh(h1 + a2)
+    s = np.tanh(h1 + h1 @ w2 + b2)
     z = s @ w3 + b3
     q = np.exp(z - z.max(1, keepdims=True))
-    e = (q / q.sum(1, keepdims=True) - y) / len(x)
-    d2 = e @ B2.T
-    d1 = (e @ B1.T) * (1 - h1**2)
-    expected = [x.T @ d1, d1.sum(0), h1.T @ d2, d2.sum(0), s.T @ e, e.sum(0)]
+    return weights, h1, s, (q / q.sum(1, keepdims=True) - y) / len(x)
+
+
+def assert_rule_gradients(net, x, y, expected):
     net.compile()
     got = net.rule_gradients(x.astype("float32"), y.astype("float32"))
     for g, want in zip(got, expected, strict=True):
         np.testing.assert_allclose(np.asarray(g), want, rtol=1e-5, atol=1e-7)
+
+
+def test_dfa_on_a_residual_graph_equals_numpy():
+    """Blocks: h1 = d1's output (two readers: its chain is empty), h2 = a2 (an Add reads it first);
+    e = (softmax(z) − y)/N; δ2 = e B2ᵀ (linear), δ1 = (e B1ᵀ) ⊙ (1 − h1²); the output layer reads s."""
+    net = bpfree.convert(residual_source(), "dfa", seed=5)
+    x = RNG.normal(size=(4, 6))
+    y = np.eye(3)[[0, 1, 2, 0]]
+    _, h1, s, e = residual_forward(net, x, y)
+    B1, B2 = (np.asarray(p.feedback, np.float64) for p in net.projections)
+    d2 = e @ B2.T
+    d1 = (e @ B1.T) * (1 - h1**2)
+    assert_rule_gradients(net, x, y, [x.T @ d1, d1.sum(0), h1.T @ d2, d2.sum(0), s.T @ e, e.sum(0)])
 
 
 def test_fa_on_a_residual_graph_equals_numpy():
@@ -130,21 +137,11 @@ def test_fa_on_a_residual_graph_equals_numpy():
     net = bpfree.convert(residual_source(), "fa", seed=5)
     x = RNG.normal(size=(4, 6))
     y = np.eye(3)[[0, 1, 2, 0]]
-    (w1, b1), (w2, b2), (w3, b3) = [(np.asarray(l.kernel, np.float64), np.asarray(l.bias, np.float64))
-                                    for l in net.weighted_layers]
+    _, h1, s, e = residual_forward(net, x, y)
     B2, B3 = (np.asarray(l.feedback, np.float64) for l in net.weighted_layers[1:])
-    h1 = np.tanh(x @ w1 + b1)
-    s = np.tanh(h1 + h1 @ w2 + b2)
-    z = s @ w3 + b3
-    q = np.exp(z - z.max(1, keepdims=True))
-    e = (q / q.sum(1, keepdims=True) - y) / len(x)
     d_join = (e @ B3.T) * (1 - s**2)
     d1 = (d_join + d_join @ B2.T) * (1 - h1**2)
-    expected = [x.T @ d1, d1.sum(0), h1.T @ d_join, d_join.sum(0), s.T @ e, e.sum(0)]
-    net.compile()
-    got = net.rule_gradients(x.astype("float32"), y.astype("float32"))
-    for g, want in zip(got, expected, strict=True):
-        np.testing.assert_allclose(np.asarray(g), want, rtol=1e-5, atol=1e-7)
+    assert_rule_gradients(net, x, y, [x.T @ d1, d1.sum(0), h1.T @ d_join, d_join.sum(0), s.T @ e, e.sum(0)])
 
 
 # ----------------------------------------------------------------------------- refusals
