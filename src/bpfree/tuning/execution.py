@@ -93,9 +93,10 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 @dataclasses.dataclass
 class Execution:
-    """One execution ready to train: its trial, model (built, restored), open record and first epoch."""
+    """One execution ready to train: its point's hyperparameters, model (built, restored), open record and
+    first epoch."""
 
-    trial: object
+    hyperparameters: object
     point: dict
     tid: str
     execution: int
@@ -116,9 +117,10 @@ class Execution:
 
     # ------------------------------------------------------------------------------ open
     @classmethod
-    def open(cls, tuner, trial, point, execution):
+    def open(cls, tuner, hyperparameters, point, execution):
         """An `Execution` ready to train, or the score of one that needs no training (finished before:
-        its score; no model for its point: None). `tuner` gives the search's settings and hypermodel."""
+        its score; no model for its point: None). `hyperparameters`: keras-tuner's, holding `point`'s values
+        (what the hypermodel builds from); `tuner` gives the search's settings and hypermodel."""
         config, log = tuner.config, tuner.log
         tid = trial_id(point)
         path = records.execution_path(tuner.experiment_dir, tid, execution)
@@ -136,7 +138,7 @@ class Execution:
                                config, aside)
 
         try:
-            model = tuner.hypermodel.build(trial.hyperparameters, seed=seed)
+            model = tuner.hypermodel.build(hyperparameters, seed=seed)
         except Exception as e:
             # No model exists for this point (a ValueError): a property of the point, final. Anything
             # else (out of memory, ...) is an accident, retried by the next run.
@@ -164,7 +166,7 @@ class Execution:
             record.data["confirmation"] = True
         record.data["data_source"] = tuner.data_source  # this run's (a resumed record may have had another)
         record.start(time.monotonic())
-        return cls(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,
+        return cls(hyperparameters, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,
                    history, config, log, tuner.checkpoint_seconds, tuner.options.save_models)
 
     # ------------------------------------------------------------------------------ train
