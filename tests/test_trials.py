@@ -88,3 +88,24 @@ def test_a_search_takes_one_trial_per_structure_under_its_own_tuner_id(tmp_path,
     run_search(str(tmp_path / "alone"), config, space, log=lambda *a: None, engine=EngineOptions(members=1))
     assert [size for _, _, size in asked] == [1] * 6 + [0]
     assert_same_records(found(tmp_path / "grouped"), found(tmp_path / "alone"))
+
+
+def test_an_accident_outside_the_executions_is_said_and_leaves_the_search_incomplete(tmp_path, monkeypatch):
+    """keras-tuner's loop takes any exception of `run_trial` as an invalid trial and goes on without a word:
+    the tuner says it in one line, and the trial's executions stay unfinished (the search exits 3; its re-run
+    trains them)."""
+    from bpfree.tuning import engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no memory for the program")
+
+    config = SearchConfig(dataset="digits", objective="val_error_rate", num_epochs=1, use_xla=True)
+    space = SearchSpace.create({**SPACE, "algorithm": ["bp"]})
+    lines = []
+    with monkeypatch.context() as patch:
+        patch.setattr(engine.MemberProgram, "__init__", broken)
+        summary = run_search(str(tmp_path), config, space, log=lines.append, engine=EngineOptions(members=3))
+    assert any("error; it runs again" in str(line) and "no memory for the program" in str(line) for line in lines)
+    assert len(summary["unfinished"]) == 3 and len(summary["accidents"]) == 3
+    summary = run_search(str(tmp_path), config, space, log=lambda *a: None, engine=EngineOptions(members=3))
+    assert not summary["unfinished"]

@@ -72,9 +72,21 @@ class GridTuner(keras_tuner.Tuner):
 
     # ------------------------------------------------------------------------------ trials
     def run_trial(self, trial, data, **unused):
-        """Trains every execution of the trial's grid points (its cohort) and returns the trial's metrics."""
+        """Trains every execution of the trial's grid points (its cohort) and returns the trial's metrics.
+
+        An accident inside an execution is recorded on it (`Execution.fail`) and the others go on. One
+        outside them (making a program, a bug) is said in one line here: keras-tuner's loop then marks the
+        trial invalid and goes on, and the trial's executions, left unfinished, make the search end
+        incomplete (exit 3), so that re-running it retries them."""
         points = points_of(trial)
-        scores = self._run_group(trial, points, data)
+        try:
+            scores = self._run_group(trial, points, data)
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            self.log(f"  {', '.join(trial_id(p) for p in points)}: error; it runs again when the search is "
+                     f"re-run: {error.splitlines()[0][:300]}")
+            self.accidents.extend((trial_id(p), None, error) for p in points)
+            raise
         return self._trial_metrics(points, scores)
 
     def _trial_metrics(self, points, scores):
