@@ -30,16 +30,14 @@ loss, error_rate, val_loss, val_acc, current_lr, epoch_seconds, epoch_cpu_second
 """
 
 import dataclasses
-import os
 import sys
-import time
 
-import keras
 import numpy as np
 
-from bpfree import checks, figures, io, optimizers, records, seeds
+from bpfree import checks, optimizers, seeds
 from bpfree.datasets import speech_commands as sc
 from bpfree.experiments import entry
+from bpfree.experiments.epoch_run import EpochRun
 from bpfree.layers.gle import GLEDense
 from bpfree.models.gle import GLENetwork
 from bpfree.plateau import RelativeReduceLROnPlateau
@@ -110,80 +108,33 @@ def load_data(config):
     return sc.load_frames("train", seed=config.seed), sc.load_frames("validation", seed=config.seed)
 
 
-def plot_accuracy(history, path, title):
-    """Validation accuracy against epoch, as a PNG at `path`."""
-    plt = figures.pyplot()
-    acc = history.get("val_acc", [])
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(np.arange(1, len(acc) + 1), acc, marker=".")
-    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    figures.save(fig, path)
-    plt.close(fig)
-
-
 def run(config, exp_dir, log=print):
     """Trains (or resumes) one seed; returns the execution record's data."""
     seed, steps = config.seed, config.steps
-    record_path = records.execution_path(exp_dir, MODEL, seed)
-    model_path = os.path.join(exp_dir, f"{MODEL}_seed{seed}.keras")
-    figure_path = os.path.join(exp_dir, f"{MODEL}_seed{seed}.png")
     train, val = load_data(config)
     train_ds = sc.pipeline(*train, factor=round(1 / DT), steps=steps, batch_size=config.batch_size,
                            shuffle_seed=seed)
     val_ds = sc.pipeline(*val, factor=round(1 / DT), steps=steps, batch_size=config.batch_size)
-    if os.path.exists(record_path) and os.path.exists(model_path):
-        record = records.ExecutionRecord.resume(record_path)
-        if record.status == "completed" and record.epochs_done >= config.epochs:
-            log(f"{record_path}: already completed ({record.epochs_done} epochs).")
-            return record.data
-        model = keras.models.load_model(model_path)
-        log(f"Resuming {MODEL} seed {seed} after epoch {record.epochs_done}.")
-    else:
-        keras.utils.set_random_seed(seed)
-        record = records.ExecutionRecord(exp_dir, MODEL, seed, config.hparams(), seed=seed)
+
+    def build():
         model = gsc_network(block_size=config.block_size, seed=seed, batch_size=config.batch_size)
         model.compile(optimizer=optimizers.get(config.optimizer, config.lr, epsilon=EPSILON), metrics=["error_rate"])
+        return model
+
+    run = EpochRun.open(exp_dir, MODEL, seed, config.hparams(), config.epochs, build, log, split="val",
+                        title=f"Speech Commands KW12, seed {seed}")
+    if run.done:
+        return run.record.data
+    model = run.model
     n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     batches = int(np.ceil(len(train[2]) / config.batch_size))
     log(f"{MODEL}: {optimizers.describe(model.optimizer)}, {n_params} trainable parameters, {len(train[2])} train / "
         f"{len(val[2])} validation clips of {steps} steps, {batches} batches, {batches * steps} optimizer steps "
         f"per epoch{' (synthetic data)' if config.synthetic else ''}.")
-    record.start(time.monotonic())
-
-    class Recorder(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0, self.c0 = time.perf_counter(), time.process_time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = dict(logs or {})
-            row = {"loss": logs.get("loss"), "error_rate": logs.get("error_rate"),
-                   "val_loss": logs.get("val_loss"), "val_acc": 100.0 - logs.get("val_error_rate", np.nan),
-                   "current_lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                   "epoch_seconds": time.perf_counter() - self.t0, "epoch_cpu_seconds": time.process_time() - self.c0}
-            record.append_epoch(row, wall_clock=time.monotonic())
-            io.write_atomic(model_path, self.model.save, ".keras")
-            plot_accuracy(record.data["history"], figure_path, f"Speech Commands KW12, seed {seed}")
-            log(f"epoch {record.epochs_done:3d}: loss {row['loss']:.4f}  val loss {row['val_loss']:.4f}  "
-                f"val acc {row['val_acc']:.2f} %  lr {row['current_lr']:.3e}  {row['epoch_seconds']:.1f} s "
-                f"(cpu {row['epoch_cpu_seconds']:.1f} s)")
-
     plateau = RelativeReduceLROnPlateau(monitor="val_loss", mode="min", factor=0.9, patience=4, threshold=1e-4)
-    try:
-        model.fit(train_ds, epochs=config.epochs, initial_epoch=record.epochs_done, validation_data=val_ds, shuffle=False,
-                  callbacks=[plateau, Recorder()], verbose=0)
-    except BaseException as e:
-        record.finish("failed", error=f"{type(e).__name__}: {e}", wall_clock=time.monotonic())
-        raise
-    history = record.data["history"]
-    diverged = not all(records.is_finite(v) for v in history.get("loss", []))
-    record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
-    acc = history.get("val_acc", [])
-    if acc:
-        log(f"done: final validation acc {acc[-1]:.2f} %, best {max(acc):.2f} % (epoch {int(np.argmax(acc)) + 1}), "
-            f"wall time {record.data['wall_time']:.0f} s")
-    return record.data
+    return run.fit(lambda callbacks: model.fit(
+        train_ds, epochs=config.epochs, initial_epoch=run.epochs_done, validation_data=val_ds, shuffle=False,
+        callbacks=[plateau, *callbacks], verbose=0))
 
 
 def main(argv=None):

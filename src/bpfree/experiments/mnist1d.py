@@ -43,15 +43,14 @@ line names the optimizer and where it adds ε.
 """
 
 import dataclasses
-import os
 import sys
-import time
 
 import keras
 import numpy as np
 
-from bpfree import checks, datasets, figures, io, metrics, optimizers, records
+from bpfree import checks, datasets, metrics, optimizers
 from bpfree.experiments import entry, mnist1d_baselines
+from bpfree.experiments.epoch_run import EpochRun
 from bpfree.models.gle_mnist1d import MODELS, build, e2e_lag_mlp
 from bpfree.plateau import RelativeReduceLROnPlateau
 
@@ -139,19 +138,6 @@ def load_data(subset=None, seed=0, length=360):
     return x, y, xt, yt
 
 
-def plot_accuracy(history, path, title):
-    """Test accuracy against epoch, as a PNG at `path`."""
-    plt = figures.pyplot()
-    acc = history.get("test_acc", [])
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(np.arange(1, len(acc) + 1), acc, marker=".")
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    figures.save(fig, path)
-    plt.close(fig)
-
-
 def make_optimizer(config):
     """`config.optimizer` (the seed's: ε after the bias correction) at `config.lr`, ε = 1e-8."""
     return optimizers.get(config.optimizer, config.learning_rate, epsilon=EPSILON)
@@ -175,65 +161,31 @@ def build_network(name, seed, batch_size=100, length=360):
 def run(config, exp_dir, log=print):
     """Trains (or resumes) one seed; returns the execution record's data."""
     seed, epochs, batch_size, model_name = config.seed, config.epochs, config.batch_size, config.model
-    record_path = records.execution_path(exp_dir, model_name, seed)
-    model_path = os.path.join(exp_dir, f"{model_name}_seed{seed}.keras")
-    figure_path = os.path.join(exp_dir, f"{model_name}_seed{seed}.png")
-
     x, y, xt, yt = load_data(subset=config.subset, seed=seed, length=config.length)
     y1, yt1 = keras.utils.to_categorical(y, 10), keras.utils.to_categorical(yt, 10)
-    if os.path.exists(record_path) and os.path.exists(model_path):
-        record = records.ExecutionRecord.resume(record_path)
-        if record.status == "completed" and record.epochs_done >= epochs:
-            log(f"{record_path}: already completed ({record.epochs_done} epochs).")
-            return record.data
-        model = keras.models.load_model(model_path)
-        log(f"Resuming {model_name} seed {seed} after epoch {record.epochs_done}.")
-    else:
-        keras.utils.set_random_seed(seed)
-        record = records.ExecutionRecord(exp_dir, model_name, seed, config.hparams(), seed=seed)
+
+    def build():
         model = build_network(config.network_name, seed, batch_size, config.length)
         loss = keras.losses.CategoricalCrossentropy(from_logits=True) if config.baseline else None
         model.compile(optimizer=make_optimizer(config), loss=loss, metrics=[metrics.ErrorRate() if config.baseline else "error_rate"])
+        return model
+
+    run = EpochRun.open(exp_dir, model_name, seed, config.hparams(), epochs, build, log, split="test",
+                        title=f"MNIST-1D {model_name}, seed {seed}")
+    if run.done:
+        return run.record.data
+    model = run.model
     n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     per_batch = 1 if config.baseline else x.shape[1]
     log(f"{model_name}: {optimizers.describe(model.optimizer)}, {n_params} trainable parameters, {len(x)} train / "
         f"{len(xt)} test sequences of {x.shape[1]} steps, {int(np.ceil(len(x) / batch_size)) * per_batch} "
         f"optimizer steps per epoch{'' if config.baseline else ' (one per dt step)'}.")
-    record.start(time.monotonic())
-
-    class Recorder(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0, self.c0 = time.perf_counter(), time.process_time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = dict(logs or {})
-            row = {"loss": logs.get("loss"), "error_rate": logs.get("error_rate"),
-                   "test_loss": logs.get("val_loss"), "test_acc": 100.0 - logs.get("val_error_rate", np.nan),
-                   "current_lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                   "epoch_seconds": time.perf_counter() - self.t0, "epoch_cpu_seconds": time.process_time() - self.c0}
-            record.append_epoch(row, wall_clock=time.monotonic())
-            io.write_atomic(model_path, self.model.save, ".keras")
-            plot_accuracy(record.data["history"], figure_path, f"MNIST-1D {model_name}, seed {seed}")
-            log(f"epoch {record.epochs_done:3d}: loss {row['loss']:.4f}  test loss {row['test_loss']:.4f}  "
-                f"test acc {row['test_acc']:.2f} %  lr {row['current_lr']:.2e}  {row['epoch_seconds']:.1f} s "
-                f"(cpu {row['epoch_cpu_seconds']:.1f} s)")
-
-    callbacks = [Recorder()] if config.baseline else [make_plateau(), Recorder()]
-    try:  # the baselines walk the data in order, as the MNIST-1D package's loop does
-        model.fit(x, y1, batch_size=batch_size, epochs=epochs, initial_epoch=record.epochs_done,
-                  shuffle=not config.baseline, validation_data=(xt, yt1), validation_batch_size=config.test_batch_size,
-                  callbacks=callbacks, verbose=0)
-    except BaseException as e:
-        record.finish("failed", error=f"{type(e).__name__}: {e}", wall_clock=time.monotonic())
-        raise
-    history = record.data["history"]
-    diverged = not all(records.is_finite(v) for v in history.get("loss", []))
-    record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
-    acc = history.get("test_acc", [])
-    if acc:
-        log(f"done: final test acc {acc[-1]:.2f} %, best {max(acc):.2f} % (epoch {int(np.argmax(acc)) + 1}), "
-            f"wall time {record.data['wall_time']:.0f} s")
-    return record.data
+    plateau = [] if config.baseline else [make_plateau()]
+    # The baselines walk the data in order, as the MNIST-1D package's loop does.
+    return run.fit(lambda callbacks: model.fit(
+        x, y1, batch_size=batch_size, epochs=epochs, initial_epoch=run.epochs_done, shuffle=not config.baseline,
+        validation_data=(xt, yt1), validation_batch_size=config.test_batch_size, callbacks=[*plateau, *callbacks],
+        verbose=0))
 
 
 # ------------------------------------------------------------------------------------------- CLI
