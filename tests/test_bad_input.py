@@ -15,7 +15,8 @@ from bpfree import rules, seeds
 from bpfree.tuning import cli
 from bpfree.tuning.config import SearchConfig
 from bpfree.tuning.search import validate_points
-from bpfree.tuning.space import MAX_GRID_POINTS, SearchSpace, load_preset, trial_id
+from bpfree.tuning.presets import load_preset
+from bpfree.tuning.space import MAX_GRID_POINTS, SearchSpace, trial_id
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],

@@ -384,7 +384,7 @@ def test_flags_override_a_named_preset_and_say_which(tmp_path, cli_in_process, s
 
 def test_without_flags_the_default_preset_runs_and_nothing_is_said_to_override(tmp_path, cli_in_process,
                                                                                spy_search):
-    from bpfree.tuning.space import load_preset
+    from bpfree.tuning.presets import load_preset
 
     done = cli_in_process(tmp_path / "exp")
     assert done.returncode == 0 and "overrides" not in done.stdout, done.stdout

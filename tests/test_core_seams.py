@@ -139,7 +139,7 @@ def test_a_namespaced_rule_hparam_sets_that_rule_only():
 
 
 def test_namespaced_rule_hparams_from_a_toml_preset_and_the_cli(tmp_path, cli_in_process):
-    from bpfree.tuning.space import load_preset
+    from bpfree.tuning.presets import load_preset
 
     preset = tmp_path / "p.toml"
     preset.write_text('[space]\nalgorithm = ["gle", "tp_rinv"]\narch = ["6"]\nactivation = ["tanh"]\n'

@@ -175,7 +175,7 @@ def test_every_shipped_preset_runs_without_yes():
     """Only hparams/default.toml (the ancestor's full space) and the DFC table's full protocol (7 rules × 3 lr × 5 seeds
     × 100 epochs, run by `python -m bpfree.benchmarks dfc_fc --full`, which asks no --yes) are above the threshold."""
     from bpfree.tuning.config import SearchConfig
-    from bpfree.tuning.space import load_preset
+    from bpfree.tuning.presets import load_preset
 
     above = []
     names = [n for n in os.listdir(os.path.join(ROOT, "hparams")) if n.endswith(".toml")]

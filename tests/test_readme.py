@@ -196,7 +196,8 @@ def test_readme_search_commands_estimate_their_time(preset, in_readme_dir, monke
         done = subprocess.run(["bash", os.path.join(ROOT, "train.bash"), "data/quickstart", "--dry_run"],
                               env={**os.environ, **env, **path}, capture_output=True, text=True, timeout=600)
         from bpfree.tuning.plan import GridSize
-        from bpfree.tuning.space import SearchSpace, load_preset
+        from bpfree.tuning.presets import load_preset
+        from bpfree.tuning.space import SearchSpace
 
         search, space = load_preset(os.path.join(ROOT, "hparams", "quickstart.toml"))  # train.bash's own preset
         size = GridSize(SearchSpace.create(space).size(), search["executions_per_trial"], search["num_epochs"])

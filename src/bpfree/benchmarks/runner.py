@@ -21,7 +21,7 @@ RUNS_FILE = "benchmark_runs.json"
 def settings(table, dataset, protocol="reduced"):
     """(search settings, space) of `table`'s `protocol` on `dataset`: the preset, the dataset's own settings,
     and what the protocol changes (a step schedule's milestones scaled to fewer epochs)."""
-    from bpfree.tuning.space import load_preset
+    from bpfree.tuning.presets import load_preset
 
     checks.choice("protocol", protocol, PROTOCOLS)
     search, space = load_preset(table.preset)

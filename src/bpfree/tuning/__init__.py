@@ -12,7 +12,7 @@ _EXPORTS = {
     "EngineOptions": "options",
     "GridOracle": "oracle",
     "run_search": "search",
-    "HPARAMS": "space", "SearchSpace": "space", "load_preset": "space", "trial_id": "space",
+    "HPARAMS": "space", "SearchSpace": "space", "load_preset": "presets", "trial_id": "space",
     "GridTuner": "tuner",
 }
 

@@ -30,7 +30,8 @@ from bpfree.datasets import RESIZES, SCALERS, names as dataset_names
 from bpfree.tuning import distributed, plan
 from bpfree.tuning.config import OBJECTIVE_ALIASES, OBJECTIVES, SearchConfig
 from bpfree.tuning.lock import ExperimentLocked
-from bpfree.tuning.space import SearchSpace, Values, load_preset, rule_entries, split_values
+from bpfree.tuning.presets import load_preset
+from bpfree.tuning.space import SearchSpace, Values, rule_entries, split_values
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

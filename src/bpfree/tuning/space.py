@@ -1,14 +1,11 @@
-"""Search spaces: TOML presets, command-line fixes, the grid, trial ids and project names."""
+"""Search spaces: their values (from a preset, `bpfree.tuning.presets`, and the command line), the grid,
+trial ids and project names."""
 
 import dataclasses
-import errno
 import hashlib
 import itertools
 import json
 import math
-import os
-import stat
-import tomllib
 
 from bpfree import builders, checks, choices
 from bpfree.arch import TOKEN_FORMS, arch_string
@@ -20,8 +17,6 @@ NAME_MAX = 255
 # A grid larger than this is refused before it is built: a million points already take over 1 GB and
 # 15 s of trial ids to hold, and no search trains that many.
 MAX_GRID_POINTS = 100_000
-# A preset larger than this is refused unread: presets are a few dozen lines.
-MAX_PRESET_BYTES = 1 << 20
 
 
 def _rules():
@@ -187,33 +182,6 @@ def _fit_name(readable, digest=None):
     return f"{start}-{digest}"
 
 
-def load_preset(path):
-    """({search settings}, {space}) from a TOML preset: a regular file of at most MAX_PRESET_BYTES (a
-    device, a FIFO or a huge file is refused before it is read, with one line)."""
-    try:
-        data = tomllib.loads(_read_preset(path).decode("utf-8"))
-    except FileNotFoundError:
-        raise SpaceError(f"Hparams file {path!r} does not exist.") from None
-    except OSError as e:  # a directory, no permission, ...
-        raise SpaceError(f"Hparams file {path!r} cannot be read: {e.strerror or e}.") from None
-    except UnicodeDecodeError as e:
-        raise SpaceError(f"Hparams file {path!r} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at "
-                         f"offset {e.start}); TOML presets must be UTF-8.") from None
-    except RecursionError:
-        raise SpaceError(f"Hparams file {path!r} nests too deeply to be read; a preset has a [search] and a "
-                         "[space] table of flat values and lists.") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpaceError(f"Hparams file {path!r} is not valid TOML: {e}") from None
-    unknown = set(data) - {"search", "space"}
-    if unknown:
-        checks.choice(f"table in hparams file {path!r}:", sorted(unknown)[0], ("search", "space"), error=SpaceError)
-    for table in ("search", "space"):
-        if not isinstance(data.get(table, {}), dict):
-            raise SpaceError(f"Hparams file {path!r}: {table} = {data[table]!r} is not a table; write it as "
-                             f"[{table}] followed by name = value lines.")
-    return dict(data.get("search", {})), dict(data.get("space", {}))
-
-
 def _unique(name, values):
     """`values` if no value is listed twice (its grid points would be the same trial); a SpaceError naming it."""
     seen = []
@@ -222,27 +190,6 @@ def _unique(name, values):
             raise SpaceError(f"Invalid {name} list {list(values)!r}: {value!r} is listed twice.")
         seen.append(value)
     return values
-
-
-def _read_preset(path):
-    """The bytes of the preset at `path`, opened without blocking (a FIFO without a writer) and read only
-    if it is a regular file of at most MAX_PRESET_BYTES."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory")
-        if not stat.S_ISREG(info.st_mode):
-            raise SpaceError(f"Hparams file {path!r} is not a regular file (a device, FIFO or socket); a preset is a "
-                             "TOML file.")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(MAX_PRESET_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_PRESET_BYTES:
-        raise SpaceError(f"Hparams file {path!r} is larger than {MAX_PRESET_BYTES // 1024} KiB; a preset is a short "
-                         "TOML file of a [search] and a [space] table.")
-    return data
 
 
 def _values(name, value):
