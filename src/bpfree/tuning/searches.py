@@ -45,7 +45,8 @@ def random_order(points, seed):
 
 
 def make_oracle(points, directory, config):
-    """The oracle of `config.search` over the grid `points` (`GridOracle`, `RandomOracle`, `BayesianOracle`)."""
+    """The oracle of `config.search` over the grid `points` (`GridOracle`, `RandomOracle`, `BayesianOracle`,
+    `hyperband.HyperbandOracle`)."""
     common = dict(objective=config.objective, executions_per_trial=config.executions_per_trial,
                   num_epochs=config.num_epochs)
     if config.search == "random":
@@ -53,6 +54,11 @@ def make_oracle(points, directory, config):
     if config.search == "bayesian":
         return BayesianOracle(points, directory, seed=config.seed, max_trials=config.max_trials, score=config.score,
                               **common)
+    if config.search == "hyperband":
+        from bpfree.tuning.hyperband import HyperbandOracle  # it builds on this module's random order
+
+        return HyperbandOracle(points, directory, seed=config.seed, max_trials=config.max_trials,
+                               factor=config.hyperband_factor, score=config.score, **common)
     return GridOracle(points, directory, **common)
 
 

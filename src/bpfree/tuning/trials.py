@@ -2,6 +2,10 @@
 
 from bpfree.tuning.options import structure_key
 
+# keras-tuner's Hyperband trial values (its HyperbandOracle's names; undeclared, so never hparams of a point):
+# the epochs a trial trains to, its bracket and its round (`bpfree.tuning.hyperband`).
+EPOCHS, BRACKET, ROUND = "tuner/epochs", "tuner/bracket", "tuner/round"
+
 
 def point_of(trial):
     """The grid point of a keras-tuner trial: its active hparams. A trial that came over keras-tuner's gRPC
@@ -9,6 +13,13 @@ def point_of(trial):
     defaults): taken as they come they would make another point, with another trial id."""
     hp = trial.hyperparameters
     return {name: value for name, value in hp.values.items() if hp.is_active(name)}
+
+
+def budget_of(trial):
+    """A Hyperband trial's budget, {"bracket": s, "epochs": r} (its "tuner/bracket" and "tuner/epochs"), or None:
+    a trial of another search trains to the search's num_epochs."""
+    values = trial.hyperparameters.values
+    return {"bracket": int(values[BRACKET]), "epochs": int(values[EPOCHS])} if EPOCHS in values else None
 
 
 def by_structure(trials):
