@@ -89,6 +89,37 @@ def result_at(data, epochs, objective, score="final"):
     return True, (value if math.isfinite(value) else None)
 
 
+def successive_halving(schedule, order, result, left_out=None):
+    """(steps, pending): the trials of `schedule` (`brackets`) over the configurations `order` (drawn in that
+    order, none twice), decided so far: steps [(configuration, bracket, round, epochs)] in the order they run,
+    and pending, those of the last decided round without their result. `result(configuration, epochs)` gives
+    (done, score); a round is decided once the round before it is done: its best `n` by score (ties: the earlier
+    in that round; None scores never kept). `left_out(configurations)` is called with those each decided round
+    leaves out. keras-tuner's `HyperbandOracle.populate_space`, one trial at a time (see the module)."""
+    steps, drawn = [], 0
+    for bracket, rounds in schedule:
+        current = list(order[drawn:drawn + rounds[0][0]])
+        drawn += len(current)
+        scores = []
+        for k, (size, epochs) in enumerate(rounds):
+            if k:
+                ranked = sorted((s, i) for i, s in enumerate(scores) if s is not None)[:size]
+                kept = {i for _, i in ranked}
+                if left_out is not None:
+                    left_out([c for i, c in enumerate(current) if i not in kept])
+                current = [current[i] for _, i in ranked]
+            if not current:
+                break
+            round_steps = [(c, bracket, k, epochs) for c in current]
+            steps += round_steps
+            results = [result(c, epochs) for c in current]
+            pending = [step for step, (done, _) in zip(round_steps, results) if not done]
+            if pending:
+                return steps, pending
+            scores = [s for _, s in results]
+    return steps, []
+
+
 class HyperbandOracle(GridOracle):
     """keras-tuner's Hyperband over the grid `points` (see the module), one trial at a time: a trial is one
     point at one round, its values the point's hparams and keras-tuner's "tuner/epochs", "tuner/bracket" and
@@ -117,30 +148,8 @@ class HyperbandOracle(GridOracle):
         """Replays the schedule from the records up to its first round not finished (`steps`, `pending`);
         with `mark`, writes ``"stopped_by": "hyperband"`` into the completed records of the points each decided
         round left out (once: a record marked already is left as it is)."""
-        self.steps, self.pending = [], []
-        drawn = 0
-        for bracket, rounds in self.schedule:
-            current = self.order[drawn:drawn + rounds[0][0]]
-            drawn += len(current)
-            scores = []
-            for k, (size, epochs) in enumerate(rounds):
-                if k:  # the best `size` of the round before, by their score there (ties: the earlier point)
-                    ranked = sorted((s, i) for i, s in enumerate(scores) if s is not None)[:size]
-                    kept = {i for _, i in ranked}
-                    if mark:
-                        self._mark_stopped([p for i, p in enumerate(current) if i not in kept])
-                    current = [current[i] for _, i in ranked]
-                if not current:
-                    break
-                steps = [(point, bracket, k, epochs) for point in current]
-                self.steps += steps
-                results = [self.result(point, epochs) for point in current]
-                self.pending = [step for step, (done, _) in zip(steps, results) if not done]
-                if self.pending:
-                    break
-                scores = [s for _, s in results]
-            if self.pending:
-                break
+        self.steps, self.pending = successive_halving(self.schedule, self.order, self.result,
+                                                      self._mark_stopped if mark else None)
         pending = {trial_id(p) for p, *_ in self.pending}
         self.finished_ids = {trial_id(p) for p, *_ in self.steps} - pending
 
