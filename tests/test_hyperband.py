@@ -236,7 +236,7 @@ def test_a_promoted_execution_is_the_one_trained_straight_to_its_budget(referenc
     assert straight["history"] == promoted["history"] and straight["test"] == promoted["test"]
 
 
-@pytest.mark.parametrize("killed_at", [2, 6, 8, 14])
+@pytest.mark.parametrize("killed_at", [2, 6, 14])
 def test_a_search_interrupted_mid_round_resumes_to_the_same_records(reference, tmp_path, monkeypatch, killed_at):
     """Interrupted at its `killed_at`-th epoch (in a first round, in a promoted execution's extension, in the last
     round of a bracket), the same command again ends with the uninterrupted search's records."""
@@ -329,3 +329,16 @@ def test_the_help_names_the_flag():
     done = subprocess.run([sys.executable, "-m", "bpfree", "--help"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert "--hyperband_factor" in done.stdout and "hyperband (keras-tuner's Hyperband" in done.stdout
+
+
+def test_confirmation_seeds_confirm_the_point_chosen_among_full_budgets(reference, tmp_path):
+    directory, _ = reference
+    shutil.copytree(directory, tmp_path / "copy")
+    config = SearchConfig(**SETTINGS)
+    summary = run_search(str(tmp_path / "copy"), config, SearchSpace.create(SMALL), log=lambda *a: None,
+                         confirm_seeds=1)
+    assert not summary["unfinished"] and summary["ran"] == 0  # nothing of the search trains again
+    chosen = results.best(results.load(str(directory)), by="algorithm")["trial_id"].tolist()
+    confirmations = [d for d in map(records.read, records.iter_record_paths(str(tmp_path / "copy")))
+                     if d.get("confirmation")]
+    assert [d["trial_id"] for d in confirmations] == chosen and confirmations[0]["search"]["hyperband_factor"] == 3

@@ -437,7 +437,8 @@ def main(argv):
         return 0
     ran = ("handed to the workers" if role == "chief"
            else f"run in {summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
-    print(f"search done: {summary['ran']} grid points {ran}; records in {summary['project_dir']}")
+    trials = "trials (grid points at a round's epochs)" if config.search == "hyperband" else "grid points"
+    print(f"search done: {summary['ran']} {trials} {ran}; records in {summary['project_dir']}")
     print_results(experiment_dir, summary["project_dir"], config.objective)
     print(f"a report (tests against bp, figures): python -m bpfree.results {summary['project_dir']} --report "
           "report.md")
