@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from bpfree import io, records, results
+from bpfree.results.frame import partial
 from bpfree.tuning import SearchConfig, SearchSpace, run_search, trial_id
 from bpfree.tuning import execution as execution_module
 from bpfree.tuning.execution import hyperband_mark
@@ -185,6 +186,9 @@ def test_a_budget_is_what_done_means_for_a_hyperband_record():
     assert result_at(running, 1, "loss") == (True, 1.0) and not result_at(running, 3, "loss")[0]
     assert hyperband_mark(running, {"bracket": 2, "epochs": 1}) == {"bracket": 2, "budgets": [1]}
     assert hyperband_mark(data, {"bracket": 2, "epochs": 3}) == {"bracket": 2, "budgets": [1, 3]}
+    # The read side: cut short by its budget (left out of the selection), or ended by early stopping (not).
+    assert partial(data) and not partial({**data, "hyperband": {"bracket": 2, "budgets": [1, 3]}})
+    assert not partial({k: v for k, v in data.items() if k != "hyperband"})
 
 
 # ------------------------------------------------------------------------------------- real searches

@@ -26,8 +26,8 @@ def load(experiment_dir, errors=None):
     fresh seed, ``record["confirmation"]``; False when the record has no such field), wall_time, objective
     (the search's; None for experiment records), scored_by (`scoring.recorded_score`), stopped_by ("hyperband"
     where a Hyperband round left the execution out, ``record["stopped_by"]``; None otherwise), partial (True for
-    a Hyperband execution asked fewer epochs than its search's num_epochs, `records.asked_epochs`: stopped, or
-    waiting for its round's promotion; `bpfree.results.best` leaves it out), test.<metric> (the
+    a Hyperband execution cut short by its budget, `partial`: stopped, or waiting for its round's promotion;
+    `bpfree.results.best` leaves it out), test.<metric> (the
     execution's test-split metrics, where recorded), every hparam by its long name, every metric. A corrupt
     record file is skipped with a warning naming it (and appended to `errors` when a list is given); the rest
     still loads.
@@ -97,9 +97,12 @@ def _read(path):
 
 
 def partial(data):
-    """Whether record `data` is of a Hyperband execution asked fewer epochs than its search's num_epochs."""
+    """Whether record `data` is of a Hyperband execution cut short by its budget: asked fewer epochs than its
+    search's num_epochs and trained to them (one that early stopping ended before its budget would have
+    stopped there trained straight to num_epochs too: it is no less than a full one)."""
     asked, full = records.asked_epochs(data), (data.get("search") or {}).get("num_epochs")
-    return "hyperband" in data and isinstance(asked, int) and isinstance(full, int) and asked < full
+    return ("hyperband" in data and isinstance(asked, int) and isinstance(full, int) and asked < full
+            and records.epochs_done(data["history"]) >= asked)
 
 
 def hparam_columns(frame):

@@ -147,7 +147,8 @@ class HyperbandOracle(GridOracle):
     def replay(self, mark=True):
         """Replays the schedule from the records up to its first round not finished (`steps`, `pending`);
         with `mark`, writes ``"stopped_by": "hyperband"`` into the completed records of the points each decided
-        round left out (once: a record marked already is left as it is)."""
+        round left out (once: a record marked already is left as it is), those cut short by their budget (one
+        that early stopping ended before it stopped by itself)."""
         self.steps, self.pending = successive_halving(self.schedule, self.order, self.result,
                                                       self._mark_stopped if mark else None)
         pending = {trial_id(p) for p, *_ in self.pending}
@@ -173,7 +174,8 @@ class HyperbandOracle(GridOracle):
             for execution in range(self.executions_per_trial):
                 path = records.execution_path(self.directory, trial_id(point), execution)
                 data = _read(path)
-                if data is not None and data["status"] == "completed" and data.get("stopped_by") != STOPPED_BY:
+                if (data is not None and data["status"] == "completed" and data.get("stopped_by") != STOPPED_BY
+                        and records.epochs_done(data["history"]) >= records.asked_epochs(data)):  # not early-stopped
                     record = records.ExecutionRecord.resume(path)
                     record.data["stopped_by"] = STOPPED_BY
                     record.save()
