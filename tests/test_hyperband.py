@@ -312,10 +312,10 @@ def test_bad_hyperband_settings_are_refused_in_one_line(settings, message):
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
-def test_make_oracle_makes_it_one_trial_at_a_time(tmp_path):
+def test_make_oracle_makes_it_one_point_per_trial(tmp_path):
     config = SearchConfig(dataset="digits", search="hyperband", max_trials=5, num_epochs=9, hyperband_factor=3)
-    hyperband = make_oracle(SearchSpace.create(GRID).grid(), str(tmp_path), config)
-    assert isinstance(hyperband, HyperbandOracle) and hyperband.one_trial_at_a_time
+    hyperband = make_oracle(SearchSpace.create(GRID).grid(), str(tmp_path), config, cohort_size=8)
+    assert isinstance(hyperband, HyperbandOracle) and hyperband.cohort_size == 1
     assert hyperband.schedule == brackets(9, 3) and len(hyperband.order) == 5
     assert SearchConfig.completed({})["hyperband_factor"] == 3
 

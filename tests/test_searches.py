@@ -113,7 +113,7 @@ def test_make_oracle_follows_the_config(grid, tmp_path):
     assert type(make_oracle(grid, str(tmp_path), SearchConfig(**base))).__name__ == "GridOracle"
     assert len(make_oracle(grid, str(tmp_path), SearchConfig(**base, search="random", max_trials=3)).points) == 3
     oracle = make_oracle(grid, str(tmp_path), SearchConfig(**base, search="bayesian", max_trials=3))
-    assert oracle.one_trial_at_a_time and oracle.trials_planned == 3
+    assert oracle.trials_planned == 3
 
 
 # ------------------------------------------------------------------------------------- refusals

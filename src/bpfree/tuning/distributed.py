@@ -63,8 +63,7 @@ def serve(tuner, poll_seconds=0.2, reply_seconds=1.0):
     thread and this returns as soon as the oracle itself knows every worker that asked for a trial has
     been told the grid is done (`GridOracle.all_told`); the server goes with the process.
 
-    The oracle knows before gRPC has sent its reply, so the server is given `reply_seconds` to send it;
-    a worker already told on another key takes a reply cut anyway as the end (`GridTuner._create_trial`).
+    The oracle knows before gRPC has sent its reply, so the server is given `reply_seconds` to send it.
     """
     if role() != "chief":  # keras-tuner's Tuner.search decides by the same variable
         raise RuntimeError(f"serve() runs in the chief (KERASTUNER_TUNER_ID {os.environ.get('KERASTUNER_TUNER_ID')!r}).")
@@ -87,14 +86,6 @@ def serve(tuner, poll_seconds=0.2, reply_seconds=1.0):
     if failure:
         raise failure[0]
     time.sleep(reply_seconds)
-
-
-def coordinator_gone(error):
-    """Whether `error`, raised by a worker's call to the coordinator's oracle, says the coordinator is gone
-    (gRPC UNAVAILABLE: nobody listens, or the connection closed under the call)."""
-    import grpc  # keras-tuner's own dependency for its chief/worker mode
-
-    return isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def check_bind(address, what="--oracle_bind"):

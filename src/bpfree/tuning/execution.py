@@ -93,9 +93,10 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 @dataclasses.dataclass
 class Execution:
-    """One execution ready to train: its trial, model (built, restored), open record and first epoch."""
+    """One execution ready to train: its point's hyperparameters, model (built, restored), open record and
+    first epoch."""
 
-    trial: object
+    hyperparameters: object
     point: dict
     tid: str
     execution: int
@@ -117,11 +118,12 @@ class Execution:
 
     # ------------------------------------------------------------------------------ open
     @classmethod
-    def open(cls, tuner, trial, point, execution, budget=None):
+    def open(cls, tuner, hyperparameters, point, execution, budget=None):
         """An `Execution` ready to train, or the score of one that needs no training (finished before:
-        its score; no model for its point: None). `tuner` gives the search's settings and hypermodel.
-        `budget`: a Hyperband trial's (`trials.budget_of`): it trains to ``budget["epochs"]``, not the search's
-        num_epochs, and its record's "hyperband" says so (`hyperband_mark`)."""
+        its score; no model for its point: None). `hyperparameters`: keras-tuner's, holding `point`'s values
+        (what the hypermodel builds from); `tuner` gives the search's settings and hypermodel. `budget`: a
+        Hyperband trial's (`trials.budget_of`): it trains to ``budget["epochs"]``, not the search's num_epochs,
+        and its record's "hyperband" says so (`hyperband_mark`)."""
         config, log = tuner.config, tuner.log
         num_epochs = budget["epochs"] if budget else config.num_epochs
         tid = trial_id(point)
@@ -140,7 +142,7 @@ class Execution:
                                config, aside)
 
         try:
-            model = tuner.hypermodel.build(trial.hyperparameters, seed=seed)
+            model = tuner.hypermodel.build(hyperparameters, seed=seed)
         except Exception as e:
             # No model exists for this point (a ValueError): a property of the point, final. Anything
             # else (out of memory, ...) is an accident, retried by the next run.
@@ -170,7 +172,7 @@ class Execution:
         if budget:
             record.data["hyperband"] = hyperband_mark(previous, budget)
         record.start(time.monotonic())
-        return cls(trial, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,
+        return cls(hyperparameters, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,
                    history, config, log, tuner.checkpoint_seconds, tuner.options.save_models, num_epochs=num_epochs)
 
     # ------------------------------------------------------------------------------ train

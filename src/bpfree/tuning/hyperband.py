@@ -125,9 +125,8 @@ class HyperbandOracle(GridOracle):
     point at one round, its values the point's hparams and keras-tuner's "tuner/epochs", "tuner/bracket" and
     "tuner/round" (`trials.budget_of`). Its state is its schedule replayed from the records (`replay`):
     `steps`, [(point, bracket, round, epochs)] decided so far in order, and `pending`, those of the last
-    decided round without their result yet."""
-
-    one_trial_at_a_time = True
+    decided round without their result yet. A cohort of one (`GridOracle`'s default `cohort_size`): each trial
+    is one point, decided once the round before it has finished."""
 
     def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, *, seed, max_trials,
                  factor=3, score="final"):

@@ -86,6 +86,16 @@ def capacity(options, executions, variables, activations, device="cpu"):
     return max(1, min(executions, AUTO_MEMBERS[device], by_memory))
 
 
+def points_per_trial(options, jit_compile, executions_per_trial, device="cpu"):
+    """Grid points one keras-tuner trial holds at most (its cohort, `bpfree.tuning.trials`): enough of one
+    structure for their executions to fill a program of the most members `options` allows on `device`; one
+    where each execution trains alone (``fit``, or programs of one member)."""
+    if options.fit:
+        return 1
+    most = options.members or (AUTO_MEMBERS[device] if jit_compile else AUTO_MEMBERS_WITHOUT_XLA)
+    return max(1, -(-most // executions_per_trial))
+
+
 def program_members(options, jit_compile, executions, variables, activations, device="cpu"):
     """Members of a structure's program. A member's numbers must not depend on how many members share
     its program. Under XLA they do not, from two members on (one member is a degenerate batch, which XLA

@@ -15,7 +15,9 @@ import threading
 import keras_tuner
 
 from bpfree import checks, records
+from bpfree.tuning.options import structure_key
 from bpfree.tuning.space import trial_id
+from bpfree.tuning.trials import cohort_values
 
 RUNNING = keras_tuner.engine.trial.TrialStatus.RUNNING
 STOPPED = keras_tuner.engine.trial.TrialStatus.STOPPED
@@ -61,10 +63,17 @@ class GridOracle(keras_tuner.Oracle):
     `Oracle.reload` ends in): keras-tuner's own files never override the records. `handed_out`: the
     points given to a tuner since. `all_told` is set once every tuner that asked for a trial has been
     told the grid is done (the chief's end; see `bpfree.tuning.distributed.serve`).
+
+    `cohort_size`: the most grid points one trial holds (`bpfree.tuning.trials`): the first point not
+    handed out, with the next ones of its structure in grid order, so that one trial's executions fill a
+    program (`bpfree.tuning.options.points_per_trial`).
     """
 
-    def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, **kwargs):
+    def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, cohort_size=1,
+                 **kwargs):
         checks.whole("executions_per_trial", executions_per_trial, lambda v: v >= 1, "an integer >= 1")
+        checks.whole("cohort_size", cohort_size, lambda v: v >= 1, "an integer >= 1")
+        self.cohort_size = cohort_size
         super().__init__(
             objective=keras_tuner.Objective(objective, direction="min"),
             max_trials=None,
@@ -95,8 +104,10 @@ class GridOracle(keras_tuner.Oracle):
         remaining = self.remaining
         if not remaining:
             return {"status": STOPPED, "values": None}
-        self.handed_out.add(trial_id(remaining[0]))
-        return {"status": RUNNING, "values": dict(remaining[0])}
+        structure = structure_key(remaining[0])
+        cohort = [p for p in remaining if structure_key(p) == structure][:self.cohort_size]
+        self.handed_out.update(trial_id(p) for p in cohort)
+        return {"status": RUNNING, "values": cohort_values(cohort)}
 
     @keras_tuner.synchronized
     def create_trial(self, tuner_id):

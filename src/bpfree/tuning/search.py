@@ -8,12 +8,12 @@ import time
 
 from bpfree import checks, datasets, io, records
 from bpfree.tuning import confirmation, distributed, tensorboard_hparams, tensorboard_summary
-from bpfree.tuning.options import EngineOptions, program_members
+from bpfree.tuning.options import EngineOptions, points_per_trial, program_members
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.lock import ExperimentLock
 from bpfree.tuning.oracle import valid_records
 from bpfree.tuning.searches import make_oracle
-from bpfree.tuning.tuner import GridTuner
+from bpfree.tuning.tuner import GridTuner, device
 from bpfree.tuning.config import SearchConfig
 from bpfree.tuning.validation import validate_points
 from bpfree.tuning.search_data import SearchData
@@ -50,7 +50,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
     validate_points(points, config, config.dataset_info())
     role = distributed.role()
     if role == "worker":  # the chief's oracle decides what runs; this one only declares the space
-        oracle = _oracle(directory, config, points, role)
+        oracle = _oracle(directory, config, points, role, engine)
         return _run(directory, config, space, oracle.points, oracle, role, log, engine)
     started = time.time()
     with ExperimentLock(directory):
@@ -65,7 +65,7 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         check_record_settings(directory, config, space, log)  # first: a config.json written now would hide it
         check_engine(directory, config, engine or EngineOptions())
         _write_or_check_config(directory, config, space)
-        oracle = _oracle(directory, config, points, role)
+        oracle = _oracle(directory, config, points, role, engine)
         points = oracle.points  # the random search's sample; else the grid
         log(f"{directory}: {oracle.describe()}")
         tensorboard_hparams.write_config(os.path.join(directory, "tensorboard"), space, config)
@@ -91,13 +91,16 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
         return summary
 
 
-def _oracle(directory, config, points, role=None):
-    """The oracle of `config.search` (`bpfree.tuning.searches`). A bayesian search proposes each trial from
-    every finished one, so it runs in one process (workers would make its sequence depend on timing)."""
+def _oracle(directory, config, points, role=None, engine=None):
+    """The oracle of `config.search` (`bpfree.tuning.searches`), each trial a cohort of as many grid points of
+    one structure as fill a program (`options.points_per_trial`; the coordinator of a distributed search sizes
+    them by its own device). A bayesian search proposes each trial from every finished one, and a hyperband search
+    decides each round from the one before, so they run in one process (workers would make its sequence depend on timing)."""
     if role is not None and config.search in ("bayesian", "hyperband"):
         raise ValueError(f"search {config.search} runs in one process (each trial is decided from every finished "
                          "one): drop --workers (or KERASTUNER_TUNER_ID), or use search random or grid.")
-    return make_oracle(points, directory, config)
+    cohort = points_per_trial(engine or EngineOptions(), config.jit_compile, config.executions_per_trial, device())
+    return make_oracle(points, directory, config, cohort_size=cohort)
 
 
 def _run(directory, config, space, points, oracle, role, log, engine=None, confirmation_of=None):

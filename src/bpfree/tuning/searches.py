@@ -44,13 +44,15 @@ def random_order(points, seed):
     return sorted(points, key=lambda p: hashlib.sha256(f"{seed} {trial_id(p)}".encode()).hexdigest())
 
 
-def make_oracle(points, directory, config):
+def make_oracle(points, directory, config, cohort_size=1):
     """The oracle of `config.search` over the grid `points` (`GridOracle`, `RandomOracle`, `BayesianOracle`,
-    `hyperband.HyperbandOracle`)."""
+    `hyperband.HyperbandOracle`); `cohort_size`: the most grid points of one structure a trial holds (bayesian
+    and hyperband: one, see theirs)."""
     common = dict(objective=config.objective, executions_per_trial=config.executions_per_trial,
                   num_epochs=config.num_epochs)
     if config.search == "random":
-        return RandomOracle(points, directory, seed=config.seed, max_trials=config.max_trials, **common)
+        return RandomOracle(points, directory, seed=config.seed, max_trials=config.max_trials,
+                            cohort_size=cohort_size, **common)
     if config.search == "bayesian":
         return BayesianOracle(points, directory, seed=config.seed, max_trials=config.max_trials, score=config.score,
                               **common)
@@ -59,16 +61,17 @@ def make_oracle(points, directory, config):
 
         return HyperbandOracle(points, directory, seed=config.seed, max_trials=config.max_trials,
                                factor=config.hyperband_factor, score=config.score, **common)
-    return GridOracle(points, directory, **common)
+    return GridOracle(points, directory, cohort_size=cohort_size, **common)
 
 
 class RandomOracle(GridOracle):
     """The grid oracle over the first `max_trials` points of `random_order(points, seed)`, in that order."""
 
-    def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, *, seed, max_trials):
+    def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, *, seed, max_trials,
+                 cohort_size=1):
         self.grid_size = len(points)
         super().__init__(random_order(points, seed)[:max_trials], directory, objective, executions_per_trial,
-                         num_epochs)
+                         num_epochs, cohort_size)
 
     def describe(self):
         return (f"random search: {len(self.points)} of {self.grid_size} grid points, {len(self.finished_ids)} "
@@ -76,11 +79,9 @@ class RandomOracle(GridOracle):
 
 
 class BayesianOracle(GridOracle):
-    """keras-tuner's Bayesian optimisation over the grid `points`, `max_trials` trials, one at a time
-    (`one_trial_at_a_time`: the tuner takes one trial, whose executions train together, before asking for
-    the next). Its state is the finished prefix of its sequence, replayed from the records (`rebuild`)."""
-
-    one_trial_at_a_time = True
+    """keras-tuner's Bayesian optimisation over the grid `points`, `max_trials` trials, one at a time: each
+    trial is one grid point (a cohort of one), proposed once every trial before it has finished. Its state is
+    the finished prefix of its sequence, replayed from the records (`rebuild`)."""
 
     def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, *, seed, max_trials,
                  score="final", initial_points=None):

@@ -1,10 +1,12 @@
-"""The tuner: keras-tuner's trial loop around the engine that trains a structure's executions together.
+"""The tuner: keras-tuner's own search loop, each trial's executions trained by the engine.
 
-keras-tuner is the trial queue here: `GridOracle` decides which grid point runs next and owns the
-state (rebuilt from the records); the tuner takes trials from it and hands their executions
-(`bpfree.tuning.execution.Execution`) to the engine: a `MemberProgram` per structure
-(`bpfree.tuning.engine`), or Keras `fit` for models the program cannot train (their own train step,
-tracker metrics) and when asked for (``EngineOptions(fit=True)``, a debugging path).
+keras-tuner is used through its public contract: `Tuner.search` asks the oracle for one trial at a time
+per tuner, `run_trial` trains it and returns its metrics. A trial is a *cohort* (`bpfree.tuning.trials`):
+one or more grid points of one structure, handed out together by `GridOracle` (which owns the state,
+rebuilt from the records) so that their executions train as the members of one program
+(`bpfree.tuning.engine.MemberProgram`). Models the program cannot train (their own train step, tracker
+metrics) train through Keras `fit`, as does everything when asked for (``EngineOptions(fit=True)``, a
+debugging path). Each execution's life is `bpfree.tuning.execution.Execution`.
 """
 
 import collections
@@ -19,14 +21,12 @@ import numpy as np
 import tensorflow as tf
 
 from bpfree import seeds
-from bpfree.tuning import distributed, engine, inputs, progress
+from bpfree.tuning import engine, inputs, progress
 from bpfree.tuning.execution import Execution, finite_or_none
-from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, EngineOptions, program_members, structure_key
+from bpfree.tuning.options import EngineOptions, program_members, structure_key
 from bpfree.tuning.test_each_epoch import EpochTestCallback, logs_with_test
 from bpfree.tuning.space import trial_id
-from bpfree.tuning.trials import budget_of, by_structure, point_of
-
-TrialStatus = keras_tuner.engine.trial.TrialStatus
+from bpfree.tuning.trials import budget_of, point_hyperparameters, points_of
 
 
 class GridTuner(keras_tuner.Tuner):
@@ -46,13 +46,9 @@ class GridTuner(keras_tuner.Tuner):
         self.data_source = data_source  # `datasets.source`: each record's "data_source" (not a search setting)
         self.options = engine_options or EngineOptions()
         self.checkpoint_seconds = self.options.checkpoint_seconds
-        # Executions of each structure in the grid: a program never has more members than that.
+        # Executions of each structure a trial can hold: a program never has more members than that.
         self._structure_executions = collections.Counter(structure_key(p) for p in points)
-        # Trials taken from the oracle at a time: enough to fill a program with their executions.
-        most = self.options.members or (AUTO_MEMBERS[_device()] if config.jit_compile else AUTO_MEMBERS_WITHOUT_XLA)
-        self.trials_per_group = 1 if self.options.fit else max(1, -(-most // config.executions_per_trial))
-        if getattr(oracle, "one_trial_at_a_time", False):  # bayesian: each trial proposed from all finished before it
-            self.trials_per_group = 1  # a program holds one trial's executions at a time
+        if getattr(oracle, "cohort_size", 1) == 1:  # one point per trial (bayesian, fit, programs of one member)
             self._structure_executions = collections.Counter(dict.fromkeys(self._structure_executions, 1))
         self._programs = {}  # structure key → MemberProgram, reused by every group of that structure
         self.experiment_dir = experiment_dir
@@ -74,101 +70,54 @@ class GridTuner(keras_tuner.Tuner):
         # The hypermodel declares every conditional hparam itself; no exploratory model builds.
         pass
 
-    # ------------------------------------------------------------------------------ search
-    def search(self, data=None, **unused):
-        """keras-tuner's search loop, taking up to `trials_per_group` trials at a time from the oracle
-        (one oracle key per held trial, ``<tuner id>~<k>``: keras-tuner's oracle holds one running
-        trial per tuner id) and training their
-        executions as the members of one program per structure (`bpfree.tuning.engine`); keras-tuner's
-        own loop (one trial at a time, each execution through `fit`) with ``EngineOptions(fit=True)``."""
-        if self.options.fit or distributed.role() == "chief":  # the chief only serves the oracle
-            return super().search(*(() if data is None else (data,)))
-        self.on_search_begin()
-        keys = [self.tuner_id] + [f"{self.tuner_id}~{k}" for k in range(1, self.trials_per_group)]
-        asked, told = [], set()
-        while True:
-            trials = []
-            for key in keys:
-                trial = self._create_trial(key, told)
-                if key not in asked:
-                    asked.append(key)
-                if trial is None:
-                    told.add(key)
-                    break
-                trials.append(trial)
-            if not trials:
-                break
-            self._run_trials(trials, data)
-        for key in asked:  # every key that asked is told the grid is done (the chief waits for that)
-            if key not in told:
-                if self._create_trial(key, told) is not None:
-                    raise RuntimeError(f"The oracle handed out a trial to {key} after saying the grid is done.")
-                told.add(key)
-        self.on_search_end()
-
-    def _create_trial(self, key, told):
-        """The oracle's next trial for `key`, or None when the grid is done.
-
-        `told`: the keys of this tuner already told the grid is done. Once one has been, a coordinator
-        that has gone away (its reply to the last key can be cut when it exits) is the grid's end too:
-        every trial this tuner held has been reported by then (`distributed.coordinator_gone`)."""
-        while True:
-            try:
-                trial = self.oracle.create_trial(key)
-            except Exception as e:
-                if told and distributed.coordinator_gone(e):
-                    self.log(f"  the coordinator has closed after telling {self.tuner_id} the grid is done")
-                    return None
-                raise
-            if trial.status == TrialStatus.STOPPED:
-                return None
-            if trial.status != TrialStatus.IDLE:
-                return trial
-
-    def _run_trials(self, trials, data):
-        """Runs `trials` (their executions grouped by structure) and reports each to the oracle."""
-        for trial in trials:
-            self.on_trial_begin(trial)
-        scores = {}
-        for group in by_structure(trials):
-            scores.update(self._run_group(group, data))
-        for trial in trials:
-            try:
-                metrics = self._trial_metrics(trial, [scores[(trial.trial_id, e)]
-                                                      for e in range(self.config.executions_per_trial)])
-                self.oracle.update_trial(trial.trial_id, metrics)
-                trial.status = TrialStatus.COMPLETED
-            except keras_tuner.errors.FailedTrialError as e:
-                trial.status = TrialStatus.FAILED
-                trial.message = str(e)
-            self.on_trial_end(trial)
-
+    # ------------------------------------------------------------------------------ trials
     def run_trial(self, trial, data, **unused):
-        scores = self._run_group([trial], data)
-        return self._trial_metrics(trial, [scores[(trial.trial_id, e)] for e in range(self.config.executions_per_trial)])
+        """Trains every execution of the trial's grid points (its cohort) and returns the trial's metrics.
 
-    def _trial_metrics(self, trial, scores):
-        """The trial's objective: the mean over its executions that finished with a finite score."""
-        tid = trial_id(point_of(trial))
-        finite = [s for s in scores if s is not None and math.isfinite(s)]
-        if not finite:
-            raise keras_tuner.errors.FailedTrialError(f"Trial {tid}: no execution finished with a finite objective.")
-        return {self.config.objective: float(np.mean(finite))}
+        An accident inside an execution is recorded on it (`Execution.fail`) and the others go on. One
+        outside them (making a program, a bug) is said in one line here: keras-tuner's loop then marks the
+        trial invalid and goes on, and the trial's executions, left unfinished, make the search end
+        incomplete (exit 3), so that re-running it retries them."""
+        points = points_of(trial)
+        try:
+            scores = self._run_group(trial, points, data)
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            self.log(f"  {', '.join(trial_id(p) for p in points)}: error; it runs again when the search is "
+                     f"re-run: {error.splitlines()[0][:300]}")
+            self.accidents.extend((trial_id(p), None, error) for p in points)
+            raise
+        return self._trial_metrics(points, scores)
+
+    def _trial_metrics(self, points, scores):
+        """The trial's objective: its best point's, a point's being the mean over its executions that finished
+        with a finite score (`scores`: {(trial id, execution): score or None}). keras-tuner keeps it; the
+        search's results are read from the records (`bpfree.results`)."""
+        means = []
+        for point in points:
+            tid = trial_id(point)
+            finite = [s for (t, _), s in scores.items() if t == tid and s is not None and math.isfinite(s)]
+            if finite:
+                means.append(float(np.mean(finite)))
+        if not means:
+            ids = ", ".join(trial_id(p) for p in points)
+            raise keras_tuner.errors.FailedTrialError(f"Trial {ids}: no execution finished with a finite objective.")
+        return {self.config.objective: min(means)}
 
     # ------------------------------------------------------------------------------ executions
-    def _run_group(self, trials, data):
-        """Every execution of `trials` (one structure): {(keras-tuner trial id, execution): score or None}.
-        Executions the member program can train share programs; the others train through `fit`."""
+    def _run_group(self, trial, points, data):
+        """Every execution of `points` (one structure, `trial`'s cohort): {(trial id, execution): score or
+        None}. Executions the member program can train share programs; the others train through `fit`."""
         scores, ready = {}, []
-        for trial in trials:
+        for point in points:
             self.trials_run += 1
-            point = point_of(trial)
+            hyperparameters = point_hyperparameters(trial, point)
             for execution in range(self.config.executions_per_trial):
-                run = Execution.open(self, trial, point, execution, budget_of(trial))
+                run = Execution.open(self, hyperparameters, point, execution, budget_of(trial))
                 if isinstance(run, Execution):
                     ready.append(run)
                 else:
-                    scores[(trial.trial_id, execution)] = run
+                    scores[(trial_id(point), execution)] = run
                     self._log_score(trial_id(point), execution, run)
         together = not self.options.fit and bool(ready)
         if together and (reason := engine.unvectorizable(ready[0].model)):
@@ -188,7 +137,7 @@ class GridTuner(keras_tuner.Tuner):
             for run in ready:
                 self._train_alone(run, data)
         for run in ready:
-            scores[(run.trial.trial_id, run.execution)] = run.score
+            scores[(run.tid, run.execution)] = run.score
             self._log_score(run.tid, run.execution, run.score)
         return scores
 
@@ -330,7 +279,7 @@ class GridTuner(keras_tuner.Tuner):
                                                        if len(v.shape) == 1)
             jit = self.config.jit_compile
             size = program_members(self.options, jit, max(len(runs), known or len(runs)), model.count_params(),
-                                   activations, _device())
+                                   activations, device())
             program = engine.MemberProgram(model, size, data.in_memory("train", flatten), self.config.batch_size,
                                            jit_compile=jit)
             if program.fallback:  # an op with no vectorized form (a program of one member has nothing to vectorize)
@@ -359,5 +308,6 @@ def _indices(flags):
     return [k for k, flag in enumerate(flags) if flag]
 
 
-def _device():
+def device():
+    """"gpu" where TensorFlow sees one, else "cpu": what sizes programs and cohorts."""
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
