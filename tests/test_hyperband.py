@@ -346,3 +346,54 @@ def test_confirmation_seeds_confirm_the_point_chosen_among_full_budgets(referenc
     confirmations = [d for d in map(records.read, records.iter_record_paths(str(tmp_path / "copy")))
                      if d.get("confirmation")]
     assert [d["trial_id"] for d in confirmations] == chosen and confirmations[0]["search"]["hyperband_factor"] == 3
+
+
+KILL_PRESET = """
+[search]
+dataset = "digits"
+objective = "val_error_rate"
+num_epochs = 16
+search = "hyperband"
+max_trials = 6
+hyperband_factor = 4
+use_xla = false
+
+[space]
+algorithm = ["bp"]
+arch = ["16"]
+activation = ["tanh"]
+batchnorm = [false]
+bw_init = ["ortho"]
+lr = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+dropout = [0.0]
+"""
+
+
+@pytest.mark.slow
+def test_a_search_killed_9_in_its_last_round_resumes_to_the_same_records(tmp_path):
+    """kill -9 of the whole process group while the bracket's last round extends its point from 4 to 16 epochs
+    (6 points at 1 epoch, 4 of them to 4, 1 to 16), then the same command again: the uninterrupted records."""
+    import signal
+    import time
+
+    preset = tmp_path / "preset.toml"
+    preset.write_text(KILL_PRESET)
+    search(tmp_path / "whole", num_epochs=16, hyperband_factor=4)
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "bpfree", str(tmp_path / "killed"), "--hparams", str(preset),
+               "--checkpoint_seconds", "0"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        now = kept(tmp_path / "killed") if (tmp_path / "killed").exists() else {}
+        if any(d["status"] == "running" and (d["hyperband"] or {}).get("budgets") == [1, 4, 16]
+               and records.epochs_done(d["history"]) > 5 for d in now.values()):
+            break
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert kept(tmp_path / "killed") == kept(tmp_path / "whole")
