@@ -33,8 +33,9 @@ round of its bracket is decided without it, ``"stopped_by": "hyperband"`` (`STOP
 written into the record (atomically, when this oracle decides the round; again on the re-run where a kill
 came in between) rather than left to be derived, because only this oracle can derive it: the read side
 (`bpfree.results`: no TensorFlow, no grid, no seed) and people reading a record cannot replay the schedule.
-The oracle itself never reads the mark (it replays); the read side leaves every execution trained to less
-than its search's num_epochs out of the selection, marked or not yet decided (`bpfree.results.scores`).
+The oracle itself never reads the mark (it replays); the read side leaves every execution its budget cut
+short of its search's num_epochs out of the selection, marked or not yet decided (`bpfree.results.frame.partial`;
+one that early stopping ended before its budget counts in full: trained straight it would have stopped there too).
 """
 
 import math
@@ -130,8 +131,7 @@ class HyperbandOracle(GridOracle):
 
     def __init__(self, points, directory, objective, executions_per_trial=1, num_epochs=None, *, seed, max_trials,
                  factor=3, score="final"):
-        # `search_seed`: keras-tuner's Oracle keeps its own `seed`.
-        self.search_seed, self.budget, self.factor, self.score = seed, max_trials, factor, score
+        self.factor, self.score = factor, score
         self.order = random_order(points, seed)[:max_trials]  # the points it may draw, in the order it draws them
         self.schedule = brackets(num_epochs, factor)
         super().__init__(points, directory, objective, executions_per_trial, num_epochs)
