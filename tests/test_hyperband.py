@@ -286,6 +286,21 @@ def test_the_selection_compares_only_executions_trained_to_num_epochs(reference,
     assert per["partial"].sum() == 3 and (per["stopped_by"] == STOPPED_BY).sum() == 2
 
 
+def test_a_point_with_several_executions_is_promoted_by_their_mean_and_stopped_whole(tmp_path):
+    """2 executions a point (trained together, one program, to the trial's budget): brackets(2, 2) runs 2 points
+    at 1 epoch, the one of lower mean score at 2, then 1 more point at 2."""
+    ran = search(tmp_path, num_epochs=2, max_trials=3, executions_per_trial=2)
+    found = kept(tmp_path)
+    order = [trial_id(p) for p in random_order(SearchSpace.create(SMALL).grid(), 0)]
+    first = {t: sum(found[(t, k)]["history"]["val_error_rate"][0] for k in range(2)) for t in order[:2]}
+    promoted = min(order[:2], key=lambda t: (first[t], order.index(t)))
+    assert ran == [order[0]] * 2 + [order[1]] * 2 + [promoted] * 2 + [order[2]] * 2
+    for (tid, _), d in found.items():
+        budgets = {order[2]: [2], promoted: [1, 2]}.get(tid, [1])
+        assert d["hyperband"]["budgets"] == budgets and len(d["history"]["loss"]) == budgets[-1]
+        assert (d["stopped_by"] == STOPPED_BY) == (budgets == [1])
+
+
 # ------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("changed", [dict(num_epochs=5), dict(hyperband_factor=3), dict(max_trials=7),
                                      dict(executions_per_trial=2), dict(space={**SMALL, "lr": SMALL["lr"] + [0.3]})])
