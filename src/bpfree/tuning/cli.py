@@ -97,7 +97,7 @@ SEARCH_FLAGS = {
                     "order, at most max_trials; only the points trained to num_epochs are compared)."),
     "max_trials": (int, "The grid points a random, bayesian or hyperband search tries: required with them, refused "
                         "with grid; a larger value later extends the same sequence (not hyperband's)."),
-    "hyperband_factor": (int, "Hyperband's reduction factor (an integer >= 2, default 3, keras-tuner's): each round "
+    "hyperband_factor": (int, "Hyperband's reduction factor, an integer >= 2 (keras-tuner's default 3): each round "
                               "keeps the best 1/factor of its points and trains them factor x longer."),
     # Data shape (datasets.load's input_size / resize).
     "input_size": (int, "Images resized to N × N before scaling (0: the native size), e.g. 32 for MNIST as biotorch."),
