@@ -118,12 +118,11 @@ def test_make_oracle_follows_the_config(grid, tmp_path):
 
 # ------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("settings, message", [
-    ({"search": "foo"}, "Unknown search 'foo'; valid: grid, random, bayesian."),
-    ({"search": "hyperband", "max_trials": 4}, "search 'hyperband' is not offered: keras-tuner's Hyperband"),
+    ({"search": "foo"}, "Unknown search 'foo'; valid: grid, random, bayesian, hyperband."),
     ({"search": "random"}, "search 'random' needs max_trials"),
     ({"search": "random", "max_trials": 0}, "Invalid max_trials 0: an integer ≥ 1"),
     ({"search": "bayesian", "max_trials": 2.5}, "Invalid max_trials 2.5"),
-    ({"max_trials": 4}, "Invalid max_trials 4: only with search random or bayesian"),
+    ({"max_trials": 4}, "Invalid max_trials 4: only with search random, bayesian or hyperband"),
 ])
 def test_bad_search_settings_are_refused_in_one_line(settings, message):
     with pytest.raises(ValueError) as e:
@@ -140,10 +139,10 @@ def test_a_preset_sets_the_search_and_a_flag_overrides_it():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--search", "foo"], "error: Unknown search 'foo'; valid: grid, random, bayesian."),
-    (["--search", "hyperband", "--max_trials", "3"], "error: search 'hyperband' is not offered"),
+    (["--search", "foo"], "error: Unknown search 'foo'; valid: grid, random, bayesian, hyperband."),
+    (["--search", "hyperband", "--max_trials", "3", "--hyperband_factor", "1"], "error: Invalid hyperband_factor 1"),
     (["--search", "random", "--max_trials", "0"], "error: Invalid max_trials 0"),
-    (["--max_trials", "3"], "error: Invalid max_trials 3: only with search random or bayesian"),
+    (["--max_trials", "3"], "error: Invalid max_trials 3: only with search random, bayesian or hyperband"),
 ])
 def test_the_command_line_refuses_them_with_exit_2_before_tensorflow_loads(tmp_path, flags, message):
     env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -25,29 +25,31 @@ def check_trackers(trackers):
     for name in trackers:
         checks.choice("tracker", name, TRACKERS)
 
-# How a search chooses its trials (`bpfree.tuning.oracles`): every grid point; a seeded sample of max_trials of
-# them; or keras-tuner's Bayesian optimisation over the grid, one trial at a time.
-SEARCHES = ("grid", "random", "bayesian")
-# keras-tuner's other search, and why it is not offered (refused in one line).
-NOT_OFFERED = {"hyperband": "keras-tuner's Hyperband trains a trial for a bracket's epoch budget and resumes it in a "
-                            "later round, which this search's records and resume (one record per execution, its "
-                            "epochs fixed by num_epochs) cannot yet hold with the same guarantees; use random or "
-                            "bayesian"}
+# How a search chooses its trials (`bpfree.tuning.searches`): every grid point; a seeded sample of max_trials of
+# them; keras-tuner's Bayesian optimisation over the grid, one trial at a time; or keras-tuner's Hyperband schedule
+# over at most max_trials grid points (`bpfree.tuning.hyperband`).
+SEARCHES = ("grid", "random", "bayesian", "hyperband")
+DEFAULT_HYPERBAND_FACTOR = 3  # keras-tuner's
 
 
-def check_search(search, max_trials):
+def check_search(search, max_trials, hyperband_factor=DEFAULT_HYPERBAND_FACTOR):
     """Raises a one-line ValueError unless `search` is offered and `max_trials` fits it: None with grid (the
-    grid runs every point), an integer ≥ 1 otherwise."""
-    if search in NOT_OFFERED:
-        raise ValueError(f"search {search!r} is not offered: {NOT_OFFERED[search]}.")
+    grid runs every point), an integer ≥ 1 otherwise; `hyperband_factor` an integer ≥ 2, set only with
+    search hyperband."""
     checks.choice("search", search, SEARCHES)
     if search == "grid":
         if max_trials is not None:
-            raise checks.invalid("max_trials", max_trials, "only with search random or bayesian (the grid runs every "
-                                 "point; fix hparams to run fewer)")
+            raise checks.invalid("max_trials", max_trials, "only with search random, bayesian or hyperband (the grid "
+                                 "runs every point; fix hparams to run fewer)")
     elif max_trials is None:
         raise ValueError(f"search {search!r} needs max_trials (--max_trials N, or max_trials in the preset's "
                          "[search] table): the number of grid points it tries.")
     else:
         checks.whole("max_trials", max_trials, lambda v: v >= 1, f"an integer ≥ 1 (the grid points search {search} "
                      "tries)")
+    if search == "hyperband":
+        checks.whole("hyperband_factor", hyperband_factor, lambda v: v >= 2, "an integer ≥ 2 (keras-tuner's "
+                     "factor: each round keeps 1/factor of its points and trains them factor × longer)")
+    elif hyperband_factor != DEFAULT_HYPERBAND_FACTOR:
+        raise checks.invalid("hyperband_factor", hyperband_factor, f"{DEFAULT_HYPERBAND_FACTOR} (the default) unless "
+                             "search is hyperband")

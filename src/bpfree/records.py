@@ -14,7 +14,10 @@ rewritten atomically (temporary name, then `os.replace`) after every epoch, so a
      "history": {metric: [value per epoch, null where not finite]}, "started": iso time,
      "updated": iso time, "error": str | None}
 
-and, from a search run with ``--save_models``, "model_path": the final model's file (`.keras`), relative
+and, from a Hyperband search (`bpfree.tuning.hyperband`), "hyperband": {"bracket": int, "budgets": [epochs
+of each round it ran, in order]} (the last: the epochs it was asked to train, `asked_epochs`), and
+"stopped_by": "hyperband" once its round's promotion left it out (it trains no further). From a search run
+with ``--save_models``, "model_path": the final model's file (`.keras`), relative
 to the record's directory (``execution_<k>.keras``; `bpfree.results.best_models` loads it).
 
 Strict JSON (no bare NaN), never pickle: records are read by other tools, other Python versions and
@@ -185,7 +188,8 @@ def inconsistency(data):
         return None
     ran = epochs_done(data["history"])
     search = data.get("search") if isinstance(data.get("search"), dict) else {}
-    asked, early, patience = (search.get(k) for k in ("num_epochs", "use_early_stopping", "early_stopping_patience"))
+    early, patience = (search.get(k) for k in ("use_early_stopping", "early_stopping_patience"))
+    asked = asked_epochs(data)
     if ran == 0 and asked:
         return "completed with no epoch"
     if not isinstance(asked, int) or ran >= asked:
@@ -219,9 +223,9 @@ def with_epoch(history, logs):
 
 
 def done(data, num_epochs=None):
-    """Whether the execution of record `data` needs no more training in a search of `num_epochs` epochs:
-    a final status, and, when it completed, all `num_epochs` epochs run, or fewer than it was asked for
-    (early stopping ended it; more epochs would not change that). A completed execution that ran every
+    """Whether the execution of record `data` needs no more training in a search of `num_epochs` epochs (or
+    a Hyperband trial of that budget): a final status, and, when it completed, all `num_epochs` epochs run,
+    or fewer than it was asked for (`asked_epochs`: early stopping ended it; more epochs would not change that). A completed execution that ran every
     epoch of a shorter search is not done: the search was extended. Nor is a record that contradicts
     itself (`inconsistency`)."""
     if data["status"] not in FINISHED or inconsistency(data):
@@ -229,8 +233,17 @@ def done(data, num_epochs=None):
     if num_epochs is None or data["status"] != "completed":
         return True
     ran = epochs_done(data["history"])
-    asked = (data.get("search") or {}).get("num_epochs")
+    asked = asked_epochs(data)
     return ran >= num_epochs or (isinstance(asked, int) and ran < asked)
+
+
+def asked_epochs(data):
+    """The epochs the execution of record `data` was asked to train: its Hyperband budget (the last of its
+    "hyperband" "budgets") where it has one, else its search's num_epochs (None where neither is recorded)."""
+    budgets = (data.get("hyperband") or {}).get("budgets") if isinstance(data.get("hyperband"), dict) else None
+    if isinstance(budgets, list) and budgets and isinstance(budgets[-1], int):
+        return budgets[-1]
+    return (data.get("search") or {}).get("num_epochs")
 
 
 def epochs_done(history):

@@ -14,7 +14,7 @@ from bpfree import checks, records, scoring
 from bpfree.hparam_names import HPARAMS
 
 BASE_COLUMNS = ("project", "trial_id", "execution", "epoch", "status", "seed", "confirmation", "wall_time", "objective",
-                "scored_by")
+                "scored_by", "stopped_by", "partial")
 TEST_PREFIX = "test."
 
 
@@ -24,7 +24,10 @@ def load(experiment_dir, errors=None):
     Columns: project (the sub-directory of the search), trial_id, execution, epoch (0-based), status, seed,
     confirmation (True for a confirmation execution: a chosen configuration re-run after the selection with a
     fresh seed, ``record["confirmation"]``; False when the record has no such field), wall_time, objective
-    (the search's; None for experiment records), scored_by (`scoring.recorded_score`), test.<metric> (the
+    (the search's; None for experiment records), scored_by (`scoring.recorded_score`), stopped_by ("hyperband"
+    where a Hyperband round left the execution out, ``record["stopped_by"]``; None otherwise), partial (True for
+    a Hyperband execution cut short by its budget, `partial`: stopped, or waiting for its round's promotion;
+    `bpfree.results.best` leaves it out), test.<metric> (the
     execution's test-split metrics, where recorded), every hparam by its long name, every metric. A corrupt
     record file is skipped with a warning naming it (and appended to `errors` when a list is given); the rest
     still loads.
@@ -50,6 +53,7 @@ def load(experiment_dir, errors=None):
                 "status": data["status"], "seed": data.get("seed"),
                 "confirmation": bool(data.get("confirmation") or False), "wall_time": data.get("wall_time"),
                 "objective": (search or {}).get("objective"), "scored_by": scoring.recorded_score(search),
+                "stopped_by": data.get("stopped_by"), "partial": partial(data),
                 **test, **data["hparams"]}
         history = data["history"]
         hparams.update(dict.fromkeys(data["hparams"]))
@@ -72,7 +76,7 @@ def load(experiment_dir, errors=None):
 
 
 def _read(path):
-    """`records.read`, and the fields only this side reads: search.score, test and confirmation."""
+    """`records.read`, and the fields only this side reads: search.score, test, confirmation and stopped_by."""
     data = records.read(path)
     inconsistent = records.inconsistency(data)
     if inconsistent:  # the search repairs it (`records.done`); until then it is no result
@@ -87,7 +91,18 @@ def _read(path):
         raise records.RecordError(f"Corrupted record file {path}: invalid test (a {{metric: number}} object).")
     if data.get("confirmation") is not None and not isinstance(data["confirmation"], bool):
         raise records.RecordError(f"Corrupted record file {path}: invalid confirmation (true or false).")
+    if data.get("stopped_by") is not None and not isinstance(data["stopped_by"], str):
+        raise records.RecordError(f"Corrupted record file {path}: invalid stopped_by (a search's name).")
     return data
+
+
+def partial(data):
+    """Whether record `data` is of a Hyperband execution cut short by its budget: asked fewer epochs than its
+    search's num_epochs and trained to them (one that early stopping ended before its budget would have
+    stopped there trained straight to num_epochs too: it is no less than a full one)."""
+    asked, full = records.asked_epochs(data), (data.get("search") or {}).get("num_epochs")
+    return ("hyperband" in data and isinstance(asked, int) and isinstance(full, int) and asked < full
+            and records.epochs_done(data["history"]) >= asked)
 
 
 def hparam_columns(frame):

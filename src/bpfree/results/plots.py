@@ -59,13 +59,16 @@ def lr_curves(frame, objective=None, score=None):
     max, executions (finite scores), trial_id and project of the best trial at that lr (lowest mean over its
     executions; the other hparams are chosen at every lr, as a best-per-rule table chooses them), sorted by
     group and lr. Its attrs: "objective", "by". A trial none of whose executions has a finite score (all
-    diverged) leaves its lr out of the curve; confirmation executions are left out."""
+    diverged) leaves its lr out of the curve; confirmation executions are left out, and so are Hyperband's
+    executions trained to fewer epochs than num_epochs (``partial``: never compared with full ones)."""
     if "lr" not in hparam_columns(frame):
         raise ValueError("No lr hparam in these records: no curve of the objective against the learning rate.")
-    if "confirmation" in frame and frame["confirmation"].fillna(False).astype(bool).any():
-        attrs = dict(frame.attrs)  # confirmation executions (re-runs after the selection) are no part of the grid
-        frame = frame[~frame["confirmation"].fillna(False).astype(bool)]
-        frame.attrs.update(attrs)
+    for column in ("confirmation", "partial"):
+        # confirmation executions (re-runs after the selection) are no part of the grid; partial ones ran fewer epochs
+        if column in frame and frame[column].fillna(False).astype(bool).any():
+            attrs = dict(frame.attrs)
+            frame = frame[~frame[column].fillna(False).astype(bool)]
+            frame.attrs.update(attrs)
     per = execution_scores(frame, objective, score)
     objective = per.attrs["objective"]
     trials = trial_scores(frame, objective, score).dropna(subset=[objective])

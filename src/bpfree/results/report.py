@@ -82,6 +82,8 @@ def best_section(table):
     """The best configuration per group, its scores and test scores."""
     by = table.attrs["by"]
     lines = [f"## Best configuration per {', '.join(by) or 'trial'}", ""]
+    if tables.left_out(table):  # Hyperband's stopped executions: said, never compared at fewer epochs
+        lines += [tables.left_out(table)[0].upper() + tables.left_out(table)[1:] + ".", ""]
     rows, shared = tables.summary(table)
     if rows.empty:
         return lines + ["No configuration has a finite score.", ""]

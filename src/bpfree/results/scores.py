@@ -47,7 +47,7 @@ def _check_objective(frame, objective):
 def execution_scores(frame, objective=None, score=None):
     """One row per execution: project, trial_id, execution, seed, status, score (its objective by its score
     rule), scored_by, from_epoch and to_epoch (the 1-based epochs the score comes from; NaN where none),
-    epochs (run), test.<metric>, and its hparams. `score` overrides every record's own rule."""
+    epochs (run), stopped_by and partial (`bpfree.results.load`), test.<metric>, and its hparams. `score` overrides every record's own rule."""
     objective = _check_objective(frame, objective)
     if score is not None:
         scoring.check_score(score)
@@ -64,7 +64,8 @@ def execution_scores(frame, objective=None, score=None):
                      "epochs": epochs})
     out = pd.DataFrame(rows, columns=keys + ["score", "scored_by", "from_epoch", "to_epoch", "epochs"])
     first = frame.drop_duplicates(keys).set_index(keys)
-    extra = [c for c in ["seed", "status", *test_columns(frame), *hparam_columns(frame)] if c in first]
+    extra = [c for c in ["seed", "status", "stopped_by", "partial", *test_columns(frame), *hparam_columns(frame)]
+             if c in first]
     out = out.join(first[extra], on=keys)
     out.attrs["objective"] = objective
     return out
@@ -116,9 +117,21 @@ def best(frame, objective=None, by=None, score=None):
 
     `objective` defaults to the search's own (`recorded_objective`); `score` to each record's rule. The
     result's attrs hold "objective", "score" and "by" (the grouping columns, rule hparams included).
-    Confirmation executions (re-runs of chosen configurations) take no part in the selection."""
+    Confirmation executions (re-runs of chosen configurations) take no part in the selection, nor do Hyperband's
+    executions trained to fewer epochs than their search's num_epochs (`partial`: stopped by a round, or not yet
+    promoted): the selection compares the points trained to the full budget (Hyperband's answer). attrs
+    "partial": {"stopped by hyperband": executions, "not yet decided": executions} of those left out."""
     if "confirmation" in frame:
         frame = frame[~frame["confirmation"].fillna(False).astype(bool)]
+    left_out = {}
+    if "partial" in frame and frame["partial"].fillna(False).astype(bool).any():
+        short = frame["partial"].fillna(False).astype(bool)
+        runs = frame[short].drop_duplicates(["project", "trial_id", "execution"])
+        stopped = int(runs["stopped_by"].notna().sum()) if "stopped_by" in runs else 0
+        left_out = {f"stopped by {name}": int(n) for name, n in runs["stopped_by"].value_counts().items()}
+        if len(runs) > stopped:
+            left_out["not yet decided"] = len(runs) - stopped
+        frame = frame[~short]
     trials = trial_scores(frame, objective, score)
     objective = trials.attrs["objective"]
     trials = trials.dropna(subset=[objective]).sort_values(objective, kind="stable")
@@ -131,5 +144,5 @@ def best(frame, objective=None, by=None, score=None):
         trials = trials.groupby(by, sort=False, dropna=False).head(1).sort_values(by, kind="stable")
         trials = trials[by + [c for c in trials.columns if c not in by]]
     table = trials.reset_index(drop=True)
-    table.attrs.update(objective=objective, score=score, by=by, hparams=hparam_columns(frame))
+    table.attrs.update(objective=objective, score=score, by=by, hparams=hparam_columns(frame), partial=left_out)
     return table

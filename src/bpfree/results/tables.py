@@ -95,6 +95,17 @@ def summary(table, tests=None):
     return pd.DataFrame(columns), shared
 
 
+def left_out(table):
+    """The sentence on the executions a `best` table's selection left out as trained to fewer epochs than their
+    search's num_epochs (Hyperband's: table.attrs["partial"]), or None where there are none."""
+    counts = table.attrs.get("partial") or {}
+    if not counts:
+        return None
+    said = ", ".join(f"{n} {why}" for why, n in counts.items())
+    return (f"not compared: {sum(counts.values())} Hyperband executions trained to fewer epochs than num_epochs "
+            f"({said}); the best configurations are chosen among those trained to num_epochs")
+
+
 def console(table, width=100):
     """The table as console text of at most `width` columns (where it can be), with its legend."""
     objective = table.attrs["objective"]
@@ -106,7 +117,7 @@ def console(table, width=100):
     lines = textwrap.wrap(f"{objective}{percent}, lower is better: mean ± std over n executions; score: rule@epochs "
                           "it comes from", width)
     if rows.empty:
-        return "\n".join(lines + ["(no trial with a finite score)"])
+        return "\n".join(lines + ["(no trial with a finite score)"] + ([left_out(table)] if left_out(table) else []))
     text, dropped = fit(rows, width, protected=len(table.attrs.get("by") or []) + 3)
     lines.append(text)
     if shared:
@@ -114,6 +125,8 @@ def console(table, width=100):
                                break_on_hyphens=False)
     if dropped:
         lines += textwrap.wrap(f"not shown (width): {', '.join(dropped)}", width, break_on_hyphens=False)
+    if left_out(table):
+        lines += textwrap.wrap(left_out(table), width, break_on_hyphens=False)
     return "\n".join(lines)
 
 

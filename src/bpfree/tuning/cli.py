@@ -94,9 +94,12 @@ SEARCH_FLAGS = {
     # How trials are chosen (bpfree.tuning.searches; README: Grid searches).
     "search": (str, "How trials are chosen: grid (every point) | random (max_trials points in an order seeded by "
                     "--seed) | bayesian (keras-tuner's Bayesian optimisation over the grid, max_trials trials one at "
-                    "a time); hyperband is not offered."),
-    "max_trials": (int, "The grid points a random or bayesian search tries: required with them, refused with grid; "
-                        "a larger value later extends the same sequence."),
+                    "a time) | hyperband (keras-tuner's Hyperband brackets over num_epochs, points from the seeded "
+                    "order, at most max_trials; only the points trained to num_epochs are compared)."),
+    "max_trials": (int, "The grid points a random, bayesian or hyperband search tries: required with them, refused "
+                        "with grid; a larger value later extends the same sequence (not hyperband's)."),
+    "hyperband_factor": (int, "Hyperband's reduction factor, an integer >= 2 (keras-tuner's default 3): each round "
+                              "keeps the best 1/factor of its points and trains them factor x longer."),
     # Data shape (datasets.load's input_size / resize).
     "input_size": (int, "Images resized to N × N before scaling (0: the native size), e.g. 32 for MNIST as biotorch."),
     "resize": (str, "How images reach --input_size" + _one_of(RESIZES)[:-1] + " (pad: zeros around, symmetric; "
@@ -366,9 +369,9 @@ def main(argv):
             experiment_dir, config, space = resolve(argv)
             checks.whole("--workers", FLAGS.workers, lambda v: v >= 0, "must be ≥ 0")
             checks.whole("--confirm_seeds", FLAGS.confirm_seeds, lambda v: v >= 0, "an integer ≥ 0 (0: none)")
-            if FLAGS.workers and config.search == "bayesian":  # its sequence would depend on the workers' timing
-                raise ValueError("--workers: search bayesian runs in one process (each trial is proposed from every "
-                                 "finished one); drop --workers, or use search random or grid.")
+            if FLAGS.workers and config.search in ("bayesian", "hyperband"):  # their sequence: the workers' timing
+                raise ValueError(f"--workers: search {config.search} runs in one process (each trial is decided from "
+                                 "every finished one); drop --workers, or use search random or grid.")
             checks.whole("--members", FLAGS.members, lambda v: 0 <= v <= MAX_MEMBERS,
                          f"an integer in [0, {MAX_MEMBERS}] (0: automatic)")
             checks.whole("batch_size", config.batch_size, lambda v: v <= MAX_BATCH_SIZE,
@@ -435,7 +438,8 @@ def main(argv):
         return 0
     ran = ("handed to the workers" if role == "chief"
            else f"run in {summary['seconds']:.0f} s ({overhead:.0f} s outside fit)")
-    print(f"search done: {summary['ran']} grid points {ran}; records in {summary['project_dir']}")
+    trials = "trials (grid points at a round's epochs)" if config.search == "hyperband" else "grid points"
+    print(f"search done: {summary['ran']} {trials} {ran}; records in {summary['project_dir']}")
     print_results(experiment_dir, summary["project_dir"], config.objective)
     print(f"a report (tests against bp, figures): python -m bpfree.results {summary['project_dir']} --report "
           "report.md")

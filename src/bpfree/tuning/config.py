@@ -27,6 +27,7 @@ OBJECTIVE_ALIASES = {"error": "error_rate", "val_error": "val_error_rate"}
 SEED_HEADROOM = seeds.HEADROOM
 SETTINGS_BEFORE_THEY_EXISTED.update(input_size=0, resize="bilinear")  # images were always at their native size
 SETTINGS_BEFORE_THEY_EXISTED.update(search="grid", max_trials=None)  # every search was the whole grid
+SETTINGS_BEFORE_THEY_EXISTED.update(hyperband_factor=choices.DEFAULT_HYPERBAND_FACTOR)  # unused before hyperband
 
 
 def canonical_objective(objective):
@@ -79,10 +80,12 @@ class SearchConfig:
     lr_milestones: tuple = ()
     lr_factor: float = 0.1
     lr_patience: int = 10
-    # How trials are chosen (`bpfree.tuning.oracles`): grid (every point) | random (a sample of max_trials
-    # points, seeded by seed) | bayesian (keras-tuner's Bayesian optimisation over the grid, max_trials trials).
+    # How trials are chosen (`bpfree.tuning.searches`): grid (every point) | random (a sample of max_trials
+    # points, seeded by seed) | bayesian (keras-tuner's Bayesian optimisation over the grid, max_trials trials)
+    # | hyperband (keras-tuner's Hyperband brackets over num_epochs and hyperband_factor, at most max_trials points).
     search: str = "grid"
     max_trials: int = None  # None with grid; an integer ≥ 1 otherwise
+    hyperband_factor: int = choices.DEFAULT_HYPERBAND_FACTOR  # an integer ≥ 2 with hyperband; the default otherwise
 
     def __post_init__(self):
         checks.choice("protocol", self.protocol, PROTOCOLS)
@@ -129,7 +132,7 @@ class SearchConfig:
         schedules.check(self.lr_schedule, self.lr_milestones, self.lr_factor, self.lr_patience)
         checks.whole("input_size", self.input_size, lambda v: v >= 0, "an integer ≥ 0 (0: the native size)")
         checks.choice("resize", self.resize, RESIZES)
-        choices.check_search(self.search, self.max_trials)
+        choices.check_search(self.search, self.max_trials, self.hyperband_factor)
 
     @staticmethod
     def max_seed(executions_per_trial=1):

@@ -18,6 +18,7 @@ import dataclasses
 import os
 
 from bpfree import records
+from bpfree.choices import DEFAULT_HYPERBAND_FACTOR
 from bpfree.tuning.oracle import GridOracle
 from bpfree.tuning.space import trial_id
 
@@ -48,5 +49,6 @@ def run(directory, config, points, count, log, run_grid):
     log(f"confirmation: {len(chosen)} chosen configurations × {count} fresh seeds in {confirm_dir}, "
         f"{len(oracle.finished_ids)} already finished: {', '.join(trial_id(p) for p in chosen)}")
     # A grid of the chosen points, whatever search chose them (random, bayesian: `bpfree.tuning.searches`).
-    confirm_config = dataclasses.replace(config, executions_per_trial=count, search="grid", max_trials=None)
+    confirm_config = dataclasses.replace(config, executions_per_trial=count, search="grid", max_trials=None,
+                                         hyperband_factor=DEFAULT_HYPERBAND_FACTOR)
     return run_grid(confirm_dir, confirm_config, chosen, oracle, count)

@@ -26,6 +26,7 @@ import textwrap
 import time
 
 from bpfree import records
+from bpfree.choices import DEFAULT_HYPERBAND_FACTOR
 from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, structure_key
 from bpfree.tuning.space import SearchSpace
 
@@ -145,7 +146,8 @@ def timing_config(config, slots):
     settings, `slots` executions a point, `TIMED_EPOCHS` epochs, no early stopping, and a training set
     (and validation carve-out) cut to about `TIMING_EXAMPLES`."""
     changes = dict(num_epochs=TIMED_EPOCHS, executions_per_trial=slots, use_early_stopping=False,
-                   search="grid", max_trials=None)  # every timed pair runs, whatever the search
+                   search="grid", max_trials=None,  # every timed pair runs, whatever the search
+                   hyperband_factor=DEFAULT_HYPERBAND_FACTOR)
     total = (config.dataset_info().splits or {}).get("train") or 0
     full = round(total * (1 - config.validation_frac) * (config.examples_frac or 1.0))
     if full <= TIMING_EXAMPLES:

@@ -111,23 +111,27 @@ class Execution:
     log: object
     checkpoint_seconds: float = 0.0
     save_models: bool = False
+    num_epochs: int = None  # the epochs it trains to: the search's, or its Hyperband trial's budget
     score: object = None
     # Called before a checkpoint is written: an engine that holds the state elsewhere copies it into `model`.
     before_checkpoint: object = dataclasses.field(default=lambda: None, repr=False)
 
     # ------------------------------------------------------------------------------ open
     @classmethod
-    def open(cls, tuner, hyperparameters, point, execution):
+    def open(cls, tuner, hyperparameters, point, execution, budget=None):
         """An `Execution` ready to train, or the score of one that needs no training (finished before:
         its score; no model for its point: None). `hyperparameters`: keras-tuner's, holding `point`'s values
-        (what the hypermodel builds from); `tuner` gives the search's settings and hypermodel."""
+        (what the hypermodel builds from); `tuner` gives the search's settings and hypermodel. `budget`: a
+        Hyperband trial's (`trials.budget_of`): it trains to ``budget["epochs"]``, not the search's num_epochs,
+        and its record's "hyperband" says so (`hyperband_mark`)."""
         config, log = tuner.config, tuner.log
+        num_epochs = budget["epochs"] if budget else config.num_epochs
         tid = trial_id(point)
         path = records.execution_path(tuner.experiment_dir, tid, execution)
         checkpoint_path = checkpoints.path_for(path)
         run_dir = os.path.join(tuner.tensorboard_dir, tid, f"execution_{execution}")
         previous = _previous_record(path, log)
-        if previous is not None and records.done(previous, config.num_epochs):
+        if previous is not None and records.done(previous, num_epochs):
             return score_of(previous["history"], config)
         extending = previous is not None and previous["status"] in FINISHED  # completed, the search now longer
         seed = tuner.execution_seed(execution)
@@ -157,7 +161,7 @@ class Execution:
             record.data["epoch_ends"] = list(record.data.get("epoch_ends", []))[:first_epoch]
             record.data["search"] = config.to_json()
             record.data.setdefault("extended_at_epochs" if extending else "resumed_at_epochs", []).append(first_epoch)
-            verb = f"extending to {config.num_epochs} epochs" if extending else "resuming"
+            verb = f"extending to {num_epochs} epochs" if extending else "resuming"
             log(f"  {tid} execution {execution}: {verb} at epoch {first_epoch}")
         else:
             record = new_record(aside="superseded" if extending else "interrupted")
@@ -165,9 +169,11 @@ class Execution:
         if tuner.confirmation:  # a chosen configuration re-run after the selection (`bpfree.tuning.confirmation`)
             record.data["confirmation"] = True
         record.data["data_source"] = tuner.data_source  # this run's (a resumed record may have had another)
+        if budget:
+            record.data["hyperband"] = hyperband_mark(previous, budget)
         record.start(time.monotonic())
         return cls(hyperparameters, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,
-                   history, config, log, tuner.checkpoint_seconds, tuner.options.save_models)
+                   history, config, log, tuner.checkpoint_seconds, tuner.options.save_models, num_epochs=num_epochs)
 
     # ------------------------------------------------------------------------------ train
     def callbacks(self, data):
@@ -178,7 +184,7 @@ class Execution:
             self.point["lr"], c.lr_schedule, lambda: self.record.data["history"], milestones=c.lr_milestones,
             factor=c.lr_factor, patience=c.lr_patience, num_epochs=c.num_epochs)]
         callbacks += [
-            RecordCallback(self, c.num_epochs, self.checkpoint_seconds),
+            RecordCallback(self, self.num_epochs or c.num_epochs, self.checkpoint_seconds),
             tensorboard_runs.EpochScalars(self.run_dir),  # one run per execution: tags loss/train, loss/validation, ...
         ]
         if c.use_early_stopping:
@@ -236,6 +242,13 @@ def fail(record, status, exception, log, accidents):
         record.finish(status, error=error, wall_clock=time.monotonic())
     except OSError as e:  # the disk that failed the run may refuse the record too
         log(f"  could not write {record.path}: {e}")
+
+
+def hyperband_mark(previous, budget):
+    """A Hyperband execution's record field: {"bracket": s, "budgets": the budgets its `previous` record ran
+    below this one, then this one's epochs} (a round re-run after an accident is not counted twice)."""
+    before = ((previous or {}).get("hyperband") or {}).get("budgets") or []
+    return {"bracket": budget["bracket"], "budgets": [b for b in before if b < budget["epochs"]] + [budget["epochs"]]}
 
 
 def model_path(record_path):

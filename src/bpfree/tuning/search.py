@@ -94,11 +94,11 @@ def run_search(experiment_dir, config, space, *, reset_training=False, log=print
 def _oracle(directory, config, points, role=None, engine=None):
     """The oracle of `config.search` (`bpfree.tuning.searches`), each trial a cohort of as many grid points of
     one structure as fill a program (`options.points_per_trial`; the coordinator of a distributed search sizes
-    them by its own device). A bayesian search proposes each trial from every finished one, so it runs in one
-    process (workers would make its sequence depend on timing)."""
-    if role is not None and config.search == "bayesian":
-        raise ValueError("search bayesian runs in one process (each trial is proposed from every finished one): "
-                         "drop --workers (or KERASTUNER_TUNER_ID), or use search random or grid.")
+    them by its own device). A bayesian search proposes each trial from every finished one, and a hyperband search
+    decides each round from the one before, so they run in one process (workers would make its sequence depend on timing)."""
+    if role is not None and config.search in ("bayesian", "hyperband"):
+        raise ValueError(f"search {config.search} runs in one process (each trial is decided from every finished "
+                         "one): drop --workers (or KERASTUNER_TUNER_ID), or use search random or grid.")
     cohort = points_per_trial(engine or EngineOptions(), config.jit_compile, config.executions_per_trial, device())
     return make_oracle(points, directory, config, cohort_size=cohort)
 
@@ -256,7 +256,9 @@ def check_config(directory, config, space):
 GROWABLE = ("num_epochs", "executions_per_trial", "max_trials")
 # A random search's sample and a bayesian search's sequence extend with max_trials (the same first trials,
 # then more). A bayesian search grows in nothing else: more epochs or seeds would change the scores its
-# later trials were proposed from. Neither grows its space: new values would reorder the seeded order.
+# later trials were proposed from. Neither grows its space: new values would reorder the seeded order. A
+# hyperband search grows in nothing: its brackets follow from num_epochs and hyperband_factor, its rounds'
+# promotions from the scores of its executions, and a larger max_trials could refill a bracket cut short.
 
 
 # A cosine schedule's rate of every epoch depends on num_epochs (bpfree.schedules): more epochs would
@@ -271,6 +273,8 @@ def _grows(name, before, after, settings=None):
         return False
     if (settings or {}).get("search") == "bayesian" and name != "max_trials":
         return False
+    if (settings or {}).get("search") == "hyperband":
+        return False
     return name in GROWABLE and isinstance(before, int) and isinstance(after, int) and after > before
 
 
@@ -281,6 +285,9 @@ def _schedule_note(changed, settings):
     if settings.get("search") == "bayesian" and set(changed) & {"num_epochs", "executions_per_trial"}:
         return (" (a bayesian search proposed its later trials from the scores these settings gave: it grows "
                 "only in max_trials)")
+    if settings.get("search") == "hyperband" and set(changed) & set(GROWABLE):
+        return (" (a hyperband search's brackets and promotions follow from these settings and the scores they "
+                "gave: it grows in nothing)")
     return ""
 
 

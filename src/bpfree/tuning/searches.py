@@ -45,8 +45,9 @@ def random_order(points, seed):
 
 
 def make_oracle(points, directory, config, cohort_size=1):
-    """The oracle of `config.search` over the grid `points` (`GridOracle`, `RandomOracle`, `BayesianOracle`);
-    `cohort_size`: the most grid points of one structure a trial holds (bayesian: one, see `BayesianOracle`)."""
+    """The oracle of `config.search` over the grid `points` (`GridOracle`, `RandomOracle`, `BayesianOracle`,
+    `hyperband.HyperbandOracle`); `cohort_size`: the most grid points of one structure a trial holds (bayesian
+    and hyperband: one, see theirs)."""
     common = dict(objective=config.objective, executions_per_trial=config.executions_per_trial,
                   num_epochs=config.num_epochs)
     if config.search == "random":
@@ -55,6 +56,11 @@ def make_oracle(points, directory, config, cohort_size=1):
     if config.search == "bayesian":
         return BayesianOracle(points, directory, seed=config.seed, max_trials=config.max_trials, score=config.score,
                               **common)
+    if config.search == "hyperband":
+        from bpfree.tuning.hyperband import HyperbandOracle  # it builds on this module's random order
+
+        return HyperbandOracle(points, directory, seed=config.seed, max_trials=config.max_trials,
+                               factor=config.hyperband_factor, score=config.score, **common)
     return GridOracle(points, directory, cohort_size=cohort_size, **common)
 
 

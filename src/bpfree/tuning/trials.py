@@ -18,6 +18,10 @@ from bpfree.tuning.options import VARIABLE_HPARAMS
 
 COHORT = "cohort"
 
+# keras-tuner's Hyperband trial values (its HyperbandOracle's names; undeclared, so never hparams of a point):
+# the epochs a trial trains to, its bracket and its round (`bpfree.tuning.hyperband`).
+EPOCHS, BRACKET, ROUND = "tuner/epochs", "tuner/bracket", "tuner/round"
+
 
 def cohort_values(points):
     """The trial values of the cohort `points` (one structure, the first point first)."""
@@ -38,6 +42,13 @@ def points_of(trial):
     if not cohort:
         return [point]
     return [{**point, **member} for member in json.loads(cohort)]
+
+
+def budget_of(trial):
+    """A Hyperband trial's budget, {"bracket": s, "epochs": r} (its "tuner/bracket" and "tuner/epochs"), or None:
+    a trial of another search trains to the search's num_epochs."""
+    values = trial.hyperparameters.values
+    return {"bracket": int(values[BRACKET]), "epochs": int(values[EPOCHS])} if EPOCHS in values else None
 
 
 def point_hyperparameters(trial, point):

@@ -26,7 +26,7 @@ from bpfree.tuning.execution import Execution, finite_or_none
 from bpfree.tuning.options import EngineOptions, program_members, structure_key
 from bpfree.tuning.test_each_epoch import EpochTestCallback, logs_with_test
 from bpfree.tuning.space import trial_id
-from bpfree.tuning.trials import point_hyperparameters, points_of
+from bpfree.tuning.trials import budget_of, point_hyperparameters, points_of
 
 
 class GridTuner(keras_tuner.Tuner):
@@ -113,7 +113,7 @@ class GridTuner(keras_tuner.Tuner):
             self.trials_run += 1
             hyperparameters = point_hyperparameters(trial, point)
             for execution in range(self.config.executions_per_trial):
-                run = Execution.open(self, hyperparameters, point, execution)
+                run = Execution.open(self, hyperparameters, point, execution, budget_of(trial))
                 if isinstance(run, Execution):
                     ready.append(run)
                 else:
@@ -128,8 +128,8 @@ class GridTuner(keras_tuner.Tuner):
             # starting at one epoch.
             groups = {}
             for run in ready:
-                groups.setdefault((structure_key(run.point, run.seed), run.first_epoch), []).append(run)
-            for (_, _), runs in sorted(groups.items(), key=lambda item: item[0][1]):
+                groups.setdefault((structure_key(run.point, run.seed), run.first_epoch, run.num_epochs), []).append(run)
+            for _, runs in sorted(groups.items(), key=lambda item: item[0][1:]):
                 program = self._program(runs, data)
                 for start in range(0, len(runs), program.capacity):
                     self._train_members(program, runs[start:start + program.capacity], data)
@@ -156,7 +156,7 @@ class GridTuner(keras_tuner.Tuner):
         self.progress.start(run.tid, 1, run.first_epoch)
         try:
             train = data.train(run.seed, run.first_epoch, flatten=flatten)
-            run.model.fit(train, validation_data=data.validation(flatten), epochs=self.config.num_epochs,
+            run.model.fit(train, validation_data=data.validation(flatten), epochs=run.num_epochs,
                           initial_epoch=run.first_epoch, steps_per_epoch=data.steps_per_epoch,
                           callbacks=callbacks, verbose=0, shuffle=False)  # the pipeline shuffles
             test = run.model.evaluate(data.test(flatten), verbose=0, return_dict=True)
@@ -223,7 +223,7 @@ class GridTuner(keras_tuner.Tuner):
         self.progress.start(runs[0].tid, len(runs), runs[0].first_epoch)
         try:
             each(range(len(runs)), lambda k: callbacks[k].on_train_begin())
-            for epoch in range(runs[0].first_epoch, self.config.num_epochs):
+            for epoch in range(runs[0].first_epoch, runs[0].num_epochs):
                 trained = [a and k not in failed for k, a in enumerate(active)]
                 if not any(trained):
                     break
