@@ -178,6 +178,30 @@ def test_a_resumed_run_has_every_epochs_scalars_exactly_once(tmp_path, monkeypat
     assert shown == expected_scalars(record["history"])
 
 
+def test_scalar_files_written_before_they_were_named_so_are_rewritten_too(tmp_path):
+    """A run resumed from a search begun before the epoch-scalar files had their suffix: its old scalar file
+    (no suffix) is replaced by the record's epochs; its hparams file and histograms are kept."""
+    from bpfree.tuning import tensorboard_hparams
+
+    run_dir = tmp_path / "tensorboard" / "t" / "execution_0"
+    old = tensorboard_runs.EventFile(str(run_dir))
+    for epoch, loss in enumerate([3.0, 2.0, 1.5]):  # epoch 2: after the checkpoint the run resumes from
+        old.write(tensorboard_runs.scalars({"loss": loss, "val_loss": loss + 1}), epoch)
+    old.close()
+    point = {"algorithm": "bp", "lr": 0.01}
+    tensorboard_hparams.write_run(str(run_dir), point, 0, 7, {})
+    (run_dir / "events.out.tfevents.1.host.1.2.v2").write_bytes(b"")  # tf.summary's (histograms): not ours
+    callback = tensorboard_runs.EpochScalars(str(run_dir), {"loss": [3.0, 2.0], "val_loss": [4.0, 3.0]}, [1e9, 2e9])
+    callback.on_train_begin()
+    callback.on_epoch_end(2, {"loss": 1.25, "val_loss": 2.25})
+    callback.on_train_end()
+    shown = scalar_steps(run_dir)
+    assert shown.pop("seed") == [(0, 7.0)]
+    assert shown == {"loss/train": [(0, 3.0), (1, 2.0), (2, 1.25)], "loss/validation": [(0, 4.0), (1, 3.0), (2, 2.25)]}
+    assert (run_dir / "events.out.tfevents.1.host.1.2.v2").exists()
+    assert sum(name.endswith(tensorboard_runs.SCALARS_SUFFIX) for name in os.listdir(run_dir)) == 1
+
+
 # ------------------------------------------------------------------------------------- final state
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_kill_around_keeping_the_final_state_leaves_one_to_extend(tmp_path, monkeypatch, when):
