@@ -10,7 +10,8 @@
 
 Restoring it into a model built and compiled exactly as the first time gives the state the run had at
 the end of that epoch, bit for bit, so the resumed execution continues as if never stopped. Plain
-.npz arrays (no pickle), written atomically; deleted when the execution finishes.
+.npz arrays (no pickle), written atomically; kept as the final state (`FINAL_SUFFIX`) when the execution
+completes, deleted when it diverges.
 
 A checkpoint also records whose it is (``identity``: the trial id and execution its path names when it is
 written); one found under another execution's name (copied there) is refused like a corrupt one. A
@@ -43,6 +44,26 @@ def keep_as_final(path):
     search extended to more epochs resumes it."""
     if os.path.exists(path):
         os.replace(path, path[: -len(SUFFIX)] + FINAL_SUFFIX if path.endswith(SUFFIX) else path + FINAL_SUFFIX)
+
+
+def recover_final(path, epochs):
+    """Keeps the checkpoint at `path` as the final state (`keep_as_final`) if it is the last state of its
+    completed execution whose record holds `epochs` epochs: this execution's (`identity`), after exactly
+    those epochs. A kill between the completed record and `keep_as_final` (the order searches wrote them
+    in before the final state was kept first) left it so, with no final state or an earlier one (an
+    extension's start). Returns whether it did; a checkpoint of other epochs, or unreadable, is left as is."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+        done, recorded = meta["epochs_done"], meta.get("identity")
+    except Exception:  # unreadable: restoring it would say so, if it is ever restored
+        return False
+    if done != epochs or (recorded is not None and recorded != identity(path)):
+        return False
+    keep_as_final(path)
+    return True
 
 
 def state_variables(model):

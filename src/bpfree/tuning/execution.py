@@ -11,7 +11,16 @@ At every epoch's end the record gets the epoch's logs and the time it ended (``e
 seconds), written atomically. The checkpoint (model, optimizer, rule state, history) is written at
 most every ``checkpoint_seconds`` of training and at the last epoch: a killed run resumes from the last
 checkpoint and replays the epochs after it bit for bit (each epoch's data order and dropout masks
-follow from the seed and the epoch), its record's later epochs replaced by the replay's.
+follow from the seed and the epoch), its record's later epochs replaced by the replay's. One whose
+restored history has already met early stopping (`bpfree.tuning.early_stopping.stopped`: killed after the
+checkpoint of the epoch that stopped it, or stopped at the last epoch of a shorter search now grown) trains
+no more (`end_epoch` = its first epoch): its record ends as the uninterrupted run's.
+
+A completed execution's end is written in this order: its last checkpoint kept as its final state, then its
+record completed. A kill between them leaves a running record beside its final state: the next run resumes
+it at its last epoch and concludes it. (Searches wrote them the other way round before; a completed record
+beside a checkpoint of its last epoch, left by a kill then, gets that final state when a longer search
+opens it to extend it.)
 
 With ``save_models`` (``--save_models``) `conclude` also keeps the final model, the state the engine left
 in `model`, as ``execution_<k>.keras`` beside the record (`model_path`; written atomically, before the
@@ -31,7 +40,8 @@ from bpfree.reconstructions import ReconstructionFigure
 from bpfree.schedule_callback import EpochLearningRate
 from bpfree.records import FINISHED
 from bpfree.trackers import ActivationHistograms
-from bpfree.tuning import inputs, tensorboard_hparams, tensorboard_runs
+from bpfree.tuning import early_stopping, inputs, tensorboard_hparams, tensorboard_runs
+from bpfree.tuning.early_stopping import ResumableEarlyStopping
 from bpfree.tuning.space import trial_id
 
 MODEL_SUFFIX = ".keras"  # `--save_models`: execution_<k>.keras beside execution_<k>.json
@@ -75,26 +85,12 @@ class RecordCallback(keras.callbacks.Callback):
         self._last, self._saved = time.monotonic(), done
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """Keras's EarlyStopping that, in a run resumed at epoch k, first replays the monitored values of
-    epochs 0..k−1 (from the record), so its best value and patience count are those of the run that was
-    never stopped."""
-
-    def __init__(self, monitor, patience, past=()):
-        super().__init__(monitor=monitor, patience=patience, mode="min")  # every objective is minimised
-        self.past = list(past)
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        for epoch, value in enumerate(self.past):
-            if value is not None:
-                self.on_epoch_end(epoch, {self.monitor: value})
-
-
 @dataclasses.dataclass
 class Execution:
-    """One execution ready to train: its point's hyperparameters, model (built, restored), open record and
-    first epoch."""
+    """One execution ready to train: its point's hyperparameters, model (built, restored), open record, first
+    epoch, the epochs it trains to (`num_epochs`: the search's, or its Hyperband trial's budget) and the epoch
+    its training ends before (`end_epoch`: `num_epochs`, or its first epoch when its history has already met
+    early stopping — it trains no more)."""
 
     hyperparameters: object
     point: dict
@@ -112,9 +108,16 @@ class Execution:
     checkpoint_seconds: float = 0.0
     save_models: bool = False
     num_epochs: int = None  # the epochs it trains to: the search's, or its Hyperband trial's budget
+    end_epoch: int = None  # None: num_epochs
     score: object = None
     # Called before a checkpoint is written: an engine that holds the state elsewhere copies it into `model`.
     before_checkpoint: object = dataclasses.field(default=lambda: None, repr=False)
+
+    def __post_init__(self):
+        if self.num_epochs is None:
+            self.num_epochs = self.config.num_epochs
+        if self.end_epoch is None:
+            self.end_epoch = self.num_epochs
 
     # ------------------------------------------------------------------------------ open
     @classmethod
@@ -131,6 +134,9 @@ class Execution:
         checkpoint_path = checkpoints.path_for(path)
         run_dir = os.path.join(tuner.tensorboard_dir, tid, f"execution_{execution}")
         previous = _previous_record(path, log)
+        if previous is not None and previous["status"] == "completed" and checkpoints.recover_final(
+                checkpoint_path, records.epochs_done(previous["history"])):  # a kill cut its end: repaired
+            log(f"  {tid} execution {execution}: its last checkpoint kept as its final state (a kill had cut its end)")
         if previous is not None and records.done(previous, num_epochs):
             return score_of(previous["history"], config)
         extending = previous is not None and previous["status"] in FINISHED  # completed, the search now longer
@@ -155,14 +161,25 @@ class Execution:
             first_epoch, history = _restore([checkpoint_path, final], model, log)
         else:
             first_epoch, history = 0, {}
+        # Its history may have met early stopping already (killed after the checkpoint of the epoch that
+        # stopped it; or stopped at the last epoch of a shorter search): it is done, it trains no more.
+        stopped = (0 < first_epoch < num_epochs and config.use_early_stopping and early_stopping.stopped(
+            history, config.objective, config.early_stopping_patience))
         if first_epoch:
             record = records.ExecutionRecord.resume(path)
             record.restore_history(history)
             record.data["epoch_ends"] = list(record.data.get("epoch_ends", []))[:first_epoch]
             record.data["search"] = config.to_json()
-            record.data.setdefault("extended_at_epochs" if extending else "resumed_at_epochs", []).append(first_epoch)
-            verb = f"extending to {num_epochs} epochs" if extending else "resuming"
-            log(f"  {tid} execution {execution}: {verb} at epoch {first_epoch}")
+            if not (extending and stopped):
+                record.data.setdefault("extended_at_epochs" if extending else "resumed_at_epochs", []).append(
+                    first_epoch)
+            if stopped:
+                verb = (f"not extended: early stopping ended it at epoch {first_epoch}" if extending
+                        else f"resuming at epoch {first_epoch}: early stopping ended it there")
+                log(f"  {tid} execution {execution}: {verb}; nothing more to train")
+            else:
+                verb = f"extending to {num_epochs} epochs" if extending else "resuming"
+                log(f"  {tid} execution {execution}: {verb} at epoch {first_epoch}")
         else:
             record = new_record(aside="superseded" if extending else "interrupted")
         record.data["worker"] = tuner.tuner_id
@@ -173,7 +190,8 @@ class Execution:
             record.data["hyperband"] = hyperband_mark(previous, budget)
         record.start(time.monotonic())
         return cls(hyperparameters, point, tid, execution, seed, model, record, checkpoint_path, run_dir, first_epoch,
-                   history, config, log, tuner.checkpoint_seconds, tuner.options.save_models, num_epochs=num_epochs)
+                   history, config, log, tuner.checkpoint_seconds, tuner.options.save_models, num_epochs=num_epochs,
+                   end_epoch=first_epoch if stopped else num_epochs)
 
     # ------------------------------------------------------------------------------ train
     def callbacks(self, data):
@@ -184,8 +202,9 @@ class Execution:
             self.point["lr"], c.lr_schedule, lambda: self.record.data["history"], milestones=c.lr_milestones,
             factor=c.lr_factor, patience=c.lr_patience, num_epochs=c.num_epochs)]
         callbacks += [
-            RecordCallback(self, self.num_epochs or c.num_epochs, self.checkpoint_seconds),
-            tensorboard_runs.EpochScalars(self.run_dir),  # one run per execution: tags loss/train, loss/validation, ...
+            RecordCallback(self, self.num_epochs, self.checkpoint_seconds),
+            # One run per execution (tags loss/train, loss/validation, ...), its earlier epochs rewritten from the record.
+            tensorboard_runs.EpochScalars(self.run_dir, self.history, self.record.data.get("epoch_ends", [])),
         ]
         if c.use_early_stopping:
             callbacks.append(ResumableEarlyStopping(c.objective, c.early_stopping_patience,
@@ -205,11 +224,15 @@ class Execution:
         losses = self.record.data["history"].get("loss", [])
         diverged = any(v is None or not math.isfinite(v) for v in losses)
         self._keep_model()
-        self.record.finish("diverged" if diverged else "completed", wall_clock=time.monotonic())
         if diverged:
-            checkpoints.remove(self.checkpoint_path)
-        else:  # kept: a search extended to more epochs resumes it from there
+            self.record.finish("diverged", wall_clock=time.monotonic())
+            checkpoints.remove(self.checkpoint_path)  # a kill before: a stale checkpoint beside a final record, never read
+        else:
+            # Kept (a search extended to more epochs resumes it from there) before the record says completed:
+            # a kill between them leaves a running record beside its final state, whose next run resumes at
+            # its last epoch and concludes it, training nothing.
             checkpoints.keep_as_final(self.checkpoint_path)
+            self.record.finish("completed", wall_clock=time.monotonic())
         tensorboard_hparams.write_run(self.run_dir, self.point, self.execution, self.seed, self.record.data["history"])
         self.score = None if diverged else score_of(self.record.data["history"], self.config)
 

@@ -18,6 +18,7 @@ epoch's end, after the record: nothing here runs in the engine's epoch.
 
 import logging
 import os
+import re
 import shutil
 import socket
 import time
@@ -34,6 +35,7 @@ SPLITS = (("val_", "validation"), ("test_", "test"))  # a log's prefix → its s
 UNSPLIT = ("learning_rate",)  # logs that belong to no split (a schedule's rate of the epoch)
 OLD_SUBRUNS = ("train", "validation")  # the sub-runs Keras's TensorBoard callback wrote
 MERGED_SUFFIX = ".bpfree-merged"  # the event file `merge_old_layout` writes in an execution's run
+SCALARS_SUFFIX = ".bpfree-scalars"  # the event file of an execution's epoch scalars (`EpochScalars`)
 
 
 def tag(name, split=None):
@@ -56,17 +58,22 @@ def event_file_name(run_dir, suffix=""):
 
 
 class EventFile:
-    """An event file being written in `run_dir` (made by `open` or the first write): summaries appended as events."""
+    """An event file being written in `run_dir` (made by `open` or the first write; `open(path)`: the file
+    at `path`, appended to): summaries appended as events."""
 
     def __init__(self, run_dir):
         self.run_dir = run_dir
         self._writer = None
 
-    def open(self):
+    def open(self, path=None):
         if self._writer is None:
             os.makedirs(self.run_dir, exist_ok=True)
-            self._writer = record_writer.RecordWriter(open(event_file_name(self.run_dir), "wb"))
-            self._writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+            if path is None:
+                self._writer = record_writer.RecordWriter(open(event_file_name(self.run_dir), "wb"))
+                self._writer.write(event_pb2.Event(wall_time=time.time(),
+                                                   file_version="brain.Event:2").SerializeToString())
+            else:
+                self._writer = record_writer.RecordWriter(open(path, "ab"))
 
     def write(self, summary, step):
         self.open()
@@ -96,15 +103,33 @@ def scalars(logs):
 
 class EpochScalars(keras.callbacks.Callback):
     """At each epoch's end, the epoch's logs as scalars (`tag`) at step `epoch` in the execution's run
-    `run_dir`, flushed so a running TensorBoard shows the epoch. The file is made when training begins
-    (an attempt killed in its first epoch leaves its run, set aside with its record) and closed when it ends."""
+    `run_dir`, flushed so a running TensorBoard shows the epoch; closed when training ends.
 
-    def __init__(self, run_dir):
+    When training begins, the run's scalars of the epochs before it are rewritten from the record
+    (`history`, {metric: [value per epoch]}, and `epoch_ends`, their wall times; a resumed execution's
+    record is the truth): one event file of them (`SCALARS_SUFFIX`, written atomically), to which the
+    epochs trained now are appended; then every other file of the run's epoch scalars is removed. So after
+    a kill at any point and a resume at epoch k, the run shows each epoch's scalars exactly once: those the
+    kill cut (its record written, its scalars not) are there, and those of epochs the resumed run replays
+    (after its checkpoint, older than the record) are not shown twice. A kill between the new file and the
+    removals leaves both; the next resume removes them. A fresh execution (k = 0) starts an empty file."""
+
+    def __init__(self, run_dir, history=None, epoch_ends=()):
         super().__init__()
         self.events = EventFile(run_dir)
+        self.history = dict(history or {})
+        self.epoch_ends = list(epoch_ends)
 
     def on_train_begin(self, logs=None):
-        self.events.open()
+        run_dir = self.events.run_dir
+        os.makedirs(run_dir, exist_ok=True)
+        path = event_file_name(run_dir, SCALARS_SUFFIX)
+        write_events(path, history_events(self.history, self.epoch_ends))
+        tags = {tag(name) for name in self.history}
+        for name in _event_files(run_dir):
+            if name != os.path.basename(path) and _epoch_scalars_file(os.path.join(run_dir, name), tags):
+                os.remove(os.path.join(run_dir, name))
+        self.events.open(path)
 
     def on_epoch_end(self, epoch, logs=None):
         summary = scalars(logs)
@@ -114,6 +139,42 @@ class EpochScalars(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.events.close()
+
+
+def history_events(history, epoch_ends=()):
+    """The events of a record's `history`: epoch e's values (None: absent, skipped) as scalars at step e,
+    at wall time `epoch_ends[e]` (now where it has none)."""
+    events = []
+    for epoch in range(max((len(v) for v in history.values()), default=0)):
+        logs = {name: values[epoch] for name, values in history.items()
+                if epoch < len(values) and values[epoch] is not None}
+        summary = scalars(logs)
+        if summary.value:
+            event = summary_event(summary, epoch)
+            if epoch < len(epoch_ends) and isinstance(epoch_ends[epoch], (int, float)):
+                event.wall_time = float(epoch_ends[epoch])
+            events.append(event)
+    return events
+
+
+def _epoch_scalars_file(path, tags):
+    """Whether the event file at `path` holds only epoch scalars of a run (what `EpochScalars` rewrites): one
+    of its files (`SCALARS_SUFFIX`), or one it wrote before they were named so (no suffix: a name ending in
+    digits, only scalars tagged `tags`; not the run's hparams, tf.summary's ``.v2`` histograms, or a merged
+    file of the old layout)."""
+    name = os.path.basename(path)
+    if name.endswith(SCALARS_SUFFIX):
+        return True
+    if not re.fullmatch(r"events\.out\.tfevents\.\d+\..*\.\d+\.\d+", name):
+        return False
+    try:
+        for event in event_file_loader.LegacyEventFileLoader(path).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != "scalars" or value.tag not in tags:
+                    return False
+    except Exception:  # unreadable: not ours to remove
+        return False
+    return True
 
 
 def merge_old_layout(tensorboard_dir):

@@ -156,7 +156,7 @@ class GridTuner(keras_tuner.Tuner):
         self.progress.start(run.tid, 1, run.first_epoch)
         try:
             train = data.train(run.seed, run.first_epoch, flatten=flatten)
-            run.model.fit(train, validation_data=data.validation(flatten), epochs=run.num_epochs,
+            run.model.fit(train, validation_data=data.validation(flatten), epochs=run.end_epoch,
                           initial_epoch=run.first_epoch, steps_per_epoch=data.steps_per_epoch,
                           callbacks=callbacks, verbose=0, shuffle=False)  # the pipeline shuffles
             test = run.model.evaluate(data.test(flatten), verbose=0, return_dict=True)
@@ -190,7 +190,7 @@ class GridTuner(keras_tuner.Tuner):
         flatten = inputs.flattens(runs[0].point["arch"])
         callbacks = [keras.callbacks.CallbackList(run.callbacks(data), model=run.model) for run in runs]
         member_seeds = [run.seed for run in runs] + [0] * (size - len(runs))
-        active = [True] * len(runs) + [False] * (size - len(runs))
+        active = [run.first_epoch < run.end_epoch for run in runs] + [False] * (size - len(runs))  # none: stopped early
         failed = set()
 
         def each(indices, event):
