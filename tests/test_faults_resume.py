@@ -257,3 +257,28 @@ def test_a_completed_record_beside_its_last_checkpoint_is_extended_from_it(tmp_p
     search(tmp_path / "fresh", num_epochs=3)
     assert_as_never_interrupted(found(tmp_path / "grown"), found(tmp_path / "fresh"))
     assert len(list((tmp_path / "grown").rglob("*.final.npz"))) == 2 and not list((tmp_path / "grown").rglob("*.ckpt.npz"))
+
+
+@pytest.mark.parametrize("values", [[1.0, math.nan, math.nan, 0.5], [math.nan, 2.0, 1.0, 1.5, 1.2], [1.0, 0.5, math.nan]])
+def test_early_stopping_replays_a_value_that_was_not_finite_as_the_live_run_counted_it(values):
+    """The record keeps a NaN objective as None. The live run counted that epoch as one without improvement (Keras's
+    comparison with NaN is false); the replay skipped it, so a resumed run's patience restarted and it trained
+    longer than the uninterrupted one. Every prefix's decision is now the live run's."""
+    import keras
+
+    from bpfree.tuning.early_stopping import ResumableEarlyStopping, stopped
+
+    class Model:
+        stop_training = False
+
+    live = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, mode="min")
+    live.set_model(Model())
+    live.on_train_begin()
+    for epoch, value in enumerate(values):
+        live.on_epoch_end(epoch, {"val_loss": value})
+        recorded = [None if math.isnan(v) else v for v in values[:epoch + 1]]
+        assert stopped({"val_loss": recorded}, "val_loss", 2) == live.model.stop_training, (epoch, recorded)
+        replay = ResumableEarlyStopping("val_loss", 2, past=recorded)
+        replay.set_model(Model())
+        replay.on_train_begin()
+        assert (replay.wait, replay.model.stop_training) == (live.wait, live.model.stop_training), epoch

@@ -12,6 +12,8 @@ run would train one epoch more than the uninterrupted one: `stopped` says so bef
 ends without training (`bpfree.tuning.execution.Execution.open`).
 """
 
+import math
+
 import keras
 
 
@@ -27,8 +29,9 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         for epoch, value in enumerate(self.past):
-            if value is not None:
-                self.on_epoch_end(epoch, {self.monitor: value})
+            # A record keeps a value that was not finite as None; the live run saw it (NaN, mostly) and counted
+            # the epoch as one without improvement, so the replay does too (skipping it would restart the count).
+            self.on_epoch_end(epoch, {self.monitor: math.nan if value is None else value})
 
 
 class _Training:
