@@ -12,7 +12,7 @@ One iteration (keras-tuner's default hyperband_iterations = 1).
 
 Where it departs from keras-tuner, for the grid's guarantees:
 
-- Configurations are grid points drawn in `searches.random_order(points, seed)`, none twice, at most
+- Configurations are grid points drawn in `space.random_order(points, seed)`, none twice, at most
   `max_trials` of them. Where they run out, a bracket's first round is smaller (its later rounds no larger
   than the points scored before them) and the brackets after it are empty (keras-tuner stops altogether).
 - A promoted point continues its own executions: one record each, its history growing round by round
@@ -44,8 +44,7 @@ import numpy as np
 
 from bpfree import records, scoring
 from bpfree.tuning.oracle import RUNNING, STOPPED, GridOracle
-from bpfree.tuning.searches import random_order
-from bpfree.tuning.space import trial_id
+from bpfree.tuning.space import random_order, trial_id
 from bpfree.tuning.trials import BRACKET, EPOCHS, ROUND
 
 STOPPED_BY = "hyperband"  # a record's "stopped_by" when a round's promotion left it out

@@ -33,15 +33,10 @@ import sklearn.base
 from bpfree import records, scoring
 from bpfree.hparam_names import HPARAMS
 from bpfree.tuning.oracle import RUNNING, STOPPED, GridOracle
-from bpfree.tuning.space import trial_id
+from bpfree.tuning.hyperband import HyperbandOracle
+from bpfree.tuning.space import random_order, trial_id
 
 COMPLETED, FAILED = keras_tuner.engine.trial.TrialStatus.COMPLETED, keras_tuner.engine.trial.TrialStatus.FAILED
-
-
-def random_order(points, seed):
-    """`points` in the order of sha256("<seed> <trial id>"): fixed by the seed, independent of library
-    versions and of the grid's own order."""
-    return sorted(points, key=lambda p: hashlib.sha256(f"{seed} {trial_id(p)}".encode()).hexdigest())
 
 
 def make_oracle(points, directory, config, cohort_size=1):
@@ -57,7 +52,6 @@ def make_oracle(points, directory, config, cohort_size=1):
         return BayesianOracle(points, directory, seed=config.seed, max_trials=config.max_trials, score=config.score,
                               **common)
     if config.search == "hyperband":
-        from bpfree.tuning.hyperband import HyperbandOracle  # it builds on this module's random order
 
         return HyperbandOracle(points, directory, seed=config.seed, max_trials=config.max_trials,
                                factor=config.hyperband_factor, score=config.score, **common)
