@@ -58,6 +58,7 @@ class Estimate:
     timing_seconds: float
     alone: bool = False  # every timed pair trained its executions one at a time
     unfinished: tuple = ()  # (trial id, execution, status, error) of timed executions that did not finish
+    epochs: float = None  # epochs an execution trains, on average (Hyperband's brackets); None: the search's num_epochs
 
     def _executions(self):
         if self.slots == 1:
@@ -67,10 +68,12 @@ class Estimate:
         return f"{self.slots} executions of each pair's first point as the members of one program, as the search trains them"
 
     def _extrapolated(self, epochs):
+        epochs = (_count(epochs, "epoch") if self.epochs is None  # Hyperband's: the most its brackets train, on average
+                  else f"{self.epochs:.3g} epochs (an execution's mean under Hyperband's brackets, at most)")
         if self.alone:
-            return f"each execution's set-up (building, tracing, testing) plus its {_count(epochs, 'epoch')}"
+            return f"each execution's set-up (building, tracing, testing) plus its {epochs}"
         return (f"each structure's set-up (building, tracing, testing: once, as all its groups reuse its program) "
-                f"plus its groups × {_count(epochs, 'epoch')}")
+                f"plus its groups × {epochs}")
 
     def lines(self, config, width=100):
         """The dry run's lines: the estimate, then how it was made."""
@@ -108,6 +111,13 @@ def estimate(config, space, points, engine):
     runs = [(algorithms, archs)]
     if len(algorithms) * len(archs) > MAX_TIMED_PAIRS:
         runs = [(algorithms, archs[:1]), (algorithms[:1], archs[1:])]
+    mean_epochs = None
+    if config.search == "hyperband":  # the configurations its brackets draw, and the epochs they train at most
+        from bpfree.tuning import plan
+
+        size = plan.HyperbandSize.of(len(points), config)
+        points = points[:size.points]
+        mean_epochs = size.execution_epochs / (size.points * config.executions_per_trial)
     slots = timed_slots(points, config, engine)
     timing, examples = timing_config(config, slots)
     timings, overhead, unfinished = {}, 0.0, []
@@ -126,8 +136,9 @@ def estimate(config, space, points, engine):
     timed = sum(pair in timings for pair in pairs)
     alone = engine.fit or all(t.alone for t in timings.values())
     timings = complete(timings, pairs, algorithms[0], archs[0])
-    seconds = overhead + extrapolate(points, config, engine, timings, slots, examples[0] / examples[1])
-    return Estimate(seconds, len(pairs), timed, slots, examples, timing_seconds, alone, tuple(unfinished))
+    seconds = overhead + extrapolate(points, config, engine, timings, slots, examples[0] / examples[1], mean_epochs)
+    return Estimate(seconds, len(pairs), timed, slots, examples, timing_seconds, alone, tuple(unfinished),
+                    mean_epochs)
 
 
 def timed_slots(points, config, engine):
@@ -216,9 +227,10 @@ def complete(timings, pairs, first_algorithm, first_arch):
     return out
 
 
-def extrapolate(points, config, engine, timings, slots, scale=1.0):
+def extrapolate(points, config, engine, timings, slots, scale=1.0, epochs=None):
     """Seconds the search's `points` take from each pair's `PairTiming` of a group of `slots` executions;
-    `scale`: training examples of the search per timed one."""
+    `scale`: training examples of the search per timed one; `epochs`: an execution's (default: the search's
+    num_epochs)."""
     structures = {}  # structure → [pair, points]
     for p in points:
         structures.setdefault(structure_key(p), [(p["algorithm"], p["arch"]), 0])[1] += 1
@@ -226,11 +238,11 @@ def extrapolate(points, config, engine, timings, slots, scale=1.0):
     for pair, count in structures.values():
         t = timings[pair]
         executions = count * config.executions_per_trial
-        epochs = config.num_epochs * t.epoch * scale
+        epoch_seconds = (config.num_epochs if epochs is None else epochs) * t.epoch * scale
         if engine.fit or t.alone:  # each group of `slots` sets up its own models
-            total += executions / slots * (t.setup + epochs)
+            total += executions / slots * (t.setup + epoch_seconds)
         else:  # one program per structure, reused by all its groups
-            total += t.setup + math.ceil(executions / slots) * epochs
+            total += t.setup + math.ceil(executions / slots) * epoch_seconds
     return total
 
 

@@ -43,31 +43,12 @@ import math
 import numpy as np
 
 from bpfree import records, scoring
+from bpfree.tuning.hyperband_schedule import brackets
 from bpfree.tuning.oracle import RUNNING, STOPPED, GridOracle
 from bpfree.tuning.space import random_order, trial_id
 from bpfree.tuning.trials import BRACKET, EPOCHS, ROUND
 
 STOPPED_BY = "hyperband"  # a record's "stopped_by" when a round's promotion left it out
-
-
-def brackets(max_epochs, factor, iterations=1):
-    """keras-tuner's Hyperband schedule: [(bracket s, [(n, r) of each round])], in the order it runs them
-    (s from the largest down to 0, `iterations` times): round k of bracket s starts or keeps n configurations
-    and trains them to r epochs. keras-tuner's `HyperbandOracle` formulas (see the module docstring)."""
-    count, epochs = 0, max_epochs
-    while epochs >= 1:  # _get_num_brackets, its min_epochs = 1
-        epochs = epochs / factor
-        count += 1
-    end = math.ceil(1 + math.log(max_epochs, factor))  # _get_size's bracket0_end_size
-
-    def size(s, k):  # _get_size
-        return math.ceil(end / (s + 1) * factor ** (s - k))
-
-    def budget(s, k):  # _get_epochs
-        return math.ceil(max_epochs / factor ** (s - k))
-
-    return [(s, [(size(s, k), budget(s, k)) for k in range(s + 1)]) for _ in range(iterations)
-            for s in range(count - 1, -1, -1)]
 
 
 def result_at(data, epochs, objective, score="final"):

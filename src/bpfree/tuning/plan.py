@@ -27,7 +27,10 @@ class GridSize:
 
     @classmethod
     def of(cls, space, config):
+        """The search's size; a Hyperband search's is the most its brackets can train (`HyperbandSize`)."""
         points = space.size() if config.max_trials is None else min(space.size(), config.max_trials)  # random, bayesian
+        if config.search == "hyperband":
+            return HyperbandSize.of(points, config)
         return cls(points, config.executions_per_trial, config.num_epochs)
 
     @property
@@ -37,6 +40,30 @@ class GridSize:
     def __str__(self):
         return (f"{_count(self.points, 'point')} × {_count(self.executions, 'execution')} × "
                 f"{_count(self.epochs, 'epoch')} = {_count(self.execution_epochs, 'execution-epoch')}")
+
+
+@dataclasses.dataclass(frozen=True)
+class HyperbandSize:
+    """A Hyperband search's size: the most execution-epochs its brackets can train
+    (`hyperband_schedule.most_execution_epochs`), far fewer than its points × executions × num_epochs."""
+
+    points: int
+    executions: int
+    epochs: int
+    factor: int
+    execution_epochs: int
+
+    @classmethod
+    def of(cls, points, config):
+        from bpfree.tuning.hyperband_schedule import brackets, most_execution_epochs
+
+        drawn, most = most_execution_epochs(points, brackets(config.num_epochs, config.hyperband_factor),
+                                            config.executions_per_trial)
+        return cls(drawn, config.executions_per_trial, config.num_epochs, config.hyperband_factor, most)
+
+    def __str__(self):
+        return (f"hyperband to {_count(self.epochs, 'epoch')} (factor {self.factor}): {_count(self.points, 'point')} × "
+                f"{_count(self.executions, 'execution')}, at most {_count(self.execution_epochs, 'execution-epoch')}")
 
 
 def check_size(size, yes):
