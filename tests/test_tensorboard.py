@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing import data_provider, plugin_event_acc
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api as hp_api
 from tensorboard.plugins.hparams import hparams_plugin
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.util import tensor_util
 from werkzeug.test import Client
 
@@ -220,3 +221,20 @@ def test_a_merge_killed_before_removing_the_old_runs_is_not_merged_twice(tmp_pat
     assert os.listdir(run_dir) == merged
     scalars, _ = run_data(run_dir)
     assert scalars == {"loss/train": {0: 1.0, 1: 2.0}}
+
+
+def test_an_extended_execution_has_one_hparams_session_in_its_run(tmp_path):
+    """Each conclusion of an execution wrote another hparams file into its run, so one extended (or resumed and
+    concluded again) listed its session and its seed twice; the latest replaces the earlier one now."""
+    search(tmp_path, [1e-3], num_epochs=1, executions=1)
+    search(tmp_path, [1e-3], num_epochs=2, executions=1)  # grown: the execution is extended and concludes again
+    runs = [d for d in tmp_path.rglob("execution_0") if d.parent.parent.name == "tensorboard"]
+    assert len(runs) == 2  # bp's and dfa's
+    for run in runs:
+        acc = plugin_event_accumulator.EventAccumulator(str(run))
+        acc.Reload()
+        sessions = [e for t in acc.Tags()["tensors"] if t == hparams_metadata.SESSION_START_INFO_TAG
+                    for e in acc.Tensors(t)]
+        assert len(sessions) == 1 and len(acc.Tensors("seed")) == 1, run
+        scalars, _ = run_data(run)
+        assert len(next(v for t, v in scalars.items() if t.startswith("loss"))) == 2  # both epochs, once each

@@ -135,11 +135,19 @@ def session_group_name(run_dir, execution):
     return f"{os.path.basename(trial_dir)}/execution_{execution} · {experiment}/{os.path.basename(project_dir)}"
 
 
+RUN_SUFFIX = ".bpfree-hparams"  # an execution's hparams event file (`write_run`): one per run, the latest
+
+
 def write_run(run_dir, point, execution, seed, history):
     """The run's hparams (so the dashboard lists it with its final metrics), in the session group
     `session_group_name`, and its seed (a scalar at step 0), in one event file written atomically."""
     values = {k: v for k, v in point.items() if isinstance(v, (bool, int, float, str))}
     summaries = [hp_api.hparams_pb(values, trial_id=session_group_name(run_dir, execution)),
                  scalar_summary.scalar_pb("seed", seed)]
-    tensorboard_runs.write_events(tensorboard_runs.event_file_name(run_dir),
-                                  [tensorboard_runs.summary_event(s) for s in summaries])
+    path = tensorboard_runs.event_file_name(run_dir, RUN_SUFFIX)
+    tensorboard_runs.write_events(path, [tensorboard_runs.summary_event(s) for s in summaries])
+    # An execution concludes again when it is extended (or resumed after a kill at its end): the earlier
+    # file goes, so the run lists its session and seed once. A kill before this leaves two until the next.
+    for name in os.listdir(run_dir):
+        if name.endswith(RUN_SUFFIX) and os.path.join(run_dir, name) != path:
+            os.remove(os.path.join(run_dir, name))
