@@ -17,6 +17,7 @@ from bpfree.tuning.config import SearchConfig
 from bpfree.tuning.search import validate_points
 from bpfree.tuning.presets import load_preset
 from bpfree.tuning.space import MAX_GRID_POINTS, SearchSpace, trial_id
+from fresh_process import fresh_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],
@@ -51,13 +52,9 @@ def write_preset(tmp_path, search="", space="", epochs=1, lrs="1e-3", name="pres
     return str(path)
 
 
-def env(**extra):
-    return {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
-
-
 def run_cli(tmp_path, *args, timeout=120, **extra_env):
     return subprocess.run([sys.executable, "-m", "bpfree", str(tmp_path / "exp"), *args], cwd=ROOT,
-                          env=env(**extra_env), capture_output=True, text=True, timeout=timeout)
+                          env=fresh_env(**extra_env), capture_output=True, text=True, timeout=timeout)
 
 
 def assert_refused(proc, tmp_path, *fragments):
@@ -374,7 +371,7 @@ def train_bash(exp, preset, **kwargs):
     with open(wrapper, "w") as f:
         f.write(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # a wrapper, not a link: a venv needs its path
     os.chmod(wrapper, 0o755)
-    e = env(BPFREE_SYSTEM_PYTHON="1", PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    e = fresh_env(BPFREE_SYSTEM_PYTHON="1", PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     # --yes: these searches are made long on purpose (10,000 epochs), to be stopped mid-way
     return subprocess.Popen(["bash", os.path.join(ROOT, "train.bash"), exp, "--hparams", preset, "--yes"], cwd=ROOT, env=e,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,

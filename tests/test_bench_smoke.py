@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from fresh_process import fresh_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
@@ -77,8 +79,7 @@ def cases():
 @pytest.mark.parametrize("key,args", list(cases()))
 def test_bench_script_runs_with_its_smallest_arguments(key, args, tmp_path):
     script = os.path.join(BENCH, key.split()[0])
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "BPFREE_DATA_DIR": SHARED_DATA, "TFDS_DATA_DIR": str(tmp_path / "tfds")}
+    env = fresh_env(BPFREE_DATA_DIR=SHARED_DATA, TFDS_DATA_DIR=str(tmp_path / "tfds"))
     start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, script, *(a.format(tmp=tmp_path) for a in args)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)

@@ -17,11 +17,11 @@ import bpfree
 from bpfree import rules
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fresh_process import fresh_env
 from numpy_reference import (
     Conv, Dense, Net, avg_pool, avg_pool_backward, avg_pool_same, avg_pool_same_backward, conv2d,
     conv2d_input_grad, conv2d_kernel_grad, hash_uniform, max_pool, max_pool_backward, softmax, softmax_vjp)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, OUT = 4, 3
 CONV_RULES = rules.convolutional_names()
 DIRECT = ("dfa", "sdfa", "drtp", "cce", "mse")
@@ -404,7 +404,7 @@ for name in {list(CONV_RULES)!r}:
     out[name] = [type(model).__name__, type(model.optimizer).__name__, first, np.asarray(model(x)).tolist()]
 print("RESULT" + json.dumps(out))
 """
-    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.split("RESULT", 1)[1])
@@ -532,7 +532,7 @@ for name in {list(CONV_RULES)!r}:
     out[name] = [[layer.padding for layer in model.weighted_layers[:3]], np.asarray(model(x)).tolist()]
 print("RESULT" + json.dumps(out))
 """
-    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.split("RESULT", 1)[1])

@@ -4,7 +4,6 @@ independent numpy computation; it saves and loads in a fresh process; what a rul
 in one line naming the layer."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -15,8 +14,8 @@ import pytest
 import bpfree
 from bpfree.models import build_model
 from bpfree.models.convert import convertible_names
+from fresh_process import fresh_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHT_SWAPPING = ("bp", "fa", "kp", "usf", "brsf", "frsf")
 DIRECT = ("dfa", "drtp", "sdfa", "cce", "mse", "pepita")
 RNG = np.random.default_rng(0)
@@ -205,7 +204,7 @@ before = np.asarray(model(x)).tolist()
 model.train_on_batch(x, y)
 print("RESULT" + json.dumps([type(model).__name__, model.rule.name, before, np.asarray(model(x)).tolist()]))
 """
-    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     kind, rule, before, after = json.loads(done.stdout.split("RESULT", 1)[1])

@@ -14,6 +14,7 @@ import bpfree
 from bpfree import rules
 from bpfree.optimizers import UncorrectedAdam
 from bpfree.tuning.space import SearchSpace, SpaceError
+from fresh_process import SRC, fresh_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INVERTIBLE = ("gait", "tp", "bp_inv")
@@ -28,8 +29,7 @@ def small_model(algorithm, seed=3):
 
 
 def subprocess_env():
-    return {**os.environ, "PYTHONPATH": os.path.join(REPO, "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return fresh_env(PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
 # ----------------------------------------------------------------------------- defect 1: models that load

@@ -4,7 +4,7 @@ execution — epoch by epoch, bit for bit, whatever the number of members, and w
 within float32 rounding (rtol 1e-5); whether a member diverges, stops early, or the search is killed
 and resumed."""
 
-import math
+import functools
 import os
 import signal
 import subprocess
@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from bpfree import records
 from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 from bpfree.tuning import engine as engine_module
+import search_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],
@@ -29,16 +29,9 @@ def quiet(*args):
     pass
 
 
-def found(directory):
-    """{(trial id, execution): record} of every record under `directory`, NaN written as the string "nan"
-    (so that histories compare with ==)."""
-    out = {}
-    for path in records.iter_record_paths(str(directory)):
-        data = records.read(path)
-        data["history"] = {k: ["nan" if isinstance(v, float) and math.isnan(v) else v for v in values]
-                           for k, values in data["history"].items()}
-        out[(data["trial_id"], data["execution"])] = data
-    return out
+# NaN in a history written as the string "nan", so that histories compare with == (also for test_trials.py and
+# test_test_each_epoch.py, which import it from here).
+found = functools.partial(search_records.found, nan_as_text=True)
 
 
 def assert_same_records(grouped, alone):

@@ -12,18 +12,11 @@ import pytest
 from bpfree import checkpoints, records, results
 from bpfree.tuning import SearchConfig, SearchSpace, run_search
 from bpfree.tuning import execution as execution_module
+from search_records import found
 
 SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],
          "lr": [1e-2, 1e-3], "dropout": [0.0]}
 SETTINGS = dict(dataset="digits", objective="val_error_rate", num_epochs=2, use_xla=False)
-
-
-def found(directory):
-    out = {}
-    for path in records.iter_record_paths(str(directory)):
-        data = records.read(path)
-        out[(data["trial_id"], data["execution"])] = data
-    return out
 
 
 def search(directory, **settings):

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from bpfree import results
+from fresh_process import fresh_env
 from test_faults import search
 
 # ------------------------------------------------------------------------------------- resource bombs
@@ -213,7 +214,7 @@ def test_a_killed_dry_run_leaves_no_temporary_folder(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     (tmp_path / "preset.toml").write_text(TINY.format(arch="16"))
-    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": os.path.join(root, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env(TMPDIR=str(tmp))
     command = [sys.executable, "-m", "bpfree", str(tmp_path / "exp"), "--hparams", str(tmp_path / "preset.toml"),
                "--dry_run"]
     proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -20,20 +20,13 @@ from tensorboard.util import tensor_util
 from bpfree import checkpoints, records
 from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search, tensorboard_runs
 from bpfree.tuning import execution as execution_module
+from search_records import found
 
 SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],
          "lr": [1e-3, 0.3], "dropout": [0.1]}
 SETTINGS = dict(dataset="digits", objective="val_error_rate", num_epochs=2, executions_per_trial=1, use_xla=False)
 EARLY = dict(num_epochs=6, use_early_stopping=True, early_stopping_patience=1)
 ENGINES = {"members": EngineOptions(), "fit": EngineOptions(fit=True)}
-
-
-def found(directory):
-    out = {}
-    for path in records.iter_record_paths(str(directory)):
-        data = records.read(path)
-        out[(data["trial_id"], data["execution"])] = data
-    return out
 
 
 def search(directory, engine="members", space=SPACE, **settings):

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tomllib
 
+from fresh_process import fresh_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GPUS = ["/physical_device:GPU:0", "/physical_device:GPU:1"]
 
@@ -58,7 +60,7 @@ cli.run(["bpfree", *sys.argv[1:]])
 
 
 def test_the_search_turns_memory_growth_on_before_tensorflow_starts(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = fresh_env(TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("BPFREE_INTRA_OP_THREADS", None)
     done = subprocess.run([sys.executable, "-c", SEARCH_START.format(gpus=GPUS), str(tmp_path / "exp"), "--hparams",
                            os.path.join(ROOT, "hparams", "quickstart.toml")],

@@ -4,21 +4,13 @@ a change that would make old records incomparable is still refused, naming the s
 
 import pytest
 
-from bpfree import records
 from bpfree.tuning import SearchConfig, SearchSpace, run_search
 from bpfree.tuning.search import ExperimentMismatch
+from search_records import found
 
 SPACE = {"algorithm": ["bp", "dfa"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],
          "lr": [1e-2], "dropout": [0.1]}
 SETTINGS = dict(dataset="digits", objective="val_error_rate", num_epochs=2, executions_per_trial=1, use_xla=False)
-
-
-def found(directory):
-    out = {}
-    for path in records.iter_record_paths(str(directory)):
-        data = records.read(path)
-        out[(data["trial_id"], data["execution"])] = data
-    return out
 
 
 def search(directory, space=SPACE, **settings):

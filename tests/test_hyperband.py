@@ -21,6 +21,7 @@ from bpfree.tuning.hyperband import STOPPED_BY, HyperbandOracle, brackets, resul
 from bpfree.tuning.search import ExperimentMismatch
 from bpfree.tuning.searches import make_oracle, random_order
 from bpfree.tuning.trials import BRACKET, EPOCHS
+from fresh_process import fresh_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -344,7 +345,7 @@ def test_hyperband_with_workers_is_refused(tmp_path, cli_in_process, tiny_preset
 
 
 def test_the_help_names_the_flag():
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     done = subprocess.run([sys.executable, "-m", "bpfree", "--help"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert "--hyperband_factor" in done.stdout and "hyperband (keras-tuner's Hyperband" in done.stdout
@@ -394,7 +395,7 @@ def test_a_search_killed_9_in_its_last_round_resumes_to_the_same_records(tmp_pat
     preset = tmp_path / "preset.toml"
     preset.write_text(KILL_PRESET)
     search(tmp_path / "whole", num_epochs=16, hyperband_factor=4)
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     command = [sys.executable, "-m", "bpfree", str(tmp_path / "killed"), "--hparams", str(preset),
                "--checkpoint_seconds", "0"]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

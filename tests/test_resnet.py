@@ -18,7 +18,6 @@ errors of 1e-3 … 1.
 """
 
 import functools
-import os
 import subprocess
 import sys
 import types
@@ -31,8 +30,8 @@ import tensorflow as tf
 import numpy_resnet as nr
 from bpfree.layers import FeedbackAlignmentConv2D, FeedbackAlignmentDense, ShortcutA
 from bpfree.models.resnet import resnet, resnet20, resnet56
+from fresh_process import fresh_env
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (gradient tolerance: of the gradient's norm, forward tolerance: of the feature map's largest entry) by dtype
 TOLERANCES = {"float64": (1e-10, 1e-12), "float32": (1e-4, 1e-5)}
 RELUS = ["relu1"] + [f"{p}_relu{i}" for p, *_ in nr.blocks(3) for i in (1, 2)]
@@ -216,7 +215,7 @@ def test_save_and_load_in_a_fresh_process(tmp_path):
             "m = keras.models.load_model(sys.argv[1])\n"
             "np.save(sys.argv[3], np.stack([keras.ops.convert_to_numpy(m(np.load(sys.argv[2]), training=t))"
             " for t in (False, True)]))\n")
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     proc = subprocess.run([sys.executable, "-c", code, str(path), str(x_path), str(out_path)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -454,7 +453,7 @@ def test_converted_resnet_saves_and_loads_in_a_fresh_process(tmp_path):
             "m = keras.models.load_model(sys.argv[1])\n"
             "np.save(sys.argv[3], np.concatenate([m.predict(np.load(sys.argv[2]), verbose=0).ravel(),"
             " np.concatenate([np.ravel(l.feedback) for l in m.weighted_layers[1:]])]))\n")
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     proc = subprocess.run([sys.executable, "-c", code, str(path), str(x_path), str(out_path)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -7,10 +7,10 @@ registry: a new rule fails `test_every_registered_rule_is_covered` until a grid 
 
 import pytest
 
-from bpfree import records
 from bpfree.rules import registry
 from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 from bpfree.tuning import execution as execution_module
+from search_records import found
 
 DENSE = {"arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"], "lr": [1e-2],
          "dropout": [0.1]}
@@ -28,10 +28,6 @@ CONFIG = dict(dataset="digits", objective="val_error_rate", num_epochs=3, execut
 
 def quiet(*args):
     pass
-
-
-def found(directory):
-    return {(d["trial_id"], d["execution"]): d for d in map(records.read, records.iter_record_paths(str(directory)))}
 
 
 def stop_every_execution_after_epoch(monkeypatch, epoch):

@@ -4,9 +4,7 @@ as fa with B = sign(W)·scale, brsf's redraws), learning on digits, saving and l
 
 eager/graph/XLA equality: test_compile_modes.py; convolutions: test_conv_rules.py."""
 
-import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -19,9 +17,9 @@ from bpfree import datasets
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dense_rules_reference import run_one_step, updates_with_transposed_output_kernel
 from feedback_variants_reference import assert_close, batch, one_step, tiny
+from fresh_process import assert_learns_digits_and_reloads
 from numpy_reference import assert_updates
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("kp", "usf", "brsf", "frsf")
 
 
@@ -126,26 +124,7 @@ def test_kp_feedback_converges_to_the_forward_weights(digits):
 
 @pytest.mark.parametrize("rule", ("kp", "usf", "brsf", "frsf"))
 def test_learns_digits_and_loads_in_a_fresh_process(rule, digits, tmp_path):
-    x, y = digits
-    model = bpfree.build_model(rule, "32", x.shape[1], 10, seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
-    before = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    model.fit(x, y, batch_size=64, epochs=5, verbose=0)
-    after = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    assert after < 0.75 * before, (before, after)
-    model.save(tmp_path / "m.keras")
-    np.save(tmp_path / "x.npy", x[:16])
-    expected = np.asarray(model.predict(x[:16], verbose=0))
-    script = f"""
-import json, numpy as np, keras
-import bpfree
-model = keras.models.load_model({str(tmp_path / 'm.keras')!r})
-print("RESULT" + json.dumps(np.asarray(model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)).tolist()))
-"""
-    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    np.testing.assert_allclose(json.loads(done.stdout.split("RESULT", 1)[1]), expected, rtol=1e-5, atol=1e-6)
+    assert_learns_digits_and_reloads(rule, digits, tmp_path)
 
 
 def test_saved_state_round_trips_in_process(tmp_path):

@@ -14,9 +14,8 @@ from bpfree.tuning import SearchConfig, SearchSpace, run_search
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from feedback_variants_reference import NEW
+from fresh_process import SRC, fresh_env
 from pepita_ff_reference import ff_model, pepita_batch, pepita_model
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_saved_models_load_in_a_fresh_process(tmp_path):
@@ -44,8 +43,7 @@ for name in ("pepita", "ff"):
                   "class": type(m).__name__}}
 print("RESULT" + json.dumps(out))
 """
-    env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env(PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.split("RESULT", 1)[1])

@@ -12,8 +12,8 @@ import pytest
 
 from bpfree import records, results
 from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
+from fresh_process import fresh_env
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Linear nets: lr 1e30 diverges (its model is kept too), the others complete.
 SPACE = {"algorithm": ["bp", "fa"], "arch": ["16"], "activation": ["linear"], "batchnorm": [False],
          "bw_init": ["ortho"], "lr": [1e-3, 1e-2, 1e30], "dropout": [0.0]}
@@ -32,7 +32,7 @@ def found(directory):
 
 def fresh_python(script, timeout=300):
     """Runs `script` in a new interpreter (nothing of this process's registrations); returns it done."""
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=timeout)
 
 

@@ -9,12 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from bpfree import records, results, schedules
+from bpfree import results, schedules
 from bpfree.schedule_callback import EpochLearningRate
 from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 from bpfree.tuning import execution as execution_module
 from bpfree.tuning.hypermodel import BpfreeHyperModel
 from bpfree.tuning.search import ExperimentMismatch, check_config, project_dir
+from search_records import found
 
 SPACE = {"algorithm": ["bp", "fa"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False],
          "bw_init": ["ortho"], "lr": [1e-2, 3e-2], "dropout": [0.0]}
@@ -23,15 +24,6 @@ SETTINGS = dict(dataset="digits", objective="val_error_rate", use_xla=False)
 
 def quiet(*args):
     pass
-
-
-def found(directory):
-    """{(trial id, execution): record} of every record under `directory`."""
-    out = {}
-    for path in records.iter_record_paths(str(directory)):
-        data = records.read(path)
-        out[(data["trial_id"], data["execution"])] = data
-    return out
 
 
 # ------------------------------------------------------------------------------------- the math vs Keras

@@ -15,6 +15,7 @@ from bpfree import records, results
 from bpfree.tuning import SearchConfig, SearchSpace, run_search, tensorboard_runs, trial_id
 from bpfree.tuning import execution as execution_module
 from bpfree.tuning.search import ExperimentMismatch
+from search_records import found as histories
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {"algorithm": ["bp", "dfa"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False],
@@ -44,15 +45,6 @@ FAST = {"use_xla": False}
 
 def quiet(*args):
     pass
-
-
-def histories(directory):
-    """{(trial id, execution): history} of every valid record under `directory`."""
-    out = {}
-    for path in records.iter_record_paths(str(directory)):
-        data = records.read(path)
-        out[(data["trial_id"], data["execution"])] = data
-    return out
 
 
 def cli(*args, env=None):

@@ -14,6 +14,8 @@ from bpfree.tuning import SearchConfig, SearchSpace, run_search, trial_id
 from bpfree.tuning import execution as execution_module
 from bpfree.tuning.search import ExperimentMismatch
 from bpfree.tuning.searches import BayesianOracle, RandomOracle, make_oracle, random_order
+from fresh_process import fresh_env
+from search_records import found
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("tensorflow", "keras", "keras_tuner")
@@ -145,7 +147,7 @@ def test_a_preset_sets_the_search_and_a_flag_overrides_it():
     (["--max_trials", "3"], "error: Invalid max_trials 3: only with search random, bayesian or hyperband"),
 ])
 def test_the_command_line_refuses_them_with_exit_2_before_tensorflow_loads(tmp_path, flags, message):
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "bpfree", str(tmp_path / "exp"), *flags],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
@@ -165,10 +167,6 @@ def test_bayesian_with_workers_is_refused(tmp_path, cli_in_process, tiny_preset)
 # ------------------------------------------------------------------------------------- real searches
 SMALL = {**SPACE, "algorithm": ["bp"], "arch": ["16"], "lr": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]}
 SETTINGS = dict(dataset="digits", objective="val_error_rate", num_epochs=1, use_xla=False)
-
-
-def found(directory):
-    return {(d["trial_id"], d["execution"]): d for d in map(records.read, records.iter_record_paths(str(directory)))}
 
 
 def search(directory, space=SMALL, **settings):
@@ -267,7 +265,7 @@ def test_a_bayesian_search_killed_9_in_its_fourth_trial_resumes_with_the_same_se
     preset = tmp_path / "preset.toml"
     preset.write_text(KILL_PRESET)
     search(tmp_path / "whole", space=SMALL, num_epochs=3, search="bayesian", max_trials=5)
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     command = [sys.executable, "-m", "bpfree", str(tmp_path / "killed"), "--hparams", str(preset),
                "--checkpoint_seconds", "0"]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

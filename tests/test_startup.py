@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from bpfree import choices, layers, optimizers, rules, schedules, trackers
+from fresh_process import fresh_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("tensorflow", "keras", "keras_tuner", "tensorflow_datasets", "pandas", "matplotlib", "scipy")
@@ -17,7 +18,7 @@ HEAVY = ("tensorflow", "keras", "keras_tuner", "tensorflow_datasets", "pandas", 
 def run_cli(*args):
     """`python -X importtime -m bpfree ARGS` in a fresh process: (exit code, stderr without the import
     lines, the heavy packages it imported)."""
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = fresh_env()
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "bpfree", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
