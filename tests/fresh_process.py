@@ -1,10 +1,12 @@
-"""A fresh Python process for the tests: its environment, and the learn, save and reload-elsewhere check
-that the dense rule families share."""
+"""A fresh Python process for the tests: its environment, killing one mid-run (kill -9 of its group), and
+the learn, save and reload-elsewhere check that the dense rule families share."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -18,6 +20,17 @@ def fresh_env(**extra):
     """The environment of a fresh interpreter: this process's, with this checkout's src/ as PYTHONPATH and
     TensorFlow's C++ log lines off (TF_CPP_MIN_LOG_LEVEL=3), then `extra` (which may override either)."""
     return {**os.environ, "PYTHONPATH": SRC, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+
+
+def kill_9_when(proc, ready, seconds=300, poll_seconds=0.05):
+    """Polls `ready()` until it holds or `seconds` pass, then kills `proc`'s process group with SIGKILL (`proc`
+    started with start_new_session=True) and reaps it. `proc` ending on its own first fails, with its output."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and not ready():
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(poll_seconds)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def assert_learns_digits_and_reloads(rule, digits, tmp_path):

@@ -6,16 +6,15 @@ and resumed."""
 
 import functools
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from bpfree.tuning import EngineOptions, SearchConfig, SearchSpace, run_search
 from bpfree.tuning import engine as engine_module
 import search_records
+from fresh_process import kill_9_when
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {"algorithm": ["bp"], "arch": ["16"], "activation": ["tanh"], "batchnorm": [False], "bw_init": ["ortho"],
@@ -178,16 +177,13 @@ def test_kill9_during_a_grouped_run_then_resume_gives_the_same_records(tmp_path)
 
     killed = tmp_path / "killed"
     proc = _cli(killed, "--hparams", preset, "--members", 4, "--checkpoint_seconds", 0)
-    deadline = time.time() + 240
-    while time.time() < deadline:  # kill when a group is mid-way: checkpoints and partial records exist
+
+    def mid_way():  # a group is mid-way: checkpoints and partial records exist
         now = found(killed) if killed.exists() else {}
-        if any(d["status"] == "running" and len(d["history"].get("loss", [])) >= 2 for d in now.values()) \
-                and list(killed.rglob("*.ckpt.npz")):
-            break
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        return any(d["status"] == "running" and len(d["history"].get("loss", [])) >= 2 for d in now.values()) \
+            and bool(list(killed.rglob("*.ckpt.npz")))
+
+    kill_9_when(proc, mid_way, seconds=240, poll_seconds=0.1)
     resumed = _cli(killed, "--hparams", preset, "--members", 4, "--checkpoint_seconds", 0)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]

@@ -21,7 +21,7 @@ from bpfree.tuning.hyperband import STOPPED_BY, HyperbandOracle, brackets, resul
 from bpfree.tuning.search import ExperimentMismatch
 from bpfree.tuning.searches import make_oracle, random_order
 from bpfree.tuning.trials import BRACKET, EPOCHS
-from fresh_process import fresh_env
+from fresh_process import fresh_env, kill_9_when
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -389,8 +389,6 @@ dropout = [0.0]
 def test_a_search_killed_9_in_its_last_round_resumes_to_the_same_records(tmp_path):
     """kill -9 of the whole process group while the bracket's last round extends its point from 4 to 16 epochs
     (6 points at 1 epoch, 4 of them to 4, 1 to 16), then the same command again: the uninterrupted records."""
-    import signal
-    import time
 
     preset = tmp_path / "preset.toml"
     preset.write_text(KILL_PRESET)
@@ -400,16 +398,13 @@ def test_a_search_killed_9_in_its_last_round_resumes_to_the_same_records(tmp_pat
                "--checkpoint_seconds", "0"]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
+
+    def in_its_last_round():
         now = kept(tmp_path / "killed") if (tmp_path / "killed").exists() else {}
-        if any(d["status"] == "running" and (d["hyperband"] or {}).get("budgets") == [1, 4, 16]
-               and records.epochs_done(d["history"]) > 5 for d in now.values()):
-            break
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        return any(d["status"] == "running" and (d["hyperband"] or {}).get("budgets") == [1, 4, 16]
+                   and records.epochs_done(d["history"]) > 5 for d in now.values())
+
+    kill_9_when(proc, in_its_last_round)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert kept(tmp_path / "killed") == kept(tmp_path / "whole")

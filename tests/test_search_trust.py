@@ -3,7 +3,6 @@ accidents retried and reported, corrupt records repaired, records that carry the
 
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from bpfree import records, results
 from bpfree.tuning import SearchConfig, SearchSpace, run_search, tensorboard_runs, trial_id
 from bpfree.tuning import execution as execution_module
 from bpfree.tuning.search import ExperimentMismatch
+from fresh_process import kill_9_when
 from search_records import found as histories
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,17 +104,14 @@ def test_records_are_identical_uninterrupted_point_by_point_killed_and_with_two_
 
     # kill -9 while an execution is mid-way (a checkpoint exists), then resume.
     proc = cli(tmp_path / "killed", "--hparams", preset, "--checkpoint_seconds", 0)
-    deadline = time.time() + 240
-    while time.time() < deadline:
+
+    def mid_way():
         found = histories(tmp_path / "killed") if (tmp_path / "killed").exists() else {}
-        if any(d["status"] == "completed" for d in found.values()) and \
-                any(d["status"] == "running" and d["history"] for d in found.values()) and \
-                list((tmp_path / "killed").rglob("*.ckpt.npz")):
-            break
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        return any(d["status"] == "completed" for d in found.values()) and \
+            any(d["status"] == "running" and d["history"] for d in found.values()) and \
+            bool(list((tmp_path / "killed").rglob("*.ckpt.npz")))
+
+    kill_9_when(proc, mid_way, seconds=240)
     resumed = cli(tmp_path / "killed", "--hparams", preset, "--checkpoint_seconds", 0)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]

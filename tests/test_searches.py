@@ -14,7 +14,7 @@ from bpfree.tuning import SearchConfig, SearchSpace, run_search, trial_id
 from bpfree.tuning import execution as execution_module
 from bpfree.tuning.search import ExperimentMismatch
 from bpfree.tuning.searches import BayesianOracle, RandomOracle, make_oracle, random_order
-from fresh_process import fresh_env
+from fresh_process import fresh_env, kill_9_when
 from search_records import found
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -259,8 +259,6 @@ def in_order(directory):
 def test_a_bayesian_search_killed_9_in_its_fourth_trial_resumes_with_the_same_sequence(tmp_path):
     """The preset's [search] table sets the search; kill -9 of the whole process group mid-trial (after the
     three random trials, in the first one the Gaussian process proposed), then the same command again."""
-    import signal
-    import time
 
     preset = tmp_path / "preset.toml"
     preset.write_text(KILL_PRESET)
@@ -270,16 +268,13 @@ def test_a_bayesian_search_killed_9_in_its_fourth_trial_resumes_with_the_same_se
                "--checkpoint_seconds", "0"]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
+
+    def in_its_fourth_trial():
         now = found(tmp_path / "killed") if (tmp_path / "killed").exists() else {}
-        if sum(d["status"] == "completed" for d in now.values()) == 3 and any(
-                d["status"] == "running" and d["history"] for d in now.values()):
-            break
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        return sum(d["status"] == "completed" for d in now.values()) == 3 and any(
+            d["status"] == "running" and d["history"] for d in now.values())
+
+    kill_9_when(proc, in_its_fourth_trial, poll_seconds=0.1)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     killed, reference = found(tmp_path / "killed"), found(tmp_path / "whole")
