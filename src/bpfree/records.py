@@ -128,6 +128,14 @@ class RecordError(ValueError):
     """A record file that cannot be read; its path is in the message."""
 
 
+def read_or_none(path):
+    """The record at `path`, or None where there is none or it is not a valid record (`read`)."""
+    try:
+        return read(path)
+    except RecordError:
+        return None
+
+
 def read(path):
     """Reads one record file; a `RecordError` naming the file if it is not a valid record (unreadable,
     truncated, not JSON, not an object, or a field of the wrong type)."""

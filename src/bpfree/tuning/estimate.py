@@ -27,6 +27,7 @@ import time
 
 from bpfree import records
 from bpfree.choices import DEFAULT_HYPERBAND_FACTOR
+from bpfree.tuning import plan
 from bpfree.tuning.options import AUTO_MEMBERS, AUTO_MEMBERS_WITHOUT_XLA, structure_key
 from bpfree.tuning.space import SearchSpace
 
@@ -113,8 +114,6 @@ def estimate(config, space, points, engine):
         runs = [(algorithms, archs[:1]), (algorithms[:1], archs[1:])]
     mean_epochs = None
     if config.search == "hyperband":  # the configurations its brackets draw, and the epochs they train at most
-        from bpfree.tuning import plan
-
         size = plan.HyperbandSize.of(len(points), config)
         points = points[:size.points]
         mean_epochs = size.execution_epochs / (size.points * config.executions_per_trial)

@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from bpfree import records, scoring
-from bpfree.tuning.hyperband_schedule import brackets
+from bpfree.tuning.hyperband_schedule import brackets, most_rounds
 from bpfree.tuning.oracle import RUNNING, STOPPED, GridOracle
 from bpfree.tuning.space import random_order, trial_id
 from bpfree.tuning.trials import BRACKET, EPOCHS, ROUND
@@ -138,7 +138,7 @@ class HyperbandOracle(GridOracle):
         (`result_at`), and the mean of their finite scores (None where none is finite)."""
         scores = []
         for execution in range(self.executions_per_trial):
-            data = _read(records.execution_path(self.directory, trial_id(point), execution))
+            data = records.read_or_none(records.execution_path(self.directory, trial_id(point), execution))
             if data is None:
                 return False, None
             done, score = result_at(data, epochs, self.objective.name, self.score)
@@ -152,7 +152,7 @@ class HyperbandOracle(GridOracle):
         for point in points:
             for execution in range(self.executions_per_trial):
                 path = records.execution_path(self.directory, trial_id(point), execution)
-                data = _read(path)
+                data = records.read_or_none(path)
                 if (data is not None and data["status"] == "completed" and data.get("stopped_by") != STOPPED_BY
                         and records.epochs_done(data["history"]) >= records.asked_epochs(data)):  # not early-stopped
                     record = records.ExecutionRecord.resume(path)
@@ -178,14 +178,7 @@ class HyperbandOracle(GridOracle):
     @property
     def trials_planned(self):
         """The trials of the schedule where every point has a score (fewer where some diverge or fail)."""
-        total, left = 0, len(self.order)
-        for _, rounds in self.schedule:
-            n = min(rounds[0][0], left)
-            left -= n
-            for size, _ in rounds:
-                n = min(n, size)
-                total += n
-        return total
+        return sum(n for _, rounds in most_rounds(len(self.order), self.schedule) for n, _ in rounds)
 
     def describe(self):
         done = len(self.steps) - len(self.pending)
@@ -200,14 +193,7 @@ class HyperbandOracle(GridOracle):
         for point, _, _, epochs in self.pending:
             tid = trial_id(point)
             for execution in range(self.executions_per_trial):
-                data = _read(records.execution_path(self.directory, tid, execution))
+                data = records.read_or_none(records.execution_path(self.directory, tid, execution))
                 if data is None or not result_at(data, epochs, self.objective.name, self.score)[0]:
                     out.append((tid, execution, data["status"] if data else "missing", data and data.get("error")))
         return out
-
-
-def _read(path):
-    try:
-        return records.read(path)
-    except (OSError, records.RecordError):
-        return None

@@ -25,20 +25,27 @@ def brackets(max_epochs, factor, iterations=1):
             for s in range(count - 1, -1, -1)]
 
 
-def most_execution_epochs(points, schedule, executions=1):
-    """(configurations, execution-epochs): the most a Hyperband `schedule` (`brackets`) over `points` grid points
-    can train, each configuration `executions` times: a bracket's first round draws min(n, points not yet
-    drawn), a later round keeps min(n, the round before's), and a kept configuration trains from the previous
-    round's budget to its own (it extends its executions). The oracle trains no more than that: a round keeps
-    fewer where configurations diverged or failed."""
-    left, drawn, epochs = points, 0, 0
-    for _, rounds in schedule:
-        kept, trained = None, 0
+def most_rounds(points, schedule):
+    """`schedule` (`brackets`) with each round's n replaced by the most configurations it trains over `points`
+    grid points: a bracket's first round draws min(n, points not yet drawn), a later round keeps min(n, the
+    round before's). The oracle trains no more: a round keeps fewer where configurations diverged or failed."""
+    left, out = points, []
+    for bracket, rounds in schedule:
+        kept, sized = min(rounds[0][0], left), []
+        left -= kept
         for n, budget in rounds:
-            kept = min(n, left) if kept is None else min(n, kept)
-            if trained == 0:
-                left -= kept
-                drawn += kept
-            epochs += kept * (budget - trained)
-            trained = budget
+            kept = min(n, kept)
+            sized.append((kept, budget))
+        out.append((bracket, sized))
+    return out
+
+
+def most_execution_epochs(points, schedule, executions=1):
+    """(configurations, execution-epochs): the most a Hyperband `schedule` over `points` grid points can train
+    (`most_rounds`), each configuration `executions` times; a kept configuration trains from the previous
+    round's budget to its own (it extends its executions)."""
+    drawn = epochs = 0
+    for _, rounds in most_rounds(points, schedule):
+        drawn += rounds[0][0]
+        epochs += sum(n * (budget - previous) for (n, budget), previous in zip(rounds, [0] + [r for _, r in rounds]))
     return drawn, epochs * executions

@@ -131,7 +131,8 @@ class GridOracle(keras_tuner.Oracle):
     @property
     def remaining(self):
         """The points neither finished nor handed out, in grid order."""
-        return [p for p in self.points if trial_id(p) not in self.finished_ids | self.handed_out]
+        taken = self.finished_ids | self.handed_out  # once, not per point
+        return [p for p in self.points if trial_id(p) not in taken]
 
     def unfinished_executions(self):
         """The grid's executions without a final record, read from disk now (see `unfinished_executions`)."""

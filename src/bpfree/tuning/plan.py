@@ -9,6 +9,7 @@ work it trains whatever the network: a grid of more than `ASK_ABOVE` of them is 
 import dataclasses
 import textwrap
 
+from bpfree.tuning.hyperband_schedule import brackets, most_execution_epochs
 from bpfree.tuning.space import trial_id
 
 # Execution-epochs a search runs without --yes: more take hours on a CPU even for the smallest nets here.
@@ -55,8 +56,6 @@ class HyperbandSize:
 
     @classmethod
     def of(cls, points, config):
-        from bpfree.tuning.hyperband_schedule import brackets, most_execution_epochs
-
         drawn, most = most_execution_epochs(points, brackets(config.num_epochs, config.hyperband_factor),
                                             config.executions_per_trial)
         return cls(drawn, config.executions_per_trial, config.num_epochs, config.hyperband_factor, most)

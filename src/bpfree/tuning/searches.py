@@ -143,7 +143,7 @@ class BayesianOracle(GridOracle):
         for tid in sorted(self.handed_out - self.finished_ids):
             for execution in range(self.executions_per_trial):
                 path = records.execution_path(self.directory, tid, execution)
-                data = _read(path)
+                data = records.read_or_none(path)
                 if data is None or not records.done(data, self.num_epochs):
                     out.append((tid, execution, data["status"] if data else "missing", data and data.get("error")))
         return out
@@ -155,7 +155,7 @@ class BayesianOracle(GridOracle):
         having none; None where none is finite: a failed trial, left out of the Gaussian process)."""
         scores = []
         for execution in range(self.executions_per_trial):
-            data = _read(records.execution_path(self.directory, trial_id(point), execution))
+            data = records.read_or_none(records.execution_path(self.directory, trial_id(point), execution))
             if data is None or not records.done(data, self.num_epochs):
                 return False, None
             if data["status"] == "completed":
@@ -236,10 +236,3 @@ def proposal_space(points):
         return {name: values[name].index(value) for name, value in point.items()}
 
     return hp, encode, [name for name, vals in values.items() if len(vals) > 1]
-
-
-def _read(path):
-    try:
-        return records.read(path)
-    except (OSError, records.RecordError):
-        return None
